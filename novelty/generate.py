@@ -1,0 +1,64 @@
+"""Generate seeded samples from a checkpoint: the same checkpoint and seed give identical files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from novelty import defaults
+from novelty.errors import NoveltyError
+from novelty.files import write_json
+
+GRID_FILE = "grid.png"
+MANIFEST_FILE = "generated.json"
+SAMPLES_DIR = "samples"  # the PNGs live apart from the grid so the folder can be analysed as is
+
+
+def sample(checkpoint: str | os.PathLike, n: int = defaults.N_SAMPLES, seed: int = defaults.SEED,
+           batch_size: int = 256) -> tuple[np.ndarray, dict]:
+    """``n`` samples as ``(n, size, size, 3)`` uint8 plus the checkpoint's config as a dict."""
+    from novelty.dcgan import load_generator
+    from novelty.training import fixed_noise, to_uint8
+
+    if n < 1:
+        raise NoveltyError(f"number of samples must be positive, received: {n}")
+    model, config = load_generator(checkpoint)
+    noise = fixed_noise(n, config.z_dim, seed)
+    chunks = [to_uint8(model(noise[i:i + batch_size], training=False))
+              for i in range(0, n, batch_size)]
+    return np.concatenate(chunks), config.to_dict()
+
+
+def sample_names(n: int) -> list[str]:
+    """File names of ``n`` samples, zero-padded so they sort in generation order."""
+    width = max(4, len(str(n - 1)))
+    return [f"sample-{i:0{width}d}.png" for i in range(n)]
+
+
+def generate(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int = defaults.N_SAMPLES,
+             seed: int = defaults.SEED) -> Path:
+    """Write ``n`` PNG samples (``out/samples/``), a grid and a manifest into ``out``; returns ``out``."""
+    from novelty.dcgan import resolve_checkpoint
+    from novelty.images import grid, save_png
+
+    out = Path(out)
+    images, config = sample(checkpoint, n, seed)
+    names = sample_names(n)
+    for name, image in zip(names, images, strict=True):
+        save_png(image, out / SAMPLES_DIR / name)
+    save_png(grid(images[: min(n, 100)]), out / GRID_FILE)
+    write_json(out / MANIFEST_FILE, {
+        "checkpoint": str(resolve_checkpoint(checkpoint)), "n": n, "seed": seed,
+        "config": config, "files": names,
+    })
+    return out
+
+
+def samples_folder(path: str | os.PathLike) -> Path:
+    """The folder of sample images for ``path``: ``path/samples`` for a generate output, else ``path``."""
+    path = Path(path)
+    if (path / MANIFEST_FILE).is_file() and (path / SAMPLES_DIR).is_dir():
+        return path / SAMPLES_DIR
+    return path

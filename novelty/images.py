@@ -1,0 +1,240 @@
+"""Images in: find files, decode them safely to RGB uint8 HWC arrays, fit them to a square size.
+
+Every decode problem becomes an :class:`ImageError` carrying a one-line reason, so callers can skip
+the file and report it instead of stopping halfway. Arrays are always ``(height, width, 3)`` uint8:
+the 2018 project lost weeks to images written channel-first.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from novelty import defaults
+from novelty.errors import NoveltyError
+from novelty.files import atomic_open
+
+
+class ImageError(NoveltyError):
+    """A file that cannot be used as an image; ``str(error)`` is the reason for the report."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What we learnt about a source file while decoding it."""
+
+    original_size: tuple[int, int]  # (width, height) after EXIF orientation
+    mode: str  # Pillow mode of the source
+    frames: int  # > 1 for animated images; the first frame is used
+
+
+def find_images(root: str | os.PathLike) -> list[Path]:
+    """All non-hidden files under ``root``, recursively, in a stable (sorted) order.
+
+    Every file is a candidate: decoding decides, so a mislabelled image (a PNG named ``.jpg``, a
+    JPEG without extension) is still used, and a non-image is reported with its reason.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise NoveltyError(f"image folder not found: {root}")
+    if not root.is_dir():
+        raise NoveltyError(f"expected a folder of images, received a file: {root}")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                found.append(Path(dirpath) / name)
+    return found
+
+
+def image_id(path: Path, root: Path) -> str:
+    """The stable human id of an image: its path relative to the folder, with forward slashes."""
+    return path.relative_to(root).as_posix()
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB: alpha composited on white, 16-bit and float scaled, CMYK converted."""
+    mode = img.mode
+    if mode in ("RGB",):
+        return img
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if (mode != "F" and arr.max(initial=0) > 255) else 255.0
+        if mode == "F" and arr.max(initial=0) <= 1.0:
+            top = 1.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr).convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, defaults.PAD_COLOR + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def decode(data: bytes | str | os.PathLike, *, max_pixels: int = defaults.MAX_IMAGE_PIXELS
+           ) -> tuple[np.ndarray, ImageInfo]:
+    """Decode a file (path or bytes) to an RGB uint8 ``(H, W, 3)`` array at its own size.
+
+    Raises :class:`ImageError` with a one-line reason for empty, truncated, non-image or oversized
+    files. Oversized means more than ``max_pixels`` pixels, checked before any pixel is decoded.
+    """
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            raw = Path(data).read_bytes()
+        except OSError as exc:
+            raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+    else:
+        raw = data
+    if not raw:
+        raise ImageError("empty file (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(raw))
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"too large to decode safely: {exc}") from None
+        except Image.DecompressionBombWarning:
+            raise ImageError("too large to decode safely (decompression-bomb limit)") from None
+        except Exception as exc:  # Pillow raises many types for junk input
+            raise ImageError(f"not a readable image: {_reason(exc)}") from None
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageError(
+                f"too large: {width}x{height} = {width * height:,} pixels, limit {max_pixels:,}"
+            )
+        if width < 1 or height < 1:
+            raise ImageError(f"degenerate size {width}x{height}")
+        frames = getattr(img, "n_frames", 1)
+        try:
+            img.seek(0)
+            img.load()
+            mode = img.mode
+            img = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(img)
+            arr = np.asarray(rgb, dtype=np.uint8)
+        except Exception as exc:
+            raise ImageError(f"corrupt or truncated image data: {_reason(exc)}") from None
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageError(f"unexpected decoded shape {arr.shape}")
+    info = ImageInfo(original_size=(arr.shape[1], arr.shape[0]), mode=mode, frames=int(frames))
+    return np.ascontiguousarray(arr), info
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def fit(arr: np.ndarray, size: int, mode: str = defaults.FIT_MODE) -> np.ndarray:
+    """Fit an RGB uint8 ``(H, W, 3)`` array into a ``(size, size, 3)`` square.
+
+    ``crop``: scale the shorter side to ``size``, then take the centre. ``pad``: scale the longer side
+    to ``size``, then pad with white around the centre. Downscaling uses Lanczos filtering.
+    """
+    if mode not in defaults.FIT_MODES:
+        raise NoveltyError(f"unknown fit mode {mode!r}; must be one of: {', '.join(defaults.FIT_MODES)}")
+    if size < 1:
+        raise NoveltyError(f"image size must be positive, received: {size}")
+    height, width = arr.shape[:2]
+    if (height, width) == (size, size):
+        return arr
+    img = Image.fromarray(arr)
+    scale = size / (min(width, height) if mode == "crop" else max(width, height))
+    new_w = max(1, round(width * scale))
+    new_h = max(1, round(height * scale))
+    img = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
+    if mode == "crop":
+        left = (new_w - size) // 2
+        top = (new_h - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+    else:
+        canvas = Image.new("RGB", (size, size), defaults.PAD_COLOR)
+        canvas.paste(img, ((size - new_w) // 2, (size - new_h) // 2))
+        img = canvas
+    return np.asarray(img, dtype=np.uint8)
+
+
+def load(path: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE) -> np.ndarray:
+    """Decode one file and fit it: the ``(size, size, 3)`` uint8 array, or :class:`ImageError`."""
+    arr, _ = decode(path)
+    return fit(arr, size, mode)
+
+
+def to_png_bytes(arr: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_png(arr: np.ndarray, path: str | os.PathLike) -> None:
+    """Write an RGB uint8 ``(H, W, 3)`` array as PNG, atomically."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(to_png_bytes(arr))
+
+
+def grid(images: Iterable[np.ndarray] | np.ndarray, columns: int | None = None,
+         gap: int = 2) -> np.ndarray:
+    """Tile ``(N, H, W, 3)`` uint8 images into one image, row by row, with white gaps."""
+    batch = np.asarray(list(images) if not isinstance(images, np.ndarray) else images)
+    if batch.ndim != 4 or batch.shape[-1] != 3 or len(batch) == 0:
+        raise NoveltyError(f"grid needs a non-empty (N, H, W, 3) batch, received shape {batch.shape}")
+    n, h, w, _ = batch.shape
+    columns = columns or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / columns))
+    out = np.full((rows * h + (rows + 1) * gap, columns * w + (columns + 1) * gap, 3), 255, np.uint8)
+    for i, image in enumerate(batch):
+        r, c = divmod(i, columns)
+        y, x = gap + r * (h + gap), gap + c * (w + gap)
+        out[y:y + h, x:x + w] = image
+    return out
+
+
+@dataclass
+class LoadedImages:
+    """A folder decoded into memory: ``images`` is ``(N, size, size, 3)`` uint8, ``ids`` its N ids."""
+
+    images: np.ndarray
+    ids: list[str]
+    skipped: list[tuple[str, str]]  # (id, reason) for every file left out
+
+
+def iter_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE,
+                progress: bool = True, desc: str = "decoding"):
+    """Yield ``(id, path, array or None, info or None, reason or None)`` for every file under ``root``.
+
+    Never raises for a bad file: its array is None and ``reason`` says why.
+    """
+    from tqdm.auto import tqdm
+
+    root = Path(root)
+    paths = find_images(root)
+    for path in tqdm(paths, desc=desc, unit="img", disable=not progress, file=None):
+        ident = image_id(path, root)
+        try:
+            arr, info = decode(path)
+            yield ident, path, fit(arr, size, mode), info, None
+        except ImageError as exc:
+            yield ident, path, None, None, str(exc)
+
+
+def load_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE,
+                progress: bool = True) -> LoadedImages:
+    """Decode every usable image under ``root`` to ``(N, size, size, 3)`` uint8, skipping bad files."""
+    arrays, ids, skipped = [], [], []
+    for ident, _path, arr, _info, reason in iter_folder(root, size, mode, progress):
+        if arr is None:
+            skipped.append((ident, reason))
+        else:
+            arrays.append(arr)
+            ids.append(ident)
+    if not arrays:
+        raise NoveltyError(f"no usable images in {root} ({len(skipped)} files skipped)")
+    return LoadedImages(np.stack(arrays), ids, skipped)

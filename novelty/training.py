@@ -1,0 +1,293 @@
+"""Train a DCGAN with tf.distribute: checkpoints, automatic resume, sample grids, TensorBoard.
+
+Layout of a training folder (``--out``)::
+
+    config.json                    GanConfig
+    train.json                     the training options and the data source, for the record
+    checkpoints/step-000500/       config.json, generator/discriminator weights, optimizer + RNG state
+    checkpoints/latest             name of the newest complete checkpoint
+    samples/step-000500.png        fixed-noise grid at each checkpoint
+    logs/                          TensorBoard scalars
+
+A checkpoint folder is written under a temporary name and renamed when complete, and ``latest`` is
+replaced atomically after that, so a crash or kill at any moment resumes from the last complete
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from novelty import defaults
+from novelty.dcgan import (
+    DISCRIMINATOR_FILE,
+    GENERATOR_FILE,
+    GanConfig,
+    build_discriminator,
+    build_generator,
+)
+from novelty.errors import NoveltyError
+from novelty.files import write_json, write_text
+
+STRATEGIES = ("auto", "default", "mirrored", "tpu")
+KEEP_CHECKPOINTS = 3
+STATE_FILE = "state.npz"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to train: the loop, the optimiser, augmentation and distribution."""
+
+    steps: int = defaults.STEPS
+    batch_size: int = defaults.BATCH_SIZE  # global: split over replicas
+    learning_rate: float = defaults.LEARNING_RATE
+    beta_1: float = defaults.BETA_1
+    checkpoint_every: int = defaults.CHECKPOINT_EVERY
+    log_every: int = defaults.LOG_EVERY
+    seed: int = defaults.SEED
+    flip: bool = False
+    jitter: bool = False
+    strategy: str = "auto"
+    tpu: str | None = None
+    devices: tuple[str, ...] | None = None  # explicit devices for MirroredStrategy
+    grid_size: int = defaults.GRID_SIZE
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "grid_size"):
+            if getattr(self, name) < 1:
+                raise NoveltyError(f"{name} must be positive, received: {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise NoveltyError(f"learning rate must be positive, received: {self.learning_rate}")
+        if self.strategy not in STRATEGIES:
+            raise NoveltyError(f"unknown strategy {self.strategy!r}; must be one of: {', '.join(STRATEGIES)}")
+        if self.strategy == "tpu" and not self.tpu:
+            raise NoveltyError("strategy 'tpu' needs --tpu NAME (a TPU name or grpc:// address)")
+
+
+def make_strategy(strategy: str = "auto", tpu: str | None = None,
+                  devices: tuple[str, ...] | None = None):
+    """TPUStrategy when a TPU is named, MirroredStrategy for several GPUs (or given devices), else default."""
+    import tensorflow as tf
+
+    if tpu or strategy == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    gpus = tf.config.list_logical_devices("GPU")
+    if strategy == "mirrored" or (strategy == "auto" and (devices or len(gpus) > 1)):
+        return tf.distribute.MirroredStrategy(devices=list(devices) if devices else None)
+    return tf.distribute.get_strategy()
+
+
+def latest_step(out: Path) -> str | None:
+    pointer = out / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    return name if (out / "checkpoints" / name / STATE_FILE).is_file() else None
+
+
+class _Trainer:
+    """Holds models, optimisers and the compiled distributed step for one training folder."""
+
+    def __init__(self, config: GanConfig, options: TrainOptions, strategy):
+        import keras
+        import tensorflow as tf
+
+        self.config, self.options, self.strategy = config, options, strategy
+        keras.utils.set_random_seed(options.seed)
+        with strategy.scope():
+            self.generator = build_generator(config)
+            self.discriminator = build_discriminator(config)
+            self.g_opt = keras.optimizers.Adam(options.learning_rate, beta_1=options.beta_1)
+            self.d_opt = keras.optimizers.Adam(options.learning_rate, beta_1=options.beta_1)
+            self.g_opt.build(self.generator.trainable_variables)
+            self.d_opt.build(self.discriminator.trainable_variables)
+            self.rng = tf.random.Generator.from_seed(options.seed)
+        self.step = 0
+        bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
+        global_batch = options.batch_size
+        z_dim = config.z_dim
+
+        def replica_step(real):
+            n = tf.shape(real)[0]
+            z = self.rng.normal([n, z_dim])
+            with tf.GradientTape() as d_tape:
+                fake = self.generator(z, training=True)
+                real_logits = self.discriminator(real, training=True)
+                fake_logits = self.discriminator(fake, training=True)
+                per_example = (bce(tf.ones_like(real_logits), real_logits)
+                               + bce(tf.zeros_like(fake_logits), fake_logits))
+                d_loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            d_vars = self.discriminator.trainable_variables
+            self.d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+            z = self.rng.normal([n, z_dim])
+            with tf.GradientTape() as g_tape:
+                fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+                g_loss = tf.nn.compute_average_loss(
+                    bce(tf.ones_like(fake_logits), fake_logits), global_batch_size=global_batch)
+            g_vars = self.generator.trainable_variables
+            self.g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+            d_real = tf.nn.compute_average_loss(tf.sigmoid(real_logits)[:, 0], global_batch_size=global_batch)
+            d_fake = tf.nn.compute_average_loss(tf.sigmoid(fake_logits)[:, 0], global_batch_size=global_batch)
+            return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+
+        @tf.function
+        def distributed_step(batch):
+            per_replica = strategy.run(replica_step, args=(batch,))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in per_replica.items()}
+
+        self.distributed_step = distributed_step
+
+    # ---- checkpoint state -------------------------------------------------------------------
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        state = {f"g_opt/{i}": np.asarray(v) for i, v in enumerate(self.g_opt.variables)}
+        state.update({f"d_opt/{i}": np.asarray(v) for i, v in enumerate(self.d_opt.variables)})
+        state["rng"] = self.rng.state.numpy()
+        state["step"] = np.asarray(self.step, np.int64)
+        return state
+
+    def save(self, out: Path, grid_noise: np.ndarray) -> Path:
+        from novelty.images import grid, save_png
+
+        name = f"step-{self.step:06d}"
+        checkpoints = out / "checkpoints"
+        final = checkpoints / name
+        tmp = checkpoints / f".{name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.config.save(tmp)
+        self.generator.save_weights(tmp / GENERATOR_FILE)
+        self.discriminator.save_weights(tmp / DISCRIMINATOR_FILE)
+        np.savez(tmp / STATE_FILE, **self._state_arrays())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        write_text(checkpoints / "latest", name + "\n")
+        samples = to_uint8(self.generator(grid_noise, training=False))
+        save_png(grid(samples), out / "samples" / f"{name}.png")
+        self._prune(checkpoints, keep=name)
+        return final
+
+    def _prune(self, checkpoints: Path, keep: str) -> None:
+        done = sorted(p for p in checkpoints.glob("step-*") if p.is_dir())
+        for old in done[:-KEEP_CHECKPOINTS]:
+            if old.name != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def restore(self, folder: Path) -> None:
+        self.generator.load_weights(folder / GENERATOR_FILE)
+        self.discriminator.load_weights(folder / DISCRIMINATOR_FILE)
+        with np.load(folder / STATE_FILE) as state:
+            for i, v in enumerate(self.g_opt.variables):
+                v.assign(state[f"g_opt/{i}"])
+            for i, v in enumerate(self.d_opt.variables):
+                v.assign(state[f"d_opt/{i}"])
+            self.rng.reset(state["rng"])
+            self.step = int(state["step"])
+
+
+def to_uint8(images) -> np.ndarray:
+    """Generator output in [-1, 1], ``(N, H, W, 3)`` -> uint8 with the same layout."""
+    arr = np.asarray(images, dtype=np.float32)
+    return np.clip(np.rint((arr + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def fixed_noise(n: int, z_dim: int, seed: int) -> np.ndarray:
+    """The seeded latent vectors used for grids and generation: ``(n, z_dim)`` float32."""
+    return np.random.default_rng(seed).standard_normal((n, z_dim)).astype(np.float32)
+
+
+def _check_resume(out: Path, config: GanConfig) -> None:
+    saved_path = out / "config.json"
+    if not saved_path.is_file():
+        return
+    saved = GanConfig.load(out)
+    if saved != config:
+        diffs = [f"{k}: saved {getattr(saved, k)} vs requested {getattr(config, k)}"
+                 for k in config.to_dict() if getattr(saved, k) != getattr(config, k)]
+        raise NoveltyError(
+            f"{out} already holds a training run with other settings ({'; '.join(diffs)}); "
+            "use another --out or the same settings to resume"
+        )
+
+
+def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOptions, *,
+          source: str = "", progress: bool = True, strategy=None) -> Path:
+    """Train on ``dataset`` (single uint8 images) into folder ``out``, resuming if it holds a run.
+
+    Returns the folder of the last checkpoint. ``dataset`` is an unbatched tf.data dataset of
+    ``(size, size, 3)`` uint8 images (see :mod:`novelty.pipeline`).
+    """
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from novelty.pipeline import augment_and_batch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, config)
+    strategy = strategy or make_strategy(options.strategy, options.tpu, options.devices)
+    replicas = strategy.num_replicas_in_sync
+    if options.batch_size % replicas:
+        raise NoveltyError(
+            f"global batch size {options.batch_size} does not split over {replicas} replicas"
+        )
+    config.save(out)
+    record = {"config": config.to_dict(), "options": _jsonable(dataclasses.asdict(options)),
+              "source": source, "replicas": replicas,
+              "strategy": type(strategy).__name__, "tensorflow": tf.__version__}
+    write_json(out / "train.json", record)
+
+    trainer = _Trainer(config, options, strategy)
+    resume = latest_step(out)
+    if resume:
+        trainer.restore(out / "checkpoints" / resume)
+    if trainer.step >= options.steps:
+        return out / "checkpoints" / resume
+
+    batches = augment_and_batch(dataset, config.image_size, options.batch_size, seed=options.seed + trainer.step,
+                                flip=options.flip, jitter=options.jitter)
+    iterator = iter(strategy.experimental_distribute_dataset(batches))
+    grid_noise = fixed_noise(options.grid_size, config.z_dim, options.seed)
+    writer = tf.summary.create_file_writer(str(out / "logs"))
+    bar = tqdm(total=options.steps, initial=trainer.step, desc="training", unit="step",
+               disable=not progress)
+    last = None
+    started = time.perf_counter()
+    try:
+        while trainer.step < options.steps:
+            metrics = trainer.distributed_step(next(iterator))
+            trainer.step += 1
+            bar.update(1)
+            if trainer.step % options.log_every == 0 or trainer.step == options.steps:
+                values = {k: float(v) for k, v in metrics.items()}
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
+                with writer.as_default(step=trainer.step):
+                    for k, v in values.items():
+                        tf.summary.scalar(k, v)
+                    tf.summary.scalar("steps_per_second", trainer.step / max(time.perf_counter() - started, 1e-9))
+            if trainer.step % options.checkpoint_every == 0 or trainer.step == options.steps:
+                last = trainer.save(out, grid_noise)
+    except KeyboardInterrupt:
+        last = trainer.save(out, grid_noise)
+        bar.close()
+        raise
+    finally:
+        bar.close()
+        writer.flush()
+    return last
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=list))
