@@ -44,6 +44,22 @@ SEED = click.option("--seed", type=int, default=defaults.SEED, help="Random seed
 
 
 @main.command()
+@click.argument("images", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Folder for the shards, manifest.json and skipped.csv (replaces an earlier prepare).")
+@SIZE
+@FIT
+@click.option("--shard-size", type=click.IntRange(min=1), default=defaults.SHARD_SIZE,
+              help="Images per TFRecord shard.")
+def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int) -> None:
+    """Decode an image folder once into TFRecord shards that `novelty train` streams."""
+    from novelty.records import prepare as run_prepare
+
+    result = run_prepare(images, out, size, fit_mode, shard_size)
+    click.echo(result.summary())
+
+
+@main.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Training folder (resumed if it exists).")
 @SIZE
@@ -95,6 +111,138 @@ def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
 
     run_generate(checkpoint, out, n=n, seed=seed)
     click.echo(f"Wrote {n} samples to {out / SAMPLES_DIR} and a grid to {out / GRID_FILE}")
+
+
+def _layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@main.command()
+@click.option("--train", "train_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder of training images.")
+@click.option("--generated", "generated_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of generated images (or a `novelty generate` output folder).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Instead of --generated: sample --n images from this checkpoint into RUN/generated.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=defaults.N_SAMPLES,
+              help="Samples to generate with --checkpoint.")
+@SEED
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Run folder (a re-run reuses its cached features).")
+@click.option("--layers", default=",".join(defaults.LAYERS), callback=_layers,
+              help="Comma-separated VGG16 layers.")
+@click.option("--k", "k", type=click.IntRange(min=1), default=defaults.TOP_K, help="Neighbours per sample.")
+@click.option("--weights", default=defaults.WEIGHTS,
+              help="imagenet, none (random init) or a Keras VGG16 weights file.")
+@click.option("--preprocess", type=click.Choice(defaults.PREPROCESS_MODES), default=defaults.PREPROCESS,
+              help="caffe: Keras preprocess_input (correct); original: x/127.5-1 as the 2018 demo.")
+@click.option("--input-size", type=click.IntRange(min=32), default=defaults.INPUT_SIZE,
+              help="Every image is fitted to this square before VGG16.")
+@FIT
+@click.option("--batch-size", type=click.IntRange(min=1), default=defaults.EMBED_BATCH_SIZE,
+              help="Images per VGG16 batch.")
+@click.option("--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
+              help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
+@click.option("--block1-reduce", default=defaults.BLOCK1_REDUCE,
+              help="none, or pool:N to average-pool block1_pool N x N before flattening (less memory).")
+@click.option("--index", type=click.Choice(["exact", "faiss"]), default=defaults.INDEX,
+              help="Neighbour search backend (both exact).")
+def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None, n: int, seed: int,
+            out: Path, layers: tuple[str, ...], k: int, weights: str, preprocess: str, input_size: int,
+            fit_mode: str, batch_size: int, feature_dtype: str, block1_reduce: str, index: str) -> None:
+    """Find the nearest training images of every generated image; write the run folder OUT."""
+    from novelty.analyze import AnalyzeOptions
+    from novelty.analyze import analyze as run_analyze
+
+    options = AnalyzeOptions(layers=layers, k=k, weights=weights, preprocess=preprocess,
+                             input_size=input_size, batch_size=batch_size, fit_mode=fit_mode,
+                             feature_dtype=feature_dtype, block1_reduce=block1_reduce, index=index)
+    result = run_analyze(train_dir, out, generated=generated_dir, checkpoint=checkpoint, n=n, seed=seed,
+                         options=options)
+    counts = result.counts
+    click.echo(f"Compared {counts['generated']} generated with {counts['training']} training images "
+               f"({counts['skipped']} files skipped, see {out / 'files.csv'}); "
+               f"embedded {sum(result.embedded.values())} new images")
+    click.echo(f"Run folder: {out}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--host", default=defaults.HOST, help="Address to bind; the default serves this machine only.")
+@click.option("--port", type=click.IntRange(0, 65535), default=defaults.PORT, help="Port to listen on.")
+def serve(run: Path, host: str, port: int) -> None:
+    """Browse RUN in a web browser: samples, neighbours per layer, training-set curation, queries."""
+    from webdemo import Settings  # the one place novelty imports webdemo: the app is optional
+    from webdemo.server import serve as run_server
+
+    click.echo(f"Serving {run} on http://{host}:{port}/  (API docs: /docs; Ctrl+C to stop)", err=True)
+    run_server(Settings(run=run), host=host, port=port)
+
+
+@main.command("export")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Folder for the static site (new, empty, or an earlier export).")
+def export_command(run: Path, out: Path) -> None:
+    """Write a static copy of RUN's gallery and neighbour views that opens from file:// (no server)."""
+    from novelty.export import export_site
+
+    index = export_site(run, out)
+    click.echo(f"Static site: {index.resolve().as_uri()}")
+
+
+@main.command()
+@click.option("--run", "run", type=click.Path(path_type=Path), default=None, metavar="RUN",
+              help="Run folder: its training.csv drives --outliers/--duplicates and checks listed ids.")
+@click.option("--train", "train", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Training image folder  [default: the run's train_dir]")
+@click.option("--quarantine", "qdir", type=click.Path(path_type=Path), default=None, metavar="QDIR",
+              help="Folder the images move to, keeping their relative paths (outside the training folder).")
+@click.option("--outliers", is_flag=True, help="Select the run's outliers (is_outlier).")
+@click.option("--duplicates", is_flag=True, help="Select every duplicate but the first (sorted) of each group.")
+@click.option("--list", "id_list", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Select the training ids in FILE, one per line ('#' comments), e.g. the web demo's export.")
+@click.option("--dry-run", is_flag=True, help="Print the plan, move nothing.")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None, metavar="QDIR",
+              help="Finish an interrupted move into QDIR.")
+@click.option("--undo", "undo_dir", type=click.Path(path_type=Path), default=None, metavar="QDIR",
+              help="Move everything quarantined in QDIR back, checking checksums.")
+def curate(run: Path | None, train: Path | None, qdir: Path | None, outliers: bool, duplicates: bool,
+           id_list: Path | None, dry_run: bool, resume_dir: Path | None, undo_dir: Path | None) -> None:
+    """Move chosen training images to a quarantine folder, never deleting; undo or resume later.
+
+    Every step is journalled in QDIR/quarantine.jsonl (id, paths, sha256, size, status). Problems
+    with single files are reported and skipped; the exit status is 1 if any file failed.
+    """
+    from novelty import quarantine as q
+
+    modes = [name for name, on in (("--resume", resume_dir), ("--undo", undo_dir), ("--quarantine", qdir)) if on]
+    if len(modes) != 1:
+        raise NoveltyError(f"give exactly one of --quarantine, --resume, --undo; received: {', '.join(modes) or 'none'}")
+    if dry_run and not qdir:
+        raise NoveltyError("--dry-run works with --quarantine only")
+    folder = qdir or resume_dir or undo_dir
+    try:
+        if undo_dir:
+            outcomes = q.undo(undo_dir, progress=True)
+        elif resume_dir:
+            outcomes = q.resume(resume_dir, progress=True)
+        else:
+            selected, known = q.select(run, outliers=outliers, duplicates=duplicates, id_list=id_list)
+            outcomes = q.curate(q.training_folder(run, train), qdir, selected, known_ids=known,
+                                dry_run=dry_run, progress=True)
+    except KeyboardInterrupt:
+        raise NoveltyError(f"interrupted; nothing is lost: finish with `novelty curate --resume {folder}` "
+                           f"or roll back with `novelty curate --undo {folder}`") from None
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.result] = counts.get(outcome.result, 0) + 1
+        click.echo(f"{outcome.result:<9} {outcome.id}" + (f"  ({outcome.detail})" if outcome.detail else ""))
+    summary = ", ".join(f"{n} {result}" for result, n in sorted(counts.items())) or "nothing to do"
+    hint = "" if dry_run or undo_dir else f"; undo with `novelty curate --undo {folder}`"
+    click.echo(f"{summary}. Manifest: {Path(folder) / q.MANIFEST}{hint}")
+    if counts.get("failed") or counts.get("conflict"):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

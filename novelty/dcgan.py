@@ -15,6 +15,8 @@ import dataclasses
 import json
 import math
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +43,18 @@ class GanConfig:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        for name in ("image_size", "z_dim", "base_filters", "kernel_size", "format_version"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise NoveltyError(f"{name} must be an integer, received: {value!r}")
         if self.image_size not in defaults.IMAGE_SIZES:
             allowed = ", ".join(map(str, defaults.IMAGE_SIZES))
             raise NoveltyError(f"image size must be one of: {allowed}; received: {self.image_size}")
         for name in ("z_dim", "base_filters", "kernel_size"):
             if getattr(self, name) < 1:
                 raise NoveltyError(f"{name} must be positive, received: {getattr(self, name)}")
+        if self.architecture != ARCHITECTURE:
+            raise NoveltyError(f"architecture must be {ARCHITECTURE!r}, received: {self.architecture!r}")
 
     @property
     def doublings(self) -> int:
@@ -81,7 +89,17 @@ class GanConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise NoveltyError(f"checkpoint config {path} has unknown fields: {', '.join(unknown)}")
-        return cls(**data)
+        missing = sorted(known - set(data))  # never fill a saved network's shape from today's defaults
+        if missing:
+            raise NoveltyError(f"checkpoint config {path} lacks fields: {', '.join(missing)}")
+        version = data["format_version"]
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise NoveltyError(f"checkpoint config {path} has format_version {version}; this version "
+                               f"of novelty reads up to {FORMAT_VERSION}: upgrade novelty")
+        try:
+            return cls(**data)
+        except NoveltyError as exc:
+            raise NoveltyError(f"checkpoint config {path}: {exc}") from None
 
 
 def build_generator(config: GanConfig):
@@ -127,20 +145,53 @@ def build_discriminator(config: GanConfig):
     return keras.Model(inputs, outputs, name="discriminator")
 
 
+def step_folders(checkpoints: Path, required: str = GENERATOR_FILE) -> list[Path]:
+    """Complete ``step-NNNNNN`` folders under ``checkpoints`` (holding ``required``), oldest first.
+
+    Sorted by step number, not by name, so step 1,000,000 comes after step 999,999.
+    """
+    found = []
+    for folder in checkpoints.glob("step-*"):
+        digits = folder.name[len("step-"):]
+        if digits.isdigit() and (folder / required).is_file():
+            found.append((int(digits), folder))
+    return [folder for _, folder in sorted(found)]
+
+
+def latest_checkpoint(folder: str | os.PathLike, required: str = GENERATOR_FILE) -> Path | None:
+    """The newest complete checkpoint of a training folder, or None.
+
+    ``checkpoints/latest`` names it; when that pointer is missing or names a folder that is gone
+    (an interrupted save, a hand-pruned folder), the newest complete ``step-*`` folder stands in.
+    """
+    checkpoints = Path(folder) / "checkpoints"
+    pointer = checkpoints / "latest"
+    if pointer.is_file():
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            name = ""
+        if name and "/" not in name and (checkpoints / name / required).is_file():
+            return checkpoints / name
+    found = step_folders(checkpoints, required) if checkpoints.is_dir() else []
+    return found[-1] if found else None
+
+
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """The checkpoint folder for ``path``: a checkpoint itself, or a training folder (its latest)."""
     path = Path(path)
     if not path.exists():
         raise NoveltyError(f"checkpoint not found: {path}")
+    if not path.is_dir():
+        raise NoveltyError(f"checkpoint must be a folder (a checkpoint or a training folder), "
+                           f"received a file: {path}")
     if (path / GENERATOR_FILE).is_file():
         return path
-    latest = path / "checkpoints" / "latest"
-    if latest.is_file():
-        step_dir = path / "checkpoints" / latest.read_text(encoding="utf-8").strip()
-        if (step_dir / GENERATOR_FILE).is_file():
-            return step_dir
+    latest = latest_checkpoint(path)
+    if latest is not None:
+        return latest
     raise NoveltyError(
-        f"not a novelty checkpoint: {path} has neither {GENERATOR_FILE} nor checkpoints/latest"
+        f"not a novelty checkpoint: {path} has neither {GENERATOR_FILE} nor a complete checkpoints/step-*"
     )
 
 
@@ -148,16 +199,38 @@ def load_generator(path: str | os.PathLike):
     """Rebuild the generator from a checkpoint's config and load its weights.
 
     Returns ``(model, config)``. A config that does not match the weights (another architecture,
-    size or width) gives a one-line :class:`NoveltyError`, not a Keras traceback.
+    size or width) or an unreadable weights file gives a one-line :class:`NoveltyError`, not a
+    Keras traceback.
     """
     folder = resolve_checkpoint(path)
     config = GanConfig.load(folder)
     model = build_generator(config)
+    weights = folder / GENERATOR_FILE
     try:
-        model.load_weights(folder / GENERATOR_FILE)
-    except Exception as exc:  # Keras raises ValueError/KeyError/OSError for mismatched files
+        with warnings.catch_warnings():  # Keras warns once per layer it skips before it raises
+            warnings.simplefilter("ignore")
+            model.load_weights(weights)
+    except OSError as exc:  # h5py: not an HDF5 file, truncated, unreadable
+        raise NoveltyError(f"unreadable weights file {weights}: {_first_line(exc)}") from None
+    except Exception as exc:  # Keras raises ValueError/KeyError for weights of another shape
         raise NoveltyError(
-            f"checkpoint {folder} does not match its config ({config.image_size} px, "
-            f"base_filters={config.base_filters}): {str(exc).splitlines()[0][:160]}"
+            f"{weights} does not match its {CONFIG_FILE} ({config.image_size} px, z_dim "
+            f"{config.z_dim}, base_filters {config.base_filters}): {_mismatch(exc)}"
         ) from None
     return model, config
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _mismatch(exc: BaseException) -> str:
+    """The useful part of Keras's multi-line load error: which variable, which shapes."""
+    text = str(exc)
+    found = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))"
+                      r"\. Target variable: <Variable path=([^,]+),", text)
+    if found:
+        expected, received, variable = found.groups()
+        return f"{variable} needs shape {expected}, the file holds {received}"
+    return _first_line(exc)

@@ -39,15 +39,36 @@ N_SAMPLES = 100
 # Embedding and neighbours
 LAYERS: tuple[str, ...] = ("block1_pool", "block5_pool")
 TOP_K = 24
+TOPK_GENERATED_CHUNK = 4096  # exact top-k: generated rows per block (benchmarks/bench_topk.py)
+TOPK_TRAINING_CHUNK = 1024  # exact top-k: training rows per block
+TOPK_BLOCK_BYTES = 256 * 1024 * 1024  # exact top-k: at most this many bytes of features per side per block
 WEIGHTS = "imagenet"
 PREPROCESS_MODES: tuple[str, ...] = ("caffe", "original")
 PREPROCESS = "caffe"
 EMBED_BATCH_SIZE = 32
+INPUT_SIZE = 64  # analyze: every image is fitted (crop) to this square before VGG16; the 2018 demo used 64
+FEATURE_DTYPES: tuple[str, ...] = ("float16", "float32")
+FEATURE_DTYPE = "float16"  # feature-store storage; a layer whose values do not fit float16 is kept float32
+BLOCK1_REDUCE = "none"  # or "pool:N": average-pool block1_pool by N x N before flattening
+INDEX = "exact"  # analyze's neighbour search backend: exact numpy, or faiss (also exact)
 
 # Verdicts and curation
 HOLDOUT_FRACTION = 0.1
 FALSE_POSITIVE_RATE = 0.01
+PRDC_K = 5  # Naeem et al. (2020) recommend k = 5
+MIN_SET_SIZE = 1000  # below this many samples per side, PRDC and C_T carry a warning
+CT_MIN_CELL_SAMPLES = 20  # C_T skips cells with fewer generated or held-out points (Meehan et al.'s tau)
+CT_MAX_CELLS = 10  # k-means cells for C_T, fewer when samples are scarce
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95  # level of every reported interval
+OUTLIER_K = 5  # outlier score: mean cosine distance to this many nearest distinct training images
+OUTLIER_Z = 3.5  # is_outlier: modified z-score above this (Iglewicz and Hoaglin)
+DUPLICATE_Z = 3.5  # near-duplicate pairs: nearest-neighbour log-distance this far below typical
+HUB_FACTOR = 5.0  # hub: retrieved into top-k lists this many times more often than chance
 
 # Web demo
 HOST = "127.0.0.1"
 PORT = 8000
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a query image larger than this is refused (413)
+MAX_UPLOAD_PIXELS = 25_000_000  # a query image with more pixels is refused before decoding
+THUMB_SIZE = 128  # gallery thumbnails: longer side in pixels (smaller images are served as they are)

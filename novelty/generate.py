@@ -44,8 +44,9 @@ def generate(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int = def
     from novelty.images import grid, save_png
 
     out = Path(out)
+    names = sample_names(n) if n >= 1 else []
+    _check_out(out, names)
     images, config = sample(checkpoint, n, seed)
-    names = sample_names(n)
     for name, image in zip(names, images, strict=True):
         save_png(image, out / SAMPLES_DIR / name)
     save_png(grid(images[: min(n, 100)]), out / GRID_FILE)
@@ -54,6 +55,25 @@ def generate(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int = def
         "config": config, "files": names,
     })
     return out
+
+
+def _check_out(out: Path, names: list[str]) -> None:
+    """Refuse an ``out`` that is a file, or whose samples folder holds images this run would not write.
+
+    Rewriting our own ``sample-NNNN.png`` names is fine; mixing them with other files is not, since
+    the folder is later analysed as one set of generated images (and nothing deletes a user's file).
+    """
+    if out.exists() and not out.is_dir():
+        raise NoveltyError(f"--out must be a folder, received a file: {out}")
+    folder = out / SAMPLES_DIR
+    if folder.is_dir():
+        ours = set(names)
+        others = sorted(p.name for p in folder.iterdir() if p.name not in ours and not p.name.startswith("."))
+        if others:
+            raise NoveltyError(
+                f"{folder} already holds {len(others)} other files (e.g. {others[0]}); "
+                "choose an empty --out so the samples are not mixed with them"
+            )
 
 
 def samples_folder(path: str | os.PathLike) -> Path:

@@ -13,9 +13,10 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from novelty import defaults
 from novelty.errors import NoveltyError
@@ -33,6 +34,7 @@ class ImageInfo:
     original_size: tuple[int, int]  # (width, height) after EXIF orientation
     mode: str  # Pillow mode of the source
     frames: int  # > 1 for animated images; the first frame is used
+    format: str | None = None  # the format Pillow recognised from the content (e.g. "PNG")
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:
@@ -60,77 +62,118 @@ def image_id(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode to RGB: alpha composited on white, 16-bit and float scaled, CMYK converted."""
+def _to_rgb(img: Image.Image, source_format: str | None = None) -> Image.Image:
+    """Any Pillow mode to RGB: alpha composited on white, 16-bit and float scaled, CMYK converted.
+
+    16-bit images map 0..65535 linearly onto 0..255 (never clipped, never treated as 8-bit because
+    a dark image happens to stay below 256). Transparent pixels, including palette and colour-key
+    transparency, become white.
+    """
     mode = img.mode
-    if mode in ("RGB",):
-        return img
     if mode.startswith("I;16") or mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if (mode != "F" and arr.max(initial=0) > 255) else 255.0
-        if mode == "F" and arr.max(initial=0) <= 1.0:
-            top = 1.0
-        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        arr = np.asarray(img).astype(np.float64)
+        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+        if mode.startswith("I;16") or (mode == "I" and source_format == "PNG"):
+            top = 65535.0  # PNG has no 32-bit mode: "I" from a PNG is 16-bit (older Pillow)
+        elif mode == "I":
+            peak = arr.max(initial=0)
+            top = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
+        else:
+            top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        arr = np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(arr).convert("RGB")
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, defaults.PAD_COLOR + (255,))
         return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode == "RGB":
+        return img
     return img.convert("RGB")
 
 
-def decode(data: bytes | str | os.PathLike, *, max_pixels: int = defaults.MAX_IMAGE_PIXELS
+def _orient(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; an unreadable EXIF block leaves the image as stored."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # a corrupt EXIF block should not cost the user a good image
+        return img
+
+
+def _open_source(data: bytes | str | os.PathLike) -> BinaryIO:
+    """A binary stream over a path or bytes; ImageError for unreadable or empty files."""
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        try:
+            if path.is_dir():
+                raise ImageError("is a folder, not a file")
+            handle = open(path, "rb")
+            empty = os.fstat(handle.fileno()).st_size == 0
+        except OSError as exc:
+            raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+        if empty:
+            handle.close()
+            raise ImageError("empty file (0 bytes)")
+        return handle
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    return io.BytesIO(data)
+
+
+def decode(data: bytes | str | os.PathLike, *, max_pixels: int | None = None
            ) -> tuple[np.ndarray, ImageInfo]:
     """Decode a file (path or bytes) to an RGB uint8 ``(H, W, 3)`` array at its own size.
 
-    Raises :class:`ImageError` with a one-line reason for empty, truncated, non-image or oversized
-    files. Oversized means more than ``max_pixels`` pixels, checked before any pixel is decoded.
+    The content decides the format (a PNG named ``.jpg`` is fine); the first frame of an animation
+    is used; the EXIF orientation is applied. Raises :class:`ImageError` with a one-line reason for
+    empty, truncated, non-image or oversized files. Oversized means more than ``max_pixels`` pixels
+    (default ``defaults.MAX_IMAGE_PIXELS``, read at call time), checked from the header before any
+    pixel is decoded.
     """
-    if isinstance(data, (str, os.PathLike)):
+    limit = defaults.MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+    with _open_source(data) as stream, warnings.catch_warnings():
+        # Our own pixel limit below replaces Pillow's warning; other decoder warnings are noise here.
+        warnings.simplefilter("ignore")
         try:
-            raw = Path(data).read_bytes()
-        except OSError as exc:
-            raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
-    else:
-        raw = data
-    if not raw:
-        raise ImageError("empty file (0 bytes)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(raw))
+            img = Image.open(stream)
         except Image.DecompressionBombError as exc:
-            raise ImageError(f"too large to decode safely: {exc}") from None
-        except Image.DecompressionBombWarning:
-            raise ImageError("too large to decode safely (decompression-bomb limit)") from None
+            raise ImageError(f"too large to decode safely: {_reason(exc)}") from None
+        except UnidentifiedImageError:
+            raise ImageError("not a readable image: unknown or unsupported format") from None
         except Exception as exc:  # Pillow raises many types for junk input
             raise ImageError(f"not a readable image: {_reason(exc)}") from None
-        width, height = img.size
-        if width * height > max_pixels:
-            raise ImageError(
-                f"too large: {width}x{height} = {width * height:,} pixels, limit {max_pixels:,}"
-            )
-        if width < 1 or height < 1:
-            raise ImageError(f"degenerate size {width}x{height}")
-        frames = getattr(img, "n_frames", 1)
-        try:
-            img.seek(0)
-            img.load()
+        with img:
+            width, height = img.size
+            if width < 1 or height < 1:
+                raise ImageError(f"degenerate size {width}x{height}")
+            if width * height > limit:
+                raise ImageError(
+                    f"too large: {width}x{height} = {width * height:,} pixels, limit {limit:,}"
+                )
+            source_format = img.format
+            try:
+                frames = int(getattr(img, "n_frames", 1))
+                img.seek(0)
+                img.load()
+            except Exception as exc:
+                raise ImageError(f"corrupt or truncated image data: {_reason(exc)}") from None
             mode = img.mode
-            img = ImageOps.exif_transpose(img) or img
-            rgb = _to_rgb(img)
-            arr = np.asarray(rgb, dtype=np.uint8)
-        except Exception as exc:
-            raise ImageError(f"corrupt or truncated image data: {_reason(exc)}") from None
+            oriented = _orient(img)
+            try:
+                rgb = _to_rgb(oriented, source_format)
+                arr = np.asarray(rgb, dtype=np.uint8)
+            except Exception as exc:
+                raise ImageError(f"cannot convert colour mode {mode} to RGB: {_reason(exc)}") from None
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ImageError(f"unexpected decoded shape {arr.shape}")
-    info = ImageInfo(original_size=(arr.shape[1], arr.shape[0]), mode=mode, frames=int(frames))
+    info = ImageInfo(original_size=(arr.shape[1], arr.shape[0]), mode=mode, frames=frames,
+                     format=source_format)
     return np.ascontiguousarray(arr), info
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type), short enough for a CSV cell."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def fit(arr: np.ndarray, size: int, mode: str = defaults.FIT_MODE) -> np.ndarray:
@@ -139,10 +182,7 @@ def fit(arr: np.ndarray, size: int, mode: str = defaults.FIT_MODE) -> np.ndarray
     ``crop``: scale the shorter side to ``size``, then take the centre. ``pad``: scale the longer side
     to ``size``, then pad with white around the centre. Downscaling uses Lanczos filtering.
     """
-    if mode not in defaults.FIT_MODES:
-        raise NoveltyError(f"unknown fit mode {mode!r}; must be one of: {', '.join(defaults.FIT_MODES)}")
-    if size < 1:
-        raise NoveltyError(f"image size must be positive, received: {size}")
+    check_fit(size, mode)
     height, width = arr.shape[:2]
     if (height, width) == (size, size):
         return arr
@@ -206,23 +246,52 @@ class LoadedImages:
     skipped: list[tuple[str, str]]  # (id, reason) for every file left out
 
 
+def check_fit(size: int, mode: str) -> None:
+    """Raise :class:`NoveltyError` unless ``mode`` is a known fit mode and ``size`` is positive."""
+    if mode not in defaults.FIT_MODES:
+        raise NoveltyError(f"unknown fit mode {mode!r}; must be one of: {', '.join(defaults.FIT_MODES)}")
+    if size < 1:
+        raise NoveltyError(f"image size must be positive, received: {size}")
+
+
+def _unencodable_name(ident: str) -> str | None:
+    """The id with undecodable bytes escaped (``\\xff``) when the file name is not valid UTF-8."""
+    try:
+        ident.encode("utf-8")
+    except UnicodeEncodeError:
+        return ident.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return None
+
+
 def iter_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE,
-                progress: bool = True, desc: str = "decoding"):
+                progress: bool = True, desc: str = "decoding", *, max_pixels: int | None = None):
     """Yield ``(id, path, array or None, info or None, reason or None)`` for every file under ``root``.
 
-    Never raises for a bad file: its array is None and ``reason`` says why.
+    Never raises for a bad file: its array is None and ``reason`` says why. A file whose name is not
+    valid UTF-8 is skipped (its id could not be written to a report); its id is shown escaped.
+    Raises :class:`NoveltyError` only for a bad ``root``, ``size`` or ``mode``.
     """
     from tqdm.auto import tqdm
 
+    check_fit(size, mode)
     root = Path(root)
     paths = find_images(root)
     for path in tqdm(paths, desc=desc, unit="img", disable=not progress, file=None):
         ident = image_id(path, root)
+        escaped = _unencodable_name(ident)
+        if escaped is not None:
+            yield escaped, path, None, None, "file name is not valid UTF-8; rename the file"
+            continue
         try:
-            arr, info = decode(path)
-            yield ident, path, fit(arr, size, mode), info, None
+            arr, info = decode(path, max_pixels=max_pixels)
+            fitted = fit(arr, size, mode)
         except ImageError as exc:
             yield ident, path, None, None, str(exc)
+            continue
+        except Exception as exc:  # never stop a folder halfway for one file
+            yield ident, path, None, None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}"
+            continue
+        yield ident, path, fitted, info, None
 
 
 def load_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE,
@@ -236,5 +305,8 @@ def load_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MOD
             arrays.append(arr)
             ids.append(ident)
     if not arrays:
-        raise NoveltyError(f"no usable images in {root} ({len(skipped)} files skipped)")
+        if not skipped:
+            raise NoveltyError(f"no files found in image folder: {root}")
+        raise NoveltyError(f"no usable images in {root}: all {len(skipped)} files skipped "
+                           f"(first: {skipped[0][0]}: {skipped[0][1]})")
     return LoadedImages(np.stack(arrays), ids, skipped)

@@ -49,9 +49,17 @@ def dataset_from_array(images: np.ndarray):
 
 
 def is_shard_folder(path: str | os.PathLike) -> bool:
-    """True when ``path`` is the output of ``novelty prepare`` (a manifest beside TFRecord shards)."""
+    """True when ``path`` is the output of ``novelty prepare`` (a manifest beside TFRecord shards).
+
+    A prepare manifest whose shards are gone still counts, so training reports the missing shard
+    instead of trying to decode the manifest as an image.
+    """
+    from novelty.records import is_prepared
+
     path = Path(path)
-    return path.is_dir() and (path / "manifest.json").is_file() and any(path.glob("*.tfrecord"))
+    if not path.is_dir() or not (path / "manifest.json").is_file():
+        return False
+    return any(path.glob("*.tfrecord")) or is_prepared(path)
 
 
 def training_images(source: str | os.PathLike, size: int, fit_mode: str = defaults.FIT_MODE,

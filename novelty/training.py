@@ -33,6 +33,8 @@ from novelty.dcgan import (
     GanConfig,
     build_discriminator,
     build_generator,
+    latest_checkpoint,
+    step_folders,
 )
 from novelty.errors import NoveltyError
 from novelty.files import write_json, write_text
@@ -89,11 +91,9 @@ def make_strategy(strategy: str = "auto", tpu: str | None = None,
 
 
 def latest_step(out: Path) -> str | None:
-    pointer = out / "checkpoints" / "latest"
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text(encoding="utf-8").strip()
-    return name if (out / "checkpoints" / name / STATE_FILE).is_file() else None
+    """Name of the newest complete checkpoint in training folder ``out`` (``step-NNNNNN``), or None."""
+    found = latest_checkpoint(out, STATE_FILE)
+    return found.name if found is not None else None
 
 
 class _Trainer:
@@ -114,6 +114,7 @@ class _Trainer:
             self.d_opt.build(self.discriminator.trainable_variables)
             self.rng = tf.random.Generator.from_seed(options.seed)
         self.step = 0
+        self.saved_step = -1  # the step whose checkpoint is on disk, so an interrupt does not re-save it
         bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
         global_batch = options.batch_size
         z_dim = config.z_dim
@@ -129,14 +130,14 @@ class _Trainer:
                                + bce(tf.zeros_like(fake_logits), fake_logits))
                 d_loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             d_vars = self.discriminator.trainable_variables
-            self.d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+            self.d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars, strict=True))
             z = self.rng.normal([n, z_dim])
             with tf.GradientTape() as g_tape:
                 fake_logits = self.discriminator(self.generator(z, training=True), training=True)
                 g_loss = tf.nn.compute_average_loss(
                     bce(tf.ones_like(fake_logits), fake_logits), global_batch_size=global_batch)
             g_vars = self.generator.trainable_variables
-            self.g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+            self.g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars, strict=True))
             d_real = tf.nn.compute_average_loss(tf.sigmoid(real_logits)[:, 0], global_batch_size=global_batch)
             d_fake = tf.nn.compute_average_loss(tf.sigmoid(fake_logits)[:, 0], global_batch_size=global_batch)
             return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
@@ -177,10 +178,11 @@ class _Trainer:
         samples = to_uint8(self.generator(grid_noise, training=False))
         save_png(grid(samples), out / "samples" / f"{name}.png")
         self._prune(checkpoints, keep=name)
+        self.saved_step = self.step
         return final
 
     def _prune(self, checkpoints: Path, keep: str) -> None:
-        done = sorted(p for p in checkpoints.glob("step-*") if p.is_dir())
+        done = step_folders(checkpoints, STATE_FILE)
         for old in done[:-KEEP_CHECKPOINTS]:
             if old.name != keep:
                 shutil.rmtree(old, ignore_errors=True)
@@ -195,6 +197,7 @@ class _Trainer:
                 v.assign(state[f"d_opt/{i}"])
             self.rng.reset(state["rng"])
             self.step = int(state["step"])
+        self.saved_step = self.step
 
 
 def to_uint8(images) -> np.ndarray:
@@ -235,6 +238,9 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
     from novelty.pipeline import augment_and_batch
 
     out = Path(out)
+    _check_dataset(dataset, config.image_size)
+    if out.exists() and not out.is_dir():
+        raise NoveltyError(f"--out must be a folder, received a file: {out}")
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, config)
     strategy = strategy or make_strategy(options.strategy, options.tpu, options.devices)
@@ -264,10 +270,14 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
     bar = tqdm(total=options.steps, initial=trainer.step, desc="training", unit="step",
                disable=not progress)
     last = None
-    started = time.perf_counter()
+    started, first_step = time.perf_counter(), trainer.step
     try:
         while trainer.step < options.steps:
-            metrics = trainer.distributed_step(next(iterator))
+            try:
+                batch = next(iterator)
+            except (StopIteration, tf.errors.OutOfRangeError):
+                raise NoveltyError("the training data is empty: no image to train on") from None
+            metrics = trainer.distributed_step(batch)
             trainer.step += 1
             bar.update(1)
             if trainer.step % options.log_every == 0 or trainer.step == options.steps:
@@ -276,17 +286,34 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
                 with writer.as_default(step=trainer.step):
                     for k, v in values.items():
                         tf.summary.scalar(k, v)
-                    tf.summary.scalar("steps_per_second", trainer.step / max(time.perf_counter() - started, 1e-9))
+                    rate = (trainer.step - first_step) / max(time.perf_counter() - started, 1e-9)
+                    tf.summary.scalar("steps_per_second", rate)
             if trainer.step % options.checkpoint_every == 0 or trainer.step == options.steps:
                 last = trainer.save(out, grid_noise)
     except KeyboardInterrupt:
-        last = trainer.save(out, grid_noise)
-        bar.close()
+        if trainer.step != trainer.saved_step:
+            trainer.save(out, grid_noise)
         raise
     finally:
         bar.close()
         writer.flush()
     return last
+
+
+def _check_dataset(dataset, size: int) -> None:
+    """Refuse a dataset whose elements are not single uint8 ``(size, size, 3)`` images, before tracing."""
+    spec = getattr(dataset, "element_spec", None)
+    shape, dtype = getattr(spec, "shape", None), getattr(spec, "dtype", None)
+    if shape is None or dtype is None:
+        raise NoveltyError(f"training data must be a tf.data dataset of single images, received {spec!r}")
+    if dtype.name != "uint8":
+        raise NoveltyError(f"training images must be uint8 (0-255), received {dtype.name}")
+    if shape.rank is None:
+        return
+    dims = tuple(shape.as_list())
+    wanted = (size, size, 3)
+    if len(dims) != 3 or any(d not in (None, w) for d, w in zip(dims, wanted, strict=True)):
+        raise NoveltyError(f"training images must be {wanted} for a {size} px network, received {dims}")
 
 
 def _jsonable(obj):

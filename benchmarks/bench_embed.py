@@ -1,0 +1,87 @@
+"""Embedding speed against what this CPU's float32 matmul rate allows, both measured in this run.
+
+    .venv/bin/python benchmarks/bench_embed.py [--n 384] [--size 64] [--batch-size 32] [--weights imagenet]
+
+The limit: images/s = (numpy float32 GEMM FLOP/s) / (VGG16 conv FLOPs per image up to block5_pool).
+Goal: the Extractor reaches at least 0.8 of it. Images: the masks training thumbnails when
+../shared/datasets/masks is present, else seeded smooth random images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from novelty import defaults  # noqa: E402
+from novelty.features import Extractor, conv_flops  # noqa: E402
+
+MASKS = ROOT.parent / "shared" / "datasets" / "masks" / "train"
+GOAL = 0.8
+
+
+def gemm_flops(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 FLOP/s of numpy's ``n x n`` matrix product over ``repeats`` runs."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    a @ b
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+def load_images(n: int, size: int) -> tuple[np.ndarray, str]:
+    if MASKS.is_dir():
+        from novelty.images import find_images, load
+
+        paths = find_images(MASKS)[:n]
+        return np.stack([load(p, size) for p in paths]), f"{len(paths)} masks thumbnails"
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    images = np.stack([np.asarray(Image.fromarray(s).resize((size, size), Image.Resampling.BICUBIC)) for s in small])
+    return images, f"{n} random smooth images"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=384)
+    parser.add_argument("--size", type=int, default=defaults.INPUT_SIZE)
+    parser.add_argument("--batch-size", type=int, default=defaults.EMBED_BATCH_SIZE)
+    parser.add_argument("--weights", default="imagenet")
+    args = parser.parse_args()
+
+    images, what = load_images(args.n, args.size)
+    extractor = Extractor(weights=args.weights, input_size=args.size)
+    extractor.embed(images[: args.batch_size], batch_size=args.batch_size, progress=False)  # build + trace
+    rate_before = gemm_flops()
+    start = time.perf_counter()
+    extractor.embed(images, batch_size=args.batch_size, progress=False)
+    seconds = time.perf_counter() - start
+    rate = max(rate_before, gemm_flops())  # the machine is shared: take the better of two measures
+    per_image = conv_flops(args.size)
+    limit = rate / per_image
+    speed = len(images) / seconds
+    print(f"images: {what} at {args.size} px, batch {args.batch_size}, layers {','.join(extractor.layers)}")
+    print(f"numpy float32 GEMM: {rate / 1e9:.1f} GFLOP/s; VGG16 convs: {per_image / 1e9:.2f} GFLOP/image")
+    print(f"limit from GEMM rate: {limit:.1f} images/s")
+    print(f"Extractor.embed: {speed:.1f} images/s ({seconds:.1f} s for {len(images)}), "
+          f"{speed * per_image / 1e9:.1f} GFLOP/s")
+    ratio = speed / limit
+    print(f"ratio to limit: {ratio:.2f} (goal >= {GOAL}): {'met' if ratio >= GOAL else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

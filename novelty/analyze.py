@@ -1,0 +1,244 @@
+"""``novelty analyze``: orchestration only. Images -> features -> neighbours -> verdicts, into a run folder.
+
+Steps (each timed into ``run.json`` "timings"):
+
+1. ``generate`` (with a checkpoint): seeded samples into ``RUN/generated`` (:mod:`novelty.generate`);
+2. ``decode``: both folders (:mod:`novelty.images`), every image fitted to ``input_size`` by centre
+   crop (``images.fit``), so training images and generated samples of any size meet VGG16 at one
+   size (default 64, the 2018 demo's native size); an undecodable file is listed in ``files.csv`` with
+   its reason and left out, never embedded as zeros;
+3. ``embed_training``, ``embed_generated``: :class:`novelty.features.Extractor` through the
+   content-hash cache of :class:`novelty.featurestore.FeatureStore` (``RUN/features``);
+4. ``search``: exact top-k per layer (:func:`novelty.neighbors.top_k`) -> ``RUN/neighbors/<layer>.json``;
+5. ``verdicts``: :func:`novelty.verdicts.judge_run` when that module is installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import importlib.util
+import io
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from novelty import __version__, defaults
+from novelty.errors import NoveltyError
+from novelty.files import sha256_file, write_json, write_text
+from novelty.runfolder import RunFolder
+
+FILES_COLUMNS = ("set", "id", "sha256", "width", "height", "mode", "status", "reason")
+VERSION_PACKAGES = ("numpy", "pillow", "keras", "tensorflow", "tensorflow-cpu", "onnx", "faiss-cpu")
+TRAINING, GENERATED = "training", "generated"
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """How features and neighbours are computed; every field is recorded in ``run.json``."""
+
+    layers: tuple[str, ...] = defaults.LAYERS
+    k: int = defaults.TOP_K
+    weights: str = defaults.WEIGHTS
+    preprocess: str = defaults.PREPROCESS
+    input_size: int = defaults.INPUT_SIZE
+    batch_size: int = defaults.EMBED_BATCH_SIZE
+    fit_mode: str = defaults.FIT_MODE
+    feature_dtype: str = defaults.FEATURE_DTYPE
+    block1_reduce: str = defaults.BLOCK1_REDUCE
+    index: str = defaults.INDEX
+    progress: bool = True
+
+
+@dataclass
+class ImageSet:
+    """One decoded folder: the usable images (``(N, size, size, 3)`` uint8) and a files.csv row per file."""
+
+    name: str
+    root: Path
+    ids: list[str]
+    sha256: list[str]
+    images: np.ndarray
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return sum(row["status"] == "skipped" for row in self.rows)
+
+
+@dataclass
+class AnalyzeResult:
+    run: Path
+    counts: dict
+    timings: dict
+    embedded: dict  # set -> images embedded in this run (0 for a fully cached re-run)
+
+
+def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE,
+               progress: bool = True) -> ImageSet:
+    """Decode and fit every file under ``root``; bad files become ``skipped`` rows with a reason."""
+    from novelty.images import iter_folder
+
+    ids, hashes, arrays, rows = [], [], [], []
+    for ident, path, arr, info, reason in iter_folder(root, size, fit_mode, progress, desc=f"decoding {name}"):
+        sha = sha256_file(path)
+        row = {"set": name, "id": ident, "sha256": sha, "width": "", "height": "", "mode": "",
+               "status": "used", "reason": ""}
+        if arr is None:
+            row.update(status="skipped", reason=reason)
+        else:
+            row.update(width=info.original_size[0], height=info.original_size[1], mode=info.mode)
+            ids.append(ident)
+            hashes.append(sha)
+            arrays.append(arr)
+        rows.append(row)
+    if not arrays:
+        raise NoveltyError(f"no usable {name} images in {root} ({len(rows)} files, all skipped)")
+    return ImageSet(name, Path(root), ids, hashes, np.stack(arrays), rows)
+
+
+def files_csv(sets: Sequence[ImageSet]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FILES_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for image_set in sets:
+        writer.writerows(image_set.rows)
+    return buffer.getvalue()
+
+
+def versions() -> dict[str, str]:
+    out = {"novelty": __version__}
+    for package in VERSION_PACKAGES:
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def resolve_generated(out: Path, generated: str | os.PathLike | None, checkpoint: str | os.PathLike | None,
+                      n: int, seed: int) -> Path:
+    """The folder of generated images: given, or sampled from ``checkpoint`` into ``RUN/generated``."""
+    from novelty.generate import samples_folder
+
+    if (generated is None) == (checkpoint is None):
+        raise NoveltyError("give exactly one of --generated DIR or --checkpoint PATH")
+    if generated is not None:
+        return samples_folder(generated)
+    from novelty.generate import generate
+
+    return samples_folder(generate(checkpoint, RunFolder(out).generated_dir, n=n, seed=seed))
+
+
+def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str | os.PathLike | None = None,
+            checkpoint: str | os.PathLike | None = None, n: int = defaults.N_SAMPLES,
+            seed: int = defaults.SEED, options: AnalyzeOptions = AnalyzeOptions(),
+            extractor=None) -> AnalyzeResult:
+    """Compare the GENERATED images (a folder, or ``n`` samples of ``checkpoint``) with the TRAINING
+    images in ``train``; write the run folder ``out`` and return its counts and timings.
+
+    ``extractor``: an existing :class:`novelty.features.Extractor` to reuse (its settings must match
+    ``options``); None builds one from ``options``.
+    """
+    from novelty.features import Extractor
+    from novelty.featurestore import FeatureStore
+    from novelty.neighbors import BACKENDS, save_neighbors, top_k
+
+    run = RunFolder(out)
+    train = Path(train)
+    if options.k < 1:
+        raise NoveltyError(f"k must be a positive integer, received: {options.k}")
+    if options.index not in BACKENDS:
+        raise NoveltyError(f"unknown index {options.index!r}; must be one of: {', '.join(BACKENDS)}")
+    if train.is_dir() and _inside(run.root, train):
+        raise NoveltyError(f"the run folder {run.root} must not lie inside the training folder {train}")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 3)
+        clock = now
+
+    if extractor is None:
+        extractor = Extractor(weights=options.weights, preprocess=options.preprocess,
+                              input_size=options.input_size, layers=options.layers,
+                              block1_reduce=options.block1_reduce, seed=seed)
+    lap("weights")
+    generated_dir = resolve_generated(run.root, generated, checkpoint, n, seed)
+    if not generated_dir.is_dir():
+        raise NoveltyError(f"generated image folder not found: {generated_dir}")
+    if _inside(run.root, generated_dir) and checkpoint is None:
+        raise NoveltyError(f"the run folder {run.root} must not lie inside the generated folder {generated_dir}")
+    if checkpoint is not None:
+        lap("generate")
+
+    sets = [decode_set(TRAINING, train, options.input_size, options.fit_mode, options.progress),
+            decode_set(GENERATED, generated_dir, options.input_size, options.fit_mode, options.progress)]
+    training, generated_set = sets
+    if options.k > len(training.ids):
+        raise NoveltyError(f"k={options.k} neighbours requested but only {len(training.ids)} usable training "
+                           f"images; use --k {len(training.ids)} or less")
+    write_text(run.files_csv, files_csv(sets))
+    lap("decode")
+
+    store = FeatureStore(run.features_dir, options.feature_dtype)
+    embedded = {}
+    for image_set in sets:
+        embedded[image_set.name] = store.update(image_set.name, image_set.ids, image_set.sha256,
+                                                image_set.images, extractor, options.batch_size,
+                                                options.progress)
+        lap(f"embed_{image_set.name}")
+
+    for layer in extractor.layers:
+        training_ids, training_features = store.load(TRAINING, layer)
+        generated_ids, generated_features = store.load(GENERATED, layer)
+        indices, similarities = top_k(generated_features, training_features, options.k,
+                                      backend=options.index, progress=options.progress)
+        save_neighbors(run.neighbors(layer), generated_ids, training_ids, indices, similarities)
+    lap("search")
+
+    counts = {"training": len(training.ids), "generated": len(generated_set.ids),
+              "skipped": training.skipped + generated_set.skipped}
+    manifest = {
+        "version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "train_dir": str(train.resolve()),
+        "generated_dir": str(generated_dir.resolve()),
+        "checkpoint": str(Path(checkpoint).resolve()) if checkpoint is not None else None,
+        "layers": list(extractor.layers),
+        "k": options.k,
+        "weights": extractor.weights.to_json(),
+        "preprocess": extractor.preprocess,
+        "input_size": options.input_size,
+        "fit": options.fit_mode,
+        "features": {"dtype": {image_set.name: {layer: store.meta(image_set.name, layer)["dtype"]
+                                                for layer in extractor.layers} for image_set in sets},
+                     "block1_reduce": options.block1_reduce},
+        "index": options.index,
+        "seed": seed,
+        "n": n if checkpoint is not None else None,
+        "counts": counts,
+        "embedded": embedded,
+        "timings": timings,
+        "versions": versions(),
+    }
+    write_json(run.run_json, manifest)
+    if importlib.util.find_spec("novelty.verdicts") is not None:
+        from novelty import verdicts
+
+        verdicts.judge_run(run.root)
+        lap("verdicts")
+        write_json(run.run_json, manifest)
+    return AnalyzeResult(run.root, counts, timings, embedded)

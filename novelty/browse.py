@@ -1,0 +1,424 @@
+"""A run folder's results read once, as plain records for browsing (web demo and static export).
+
+This stage only reads what a run wrote: ``run.json`` and ``neighbors/<layer>.json`` are required;
+``files.csv``, ``samples.csv``, ``training.csv``, ``summary.json`` and ``plots/*.png`` are used when
+present, so a run analysed without verdicts can still be browsed. Records carry ids, never URLs: the
+web app and the static export each turn an id into an image address of their own.
+
+Duplicate training images are grouped by ``training.csv``'s ``duplicate_group`` when the run has one,
+otherwise by identical file content (``files.csv`` sha256), so a neighbour list can show a copied
+image once with a count instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from novelty import defaults
+from novelty.errors import NoveltyError
+from novelty.files import read_json
+from novelty.runfolder import RunFolder
+
+# What each VGG16 layer's neighbours mean to a person looking at them.
+LAYER_INFO: dict[str, dict[str, str]] = {
+    "block1_pool": {
+        "label": "colour and texture",
+        "description": "Early VGG16 layer (block1_pool): neighbours share colours, edges and textures.",
+    },
+    "block5_pool": {
+        "label": "shape",
+        "description": "Deep VGG16 layer (block5_pool): neighbours share shapes and object parts.",
+    },
+}
+
+# Column names read from samples.csv, per layer ("{layer}_...") and for the sample as a whole.
+VERDICT_COLUMN = "verdict"
+NOVELTY_COLUMNS = ("novelty_score", "novelty")
+NEAREST_SUFFIXES = ("_nearest_id", "_nearest", "_top1_id")
+SIMILARITY_SUFFIXES = ("_similarity", "_nearest_similarity", "_top1_similarity", "_score")
+CALIBRATED_SUFFIXES = ("_calibrated", "_calibrated_score", "_copy_probability", "_percentile")
+
+# Training flags with a meaning of their own in the curation view; other is_* columns are pixel flags.
+CURATION_FLAGS = ("is_outlier", "is_duplicate", "is_hub")
+
+# Without training.csv's is_hub, a hub is retrieved at least HUB_FACTOR times as often as the average
+# training image (and at least HUB_MIN_RETRIEVED times).
+HUB_FACTOR = 4.0
+HUB_MIN_RETRIEVED = 3
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that puts "2.png" before "10.png"."""
+    return tuple(int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(text))
+
+
+def layer_info(layer: str) -> dict[str, str]:
+    """Label and one-line description of a layer for display."""
+    return LAYER_INFO.get(layer, {"label": layer, "description": f"VGG16 layer {layer}."})
+
+
+def _number(value: str | None) -> float | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "y", "t")
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise NoveltyError(f"cannot read {path}: {exc}") from None
+
+
+def _first(row: dict[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if name in row and row[name] not in (None, ""):
+            return row[name]
+    return None
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One training image in a generated sample's top-k list at one layer."""
+
+    id: str  # TRAINING id
+    similarity: float  # cosine similarity, higher = closer
+
+
+@dataclass
+class RunView:
+    """Everything a browser of the run needs, read from the run folder once.
+
+    ``neighbours[layer][generated id]`` lists TRAINING neighbours best first. ``samples`` and
+    ``training`` hold the rows of ``samples.csv`` / ``training.csv`` by id (empty when absent).
+    """
+
+    root: Path
+    run: dict[str, Any]
+    layers: list[str]
+    k: int
+    train_dir: Path
+    generated_dir: Path
+    neighbours: dict[str, dict[str, list[Neighbour]]]
+    sample_ids: list[str]
+    training_ids: list[str]
+    samples: dict[str, dict[str, str]] = field(default_factory=dict)
+    training: dict[str, dict[str, str]] = field(default_factory=dict)
+    files: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    summary_data: dict[str, Any] = field(default_factory=dict)
+    plots: list[str] = field(default_factory=list)
+    _groups: dict[str, str] = field(default_factory=dict)  # training id -> group key (groups of 2+)
+    _group_members: dict[str, list[str]] = field(default_factory=dict)
+    _retrieved: dict[str, dict[str, int]] = field(default_factory=dict)  # layer -> training id -> n
+    _sample_set: set[str] = field(default_factory=set)
+    _training_set: set[str] = field(default_factory=set)
+
+    # ---- loading -------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, root: str | os.PathLike) -> RunView:
+        """Read a run folder; a one-line :class:`NoveltyError` when required parts are missing."""
+        folder = RunFolder(root).require()
+        try:
+            run = read_json(folder.run_json)
+        except (OSError, ValueError) as exc:
+            raise NoveltyError(f"cannot read {folder.run_json}: {exc}") from None
+        if not isinstance(run, dict):
+            raise NoveltyError(f"{folder.run_json} must hold a JSON object, received {type(run).__name__}")
+        for key in ("train_dir", "generated_dir"):
+            if not isinstance(run.get(key), str):
+                raise NoveltyError(f"{folder.run_json} has no {key!r}; re-run `novelty analyze`")
+        layers = run.get("layers") or [p.stem for p in sorted(folder.neighbors_dir.glob("*.json"))]
+        layers = [str(layer) for layer in layers]
+        neighbours: dict[str, dict[str, list[Neighbour]]] = {}
+        for layer in layers:
+            neighbours[layer] = _read_neighbours(folder.neighbors(layer))
+        if not neighbours:
+            raise NoveltyError(f"{folder.root} has no neighbours (neighbors/<layer>.json); run `novelty analyze`")
+        k = int(run.get("k") or max((len(v) for n in neighbours.values() for v in n.values()), default=0)
+                or defaults.TOP_K)
+        samples = {row["id"]: row for row in _read_csv(folder.samples_csv) if row.get("id")}
+        training = {row["id"]: row for row in _read_csv(folder.training_csv) if row.get("id")}
+        files = {(row.get("set", ""), row["id"]): row for row in _read_csv(folder.files_csv)
+                 if row.get("id") and row.get("status", "used") == "used"}
+        summary = {}
+        if folder.summary_json.is_file():
+            try:
+                summary = read_json(folder.summary_json)
+            except (OSError, ValueError) as exc:
+                raise NoveltyError(f"cannot read {folder.summary_json}: {exc}") from None
+        plots = sorted(p.name for p in folder.plots_dir.glob("*.png")) if folder.plots_dir.is_dir() else []
+
+        sample_ids = set(samples)
+        training_ids = set(training)
+        for lists in neighbours.values():
+            sample_ids.update(lists)
+            for items in lists.values():
+                training_ids.update(n.id for n in items)
+        for (set_name, ident) in files:
+            (sample_ids if set_name == "generated" else training_ids).add(ident)
+        view = cls(
+            root=folder.root, run=run, layers=layers, k=k,
+            train_dir=Path(run["train_dir"]), generated_dir=Path(run["generated_dir"]),
+            neighbours=neighbours, sample_ids=sorted(sample_ids, key=natural_key),
+            training_ids=sorted(training_ids, key=natural_key), samples=samples, training=training,
+            files=files, summary_data=summary if isinstance(summary, dict) else {}, plots=plots,
+        )
+        view._index()
+        return view
+
+    def _index(self) -> None:
+        self._sample_set = set(self.sample_ids)
+        self._training_set = set(self.training_ids)
+        members: dict[str, list[str]] = {}
+        if any(row.get("duplicate_group") for row in self.training.values()):
+            for ident, row in self.training.items():
+                if row.get("duplicate_group"):
+                    members.setdefault("g" + row["duplicate_group"], []).append(ident)
+        else:
+            for (set_name, ident), row in self.files.items():
+                if set_name == "training" and row.get("sha256"):
+                    members.setdefault("sha:" + row["sha256"][:16], []).append(ident)
+        self._group_members = {key: sorted(ids, key=natural_key) for key, ids in members.items()
+                               if len(ids) > 1}
+        self._groups = {ident: key for key, ids in self._group_members.items() for ident in ids}
+        for layer, lists in self.neighbours.items():
+            counts: dict[str, int] = {}
+            for items in lists.values():
+                for n in items:
+                    counts[n.id] = counts.get(n.id, 0) + 1
+            self._retrieved[layer] = counts
+
+    # ---- lookups -------------------------------------------------------------------------------
+    def has_sample(self, sample_id: str) -> bool:
+        return sample_id in self._sample_set
+
+    def has_training(self, training_id: str) -> bool:
+        return training_id in self._training_set
+
+    def image_path(self, kind: str, ident: str) -> Path | None:
+        """The file of a listed GENERATED or TRAINING image, or None for an unknown id or a path that
+        would leave its folder (``..``, absolute paths, symlinks pointing out)."""
+        if kind == "generated":
+            known, folder = self.has_sample(ident), self.generated_dir
+        elif kind == "training":
+            known, folder = self.has_training(ident), self.train_dir
+        else:
+            return None
+        if not known or "\\" in ident or "\x00" in ident:
+            return None
+        return _inside(folder, ident)
+
+    def plot_path(self, name: str) -> Path | None:
+        if name not in self.plots:
+            return None
+        return _inside(RunFolder(self.root).plots_dir, name)
+
+    def group_of(self, training_id: str) -> str | None:
+        """The duplicate-group key of a TRAINING image, or None when it has no duplicate."""
+        return self._groups.get(training_id)
+
+    # ---- records -------------------------------------------------------------------------------
+    def calibrated(self, layer: str, similarity: float) -> float | None:
+        """The calibrated score of a similarity at ``layer`` (0..1), when the run has a calibration."""
+        calibration = self.summary_data.get("calibration")
+        if not isinstance(calibration, dict):
+            return None
+        table = calibration.get(layer)
+        if not isinstance(table, dict):
+            return None
+        return _calibrate(table, similarity)
+
+    def sample(self, sample_id: str) -> dict[str, Any]:
+        """One GENERATED sample: verdict, novelty, nearest training image per layer, layer agreement."""
+        row = self.samples.get(sample_id, {})
+        layers: dict[str, Any] = {}
+        for layer in self.layers:
+            items = self.neighbours[layer].get(sample_id) or []
+            nearest = _first(row, tuple(layer + s for s in NEAREST_SUFFIXES)) or (items[0].id if items else None)
+            similarity = _number(_first(row, tuple(layer + s for s in SIMILARITY_SUFFIXES)))
+            if similarity is None and items:
+                similarity = items[0].similarity
+            calibrated = _number(_first(row, tuple(layer + s for s in CALIBRATED_SUFFIXES)))
+            if calibrated is None and similarity is not None:
+                calibrated = self.calibrated(layer, similarity)
+            layers[layer] = {"nearest": nearest, "similarity": _round(similarity),
+                             "calibrated": _round(calibrated)}
+        novelty = _number(_first(row, NOVELTY_COLUMNS))
+        if novelty is None:
+            deepest = layers.get(self.layers[-1], {}).get("similarity")
+            novelty = None if deepest is None else 1.0 - deepest
+        verdict = (row.get(VERDICT_COLUMN) or "").strip() or None
+        return {"id": sample_id, "verdict": verdict, "novelty": _round(novelty), "layers": layers,
+                "agreement": self.agreement(sample_id)}
+
+    def sample_list(self) -> list[dict[str, Any]]:
+        return [self.sample(ident) for ident in self.sample_ids]
+
+    def agreement(self, sample_id: str) -> dict[str, Any] | None:
+        """How far the first and the last layer agree: shared top-k ids and whether the top-1 is the same."""
+        if len(self.layers) < 2:
+            return None
+        first = self.neighbours[self.layers[0]].get(sample_id) or []
+        last = self.neighbours[self.layers[-1]].get(sample_id) or []
+        if not first or not last:
+            return None
+        shared = len({n.id for n in first} & {n.id for n in last})
+        return {"layers": [self.layers[0], self.layers[-1]], "shared": shared,
+                "k": max(len(first), len(last)), "top1_same": first[0].id == last[0].id}
+
+    def neighbour_list(self, sample_id: str, layer: str, k: int | None = None) -> dict[str, Any]:
+        """The top-k TRAINING neighbours of a GENERATED sample at ``layer`` (see :meth:`rank_list`)."""
+        items = self.neighbours[layer].get(sample_id) or []
+        return {"sample": sample_id, **self.rank_list(layer, items[: k or self.k])}
+
+    def rank_list(self, layer: str, items: list[Neighbour]) -> dict[str, Any]:
+        """A best-first list of TRAINING neighbours at ``layer`` as records, with duplicate groups.
+
+        ``neighbors`` keeps every entry (rank, id, similarity, calibrated, group); ``groups`` shows
+        each duplicate group once, at its best rank, with the count of its members in the list.
+        """
+        neighbors = []
+        groups: list[dict[str, Any]] = []
+        by_key: dict[str, dict[str, Any]] = {}
+        for rank, item in enumerate(items, start=1):
+            key = self._groups.get(item.id)
+            entry = {"rank": rank, "id": item.id, "similarity": _round(item.similarity),
+                     "calibrated": _round(self.calibrated(layer, item.similarity)), "group": key}
+            neighbors.append(entry)
+            if key is not None and key in by_key:
+                by_key[key]["ids"].append(item.id)
+                by_key[key]["count"] += 1
+                continue
+            tile = {**entry, "ids": [item.id], "count": 1,
+                    "group_size": len(self._group_members.get(key, [])) if key else 1}
+            groups.append(tile)
+            if key is not None:
+                by_key[key] = tile
+        return {"layer": layer, **layer_info(layer), "k": len(items), "neighbors": neighbors,
+                "groups": groups}
+
+    def training_rows(self) -> list[dict[str, Any]]:
+        """One record per TRAINING image: outlier score, duplicate group, retrieval counts, flags."""
+        rows = []
+        hub_column = any("is_hub" in row for row in self.training.values())
+        total = sum(sum(counts.values()) for counts in self._retrieved.values())
+        hub_at = max(HUB_MIN_RETRIEVED, HUB_FACTOR * total / max(1, len(self.training_ids)))
+        for ident in self.training_ids:
+            row = self.training.get(ident, {})
+            retrieved = {layer: self._retrieved[layer].get(ident, 0) for layer in self.layers}
+            times = _number(row.get("times_retrieved"))
+            flags = sorted(name[3:] for name, value in row.items()
+                           if name and name.startswith("is_") and name not in CURATION_FLAGS and _flag(value))
+            group = self._groups.get(ident)
+            times = int(times) if times is not None else sum(retrieved.values())
+            rows.append({
+                "id": ident,
+                "outlier_score": _round(_number(row.get("outlier_score"))),
+                "is_outlier": _flag(row.get("is_outlier")),
+                "duplicate_group": group,
+                "duplicate_count": len(self._group_members[group]) if group else 1,
+                "times_retrieved": times,
+                "retrieved": retrieved,
+                "is_hub": _flag(row.get("is_hub")) if hub_column else times >= hub_at,
+                "flags": flags,
+            })
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """Set-level statistics (``summary.json``) with the run's settings, counts and plot names."""
+        run = self.run
+        verdicts: dict[str, int] = {}
+        for row in self.samples.values():
+            verdict = (row.get(VERDICT_COLUMN) or "").strip()
+            if verdict:
+                verdicts[verdict] = verdicts.get(verdict, 0) + 1
+        return {
+            "run": {key: run.get(key) for key in ("version", "created", "train_dir", "generated_dir",
+                                                   "checkpoint", "layers", "k", "weights", "preprocess",
+                                                   "input_size", "index", "counts", "timings")},
+            "layers": [{"layer": layer, **layer_info(layer)} for layer in self.layers],
+            "counts": {"generated": len(self.sample_ids), "training": len(self.training_ids)},
+            "verdicts": verdicts,
+            "has_verdicts": bool(self.samples),
+            "has_curation": bool(self.training),
+            "statistics": self.summary_data,
+            "plots": self.plots,
+        }
+
+
+def _calibrate(table: dict[str, Any], similarity: float) -> float | None:
+    """Share of reference similarities below ``similarity``: ``table`` holds sorted "quantiles"."""
+    values = table.get("quantiles") or table.get("similarities")
+    if not isinstance(values, list) or not values:
+        return None
+    import bisect
+
+    return bisect.bisect_left(values, similarity) / len(values)
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _inside(folder: Path, relative: str) -> Path | None:
+    """``folder / relative`` when it is an existing file that stays inside ``folder``."""
+    if not relative or relative.startswith("/") or os.path.isabs(relative):
+        return None
+    try:
+        base = folder.resolve()
+        path = (base / relative).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not path.is_relative_to(base) or not path.is_file():
+        return None
+    return path
+
+
+def _read_neighbours(path: Path) -> dict[str, list[Neighbour]]:
+    from novelty.neighbors import load_neighbors
+
+    if not path.is_file():
+        raise NoveltyError(f"missing neighbours file {path}; run `novelty analyze`")
+    return {str(sample): [Neighbour(item["id"], float(item["score"])) for item in items]
+            for sample, items in load_neighbors(path).items()}
+
+
+def thumbnail_png(path: str | os.PathLike, size: int) -> bytes | None:
+    """A PNG of the image at ``path`` whose longer side is ``size`` pixels, keeping its aspect.
+
+    None when the image is already that small (serve the file itself) or cannot be decoded.
+    """
+    from PIL import Image
+
+    from novelty.images import ImageError, decode, to_png_bytes
+
+    try:
+        arr, info = decode(path)
+    except ImageError:
+        return None
+    if max(info.original_size) <= size:
+        return None
+    thumb = Image.fromarray(arr)
+    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    import numpy as np
+
+    return to_png_bytes(np.asarray(thumb))

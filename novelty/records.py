@@ -1,0 +1,367 @@
+"""TFRecord shards: ``novelty prepare`` decodes a folder once, training streams the result back.
+
+A prepared folder::
+
+    OUT/
+      train-00000-of-00003.tfrecord   tf.train.Example records: "image" (raw uint8 bytes, HWC order),
+      ...                             "height", "width", "channels" (int64), "id" (UTF-8 bytes)
+      manifest.json                   size, fit, count, shards, and per image: id, source sha256,
+                                      original width/height, source mode, shard
+      skipped.csv                     id,reason for every file left out
+
+Shards are written under hidden temporary names and renamed only once all are complete, and the
+manifest is written last, so an interrupted prepare never leaves a half shard under a final name
+nor a manifest that names a shard that is not there. TensorFlow is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from novelty import defaults
+from novelty.errors import NoveltyError
+from novelty.files import read_json, sha256_file, write_json, write_text
+from novelty.images import check_fit, find_images, iter_folder
+
+MANIFEST_FILE = "manifest.json"
+SKIPPED_FILE = "skipped.csv"
+FORMAT = "novelty-shards"
+FORMAT_VERSION = 1
+_TEMP_PREFIX = ".prepare-"
+_TEMP_SUFFIX = ".tfrecord.tmp"
+
+
+def shard_name(index: int, count: int) -> str:
+    """``train-00000-of-00003.tfrecord`` for shard ``index`` (0-based) of ``count``."""
+    return f"train-{index:05d}-of-{count:05d}.tfrecord"
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """What ``prepare`` wrote: ``written`` images in ``shards`` under ``out``, ``skipped`` files left out."""
+
+    out: Path
+    written: int
+    skipped: int
+    shards: tuple[str, ...]
+
+    def summary(self) -> str:
+        plural = "" if len(self.shards) == 1 else "s"
+        return (f"Wrote {self.written} images in {len(self.shards)} shard{plural} to {self.out}, "
+                f"skipped {self.skipped} (reasons in {self.out / SKIPPED_FILE})")
+
+
+def encode_example(image: np.ndarray, ident: str) -> bytes:
+    """One uint8 ``(H, W, 3)`` image and its id as a serialised ``tf.train.Example``."""
+    import tensorflow as tf
+
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise NoveltyError(f"expected a uint8 (H, W, 3) image, received {image.dtype} {image.shape}")
+    height, width, channels = image.shape
+
+    def ints(value: int):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+    def raw(value: bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    features = {
+        "image": raw(np.ascontiguousarray(image).tobytes()),  # C order = row-major HWC
+        "height": ints(height),
+        "width": ints(width),
+        "channels": ints(channels),
+        "id": raw(ident.encode("utf-8")),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+class _ShardWriter:
+    """Writes records to numbered hidden temporary files; ``finish`` gives them their final names."""
+
+    def __init__(self, out: Path, shard_size: int):
+        import tensorflow as tf
+
+        self._tf = tf
+        self.out = out
+        self.shard_size = shard_size
+        self.token = f"{_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-"
+        self.temps: list[Path] = []
+        self.counts: list[int] = []
+        self._writer = None
+
+    def write(self, record: bytes) -> int:
+        """Append one record; returns the index of the shard it went to."""
+        if self._writer is None or self.counts[-1] >= self.shard_size:
+            self._close_current()
+            path = self.out / f"{self.token}{len(self.temps):05d}{_TEMP_SUFFIX}"
+            self.temps.append(path)
+            self.counts.append(0)
+            self._writer = self._tf.io.TFRecordWriter(str(path))
+        self._writer.write(record)
+        self.counts[-1] += 1
+        return len(self.temps) - 1
+
+    def _close_current(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def finish(self) -> list[str]:
+        """Close, sync and rename every shard to ``train-IIIII-of-NNNNN.tfrecord``; the final names."""
+        self._close_current()
+        names = [shard_name(i, len(self.temps)) for i in range(len(self.temps))]
+        for temp in self.temps:
+            with open(temp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        for temp, name in zip(self.temps, names, strict=True):
+            os.replace(temp, self.out / name)
+        self.temps = []
+        return names
+
+    def abort(self) -> None:
+        """Close and delete the temporary shards (ours only; no final name is touched)."""
+        with contextlib.suppress(Exception):
+            self._close_current()
+        for temp in self.temps:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        self.temps = []
+
+
+def prepare(images: str | os.PathLike, out: str | os.PathLike, size: int = defaults.IMAGE_SIZE,
+            fit_mode: str = defaults.FIT_MODE, shard_size: int = defaults.SHARD_SIZE, *,
+            max_pixels: int | None = None, progress: bool = True) -> PrepareResult:
+    """Decode every file under ``images``, fit it to ``size`` and write TFRecord shards to ``out``.
+
+    Bad files never stop the run: each is listed in ``skipped.csv`` with its reason. Raises
+    :class:`NoveltyError` for a missing, non-folder or empty ``images``, an unusable ``out``, or when
+    no file at all could be used. Re-running into the same ``out`` replaces the previous shards.
+    """
+    images, out = Path(images), Path(out)
+    check_fit(size, fit_mode)
+    if shard_size < 1:
+        raise NoveltyError(f"shard size must be at least 1, received: {shard_size}")
+    if not find_images(images):
+        raise NoveltyError(f"no files found in image folder: {images}")
+    _check_out(images, out)
+    with _writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    _remove_dead_temps(out)
+
+    writer = _ShardWriter(out, shard_size)
+    entries: list[dict] = []
+    skipped: list[tuple[str, str]] = []
+    try:
+        for ident, path, arr, info, reason in iter_folder(images, size, fit_mode, progress,
+                                                          desc="preparing", max_pixels=max_pixels):
+            if arr is None:
+                skipped.append((ident, reason))
+                continue
+            try:
+                digest = sha256_file(path)
+            except OSError as exc:
+                skipped.append((ident, f"cannot read file: {exc.strerror or exc}"))
+                continue
+            shard = _write_record(writer, encode_example(arr, ident), out)
+            width, height = info.original_size
+            entries.append({"id": ident, "sha256": digest, "width": width, "height": height,
+                            "mode": info.mode, "shard": shard})
+        with _writing(out):
+            write_text(out / SKIPPED_FILE, _skipped_csv(skipped))
+        if not entries:
+            raise NoveltyError(f"no usable images in {images}: all {len(skipped)} files skipped "
+                               f"(reasons in {out / SKIPPED_FILE})")
+        previous = _previous_shards(out)
+        # No manifest while shards change names: a crash here leaves a folder that is plainly unfinished.
+        with _writing(out):
+            (out / MANIFEST_FILE).unlink(missing_ok=True)
+            names = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    for entry in entries:
+        entry["shard"] = names[entry["shard"]]
+    with _writing(out):
+        write_json(out / MANIFEST_FILE, _manifest(images, size, fit_mode, shard_size, names,
+                                                  writer.counts, entries, skipped))
+    for stale in sorted(set(previous) - set(names)):
+        with contextlib.suppress(OSError):
+            (out / stale).unlink()
+    return PrepareResult(out, len(entries), len(skipped), tuple(names))
+
+
+def _manifest(images: Path, size: int, fit_mode: str, shard_size: int, names: list[str],
+              counts: list[int], entries: list[dict], skipped: list[tuple[str, str]]) -> dict:
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": str(images.resolve()),
+        "size": size,
+        "fit": fit_mode,
+        "layout": "HWC",
+        "dtype": "uint8",
+        "channels": 3,
+        "count": len(entries),
+        "skipped": len(skipped),
+        "shard_size": shard_size,
+        "shards": names,
+        "shard_counts": counts,
+        "images": entries,
+    }
+
+
+@contextlib.contextmanager
+def _writing(out: Path):
+    """Turn a failed write (disk full, read-only folder) into a one-line NoveltyError."""
+    try:
+        yield
+    except OSError as exc:
+        raise NoveltyError(f"cannot write to {out}: {exc.strerror or exc}") from None
+
+
+def _write_record(writer: _ShardWriter, record: bytes, out: Path) -> int:
+    try:
+        return writer.write(record)
+    except Exception as exc:  # TensorFlow raises its own error types for a full or read-only disk
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NoveltyError(f"cannot write shards to {out}: {message}") from None
+
+
+def _skipped_csv(skipped: list[tuple[str, str]]) -> str:
+    buffer = io.StringIO()
+    table = csv.writer(buffer, lineterminator="\n")
+    table.writerow(["id", "reason"])
+    table.writerows(skipped)
+    return buffer.getvalue()
+
+
+def _check_out(images: Path, out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise NoveltyError(f"--out must be a folder, received a file: {out}")
+    source, target = images.resolve(), out.resolve()
+    if target == source or source in target.parents:
+        raise NoveltyError(f"--out must be outside the image folder {images}, received: {out}")
+    manifest = out / MANIFEST_FILE
+    if manifest.exists() and not _is_ours(manifest):
+        raise NoveltyError(f"{manifest} exists and was not written by `novelty prepare`; "
+                           "choose another --out")
+
+
+def _is_ours(manifest: Path) -> bool:
+    try:
+        return read_json(manifest).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def is_prepared(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` holds a manifest written by :func:`prepare` (its shards may be missing)."""
+    return _is_ours(Path(folder) / MANIFEST_FILE)
+
+
+def _previous_shards(out: Path) -> list[str]:
+    """Shard names listed by an earlier prepare in ``out`` (only files we wrote are ever removed)."""
+    manifest = out / MANIFEST_FILE
+    if not manifest.exists() or not _is_ours(manifest):
+        return []
+    shards = read_json(manifest).get("shards", [])
+    return [name for name in shards if isinstance(name, str) and name == Path(name).name
+            and name.startswith("train-") and name.endswith(".tfrecord")]
+
+
+def _remove_dead_temps(out: Path) -> None:
+    """Delete temporary shards left by a prepare that was killed (its process no longer exists)."""
+    for temp in out.glob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"):
+        pid = temp.name[len(_TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """The manifest of a prepared folder, checked: NoveltyError if absent, unreadable or incomplete."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NoveltyError(f"shard folder not found: {folder}")
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise NoveltyError(f"no {MANIFEST_FILE} in {folder}: not a folder written by `novelty prepare`")
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise NoveltyError(f"cannot read {path}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise NoveltyError(f"{path} is not a `novelty prepare` manifest (format {FORMAT!r} expected)")
+    missing = [key for key in ("size", "count", "shards") if key not in manifest]
+    if missing:
+        raise NoveltyError(f"{path} lacks {', '.join(missing)}: run `novelty prepare` again")
+    return manifest
+
+
+def read_shards(folder: str | os.PathLike, size: int, *, with_ids: bool = False,
+                deterministic: bool = True):
+    """Stream a prepared folder: an unbatched tf.data dataset of uint8 ``(size, size, 3)`` images.
+
+    Returns ``(dataset, description)``. Shards are read in parallel (interleaved); with
+    ``deterministic`` the order is the same on every run. ``with_ids`` yields ``(id, image)`` pairs.
+    Raises :class:`NoveltyError` when the shards were prepared at another size or a shard is missing.
+    """
+    import tensorflow as tf
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    prepared = manifest["size"]
+    if prepared != size:
+        raise NoveltyError(
+            f"shards in {folder} hold {prepared}x{prepared} images, requested size {size}: "
+            f"use --size {prepared}, or run `novelty prepare` again with --size {size}"
+        )
+    paths = [folder / name for name in manifest["shards"]]
+    absent = [path.name for path in paths if not path.is_file()]
+    if absent or not paths:
+        raise NoveltyError(f"shard {absent[0] if absent else '(none listed)'} missing from {folder}: "
+                           "run `novelty prepare` again")
+
+    spec = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "height": tf.io.FixedLenFeature([], tf.int64),
+        "width": tf.io.FixedLenFeature([], tf.int64),
+        "channels": tf.io.FixedLenFeature([], tf.int64),
+        "id": tf.io.FixedLenFeature([], tf.string),
+    }
+
+    def parse(serialized):
+        example = tf.io.parse_single_example(serialized, spec)
+        shape = tf.stack([example["height"], example["width"], example["channels"]])
+        image = tf.reshape(tf.io.decode_raw(example["image"], tf.uint8), shape)
+        image = tf.ensure_shape(image, (size, size, 3))
+        return (example["id"], image) if with_ids else image
+
+    files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
+    dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 8),
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    plural = "" if len(paths) == 1 else "s"
+    description = (f"{manifest['count']} images from {len(paths)} shard{plural} in {folder} "
+                   f"({prepared}x{prepared}, fit {manifest.get('fit', '?')})")
+    return dataset, description

@@ -1,0 +1,133 @@
+"""VGG16 features (novelty.features): preprocessing modes, shapes, reduction, batching, laziness."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from novelty import defaults
+from novelty.errors import NoveltyError
+from novelty.features import (
+    Extractor,
+    conv_flops,
+    feature_dim,
+    parse_reduce,
+    preprocess,
+    reduce_pool,
+)
+
+
+@pytest.fixture(scope="module")
+def extractor() -> Extractor:
+    return Extractor(weights="none", input_size=32, layers=("block1_pool", "block3_conv1", "block5_pool"))
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+
+
+def test_importing_features_does_not_import_tensorflow() -> None:
+    code = ("import sys, novelty.features, novelty.featurestore, novelty.weights, novelty.analyze; "
+            "sys.exit(int(any(m in sys.modules for m in ('tensorflow', 'keras'))))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_caffe_preprocessing_equals_keras_preprocess_input(images: np.ndarray) -> None:
+    from keras.applications.vgg16 import preprocess_input
+
+    expected = preprocess_input(images.astype(np.float32))
+    np.testing.assert_allclose(preprocess(images, "caffe"), expected, atol=1e-4)
+
+
+def test_original_preprocessing_is_the_2018_scaling() -> None:
+    pixels = np.array([[[[0, 127, 255]]]], np.uint8)
+    np.testing.assert_allclose(preprocess(pixels, "original"), [[[[-1.0, 127 / 127.5 - 1, 1.0]]]])
+    with pytest.raises(NoveltyError, match="must be one of: caffe, original"):
+        preprocess(pixels, "torch")
+
+
+def test_reduce_pool_averages_blocks() -> None:
+    x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    out = reduce_pool(x, 2)
+    assert out.shape == (2, 2, 2, 3)
+    np.testing.assert_allclose(out[1, 0, 1], x[1, 0:2, 2:4].mean(axis=(0, 1)))
+    assert parse_reduce("pool:4") == 4 and parse_reduce("none") is None and parse_reduce(None) is None
+    for bad in ("pool:1", "pool:x", "pca:16"):
+        with pytest.raises(NoveltyError, match="none or pool:N"):
+            parse_reduce(bad)
+
+
+def test_conv_flops_match_vgg16_at_224() -> None:
+    assert abs(conv_flops(224) / 1e9 - 30.7) < 0.1  # 15.35 G multiply-adds
+    assert conv_flops(64) * 4 == pytest.approx(conv_flops(128), rel=1e-9)
+
+
+def test_embed_gives_flattened_float32_of_the_documented_sizes(extractor: Extractor, images: np.ndarray) -> None:
+    out = extractor.embed(images, batch_size=2, progress=False)
+    assert list(out) == ["block1_pool", "block3_conv1", "block5_pool"]
+    for layer, features in out.items():
+        assert features.dtype == np.float32
+        assert features.shape == (5, feature_dim(layer, 32)) == (5, extractor.feature_dim(layer))
+    assert out["block1_pool"].shape[1] == 16 * 16 * 64 and out["block5_pool"].shape[1] == 512
+    assert np.isfinite(out["block5_pool"]).all() and out["block5_pool"].std() > 0
+
+
+def test_embedding_is_deterministic_and_independent_of_batch_size(extractor: Extractor, images: np.ndarray) -> None:
+    model = extractor.model
+    before = extractor.embedded
+    a = extractor.embed(images, batch_size=5, progress=False)
+    b = extractor.embed(images[::-1], batch_size=2, progress=False)
+    assert extractor.model is model  # built once
+    assert extractor.embedded - before == 10
+    for layer in a:
+        np.testing.assert_allclose(a[layer], b[layer][::-1], rtol=1e-4, atol=1e-5 * np.abs(a[layer]).max())
+    other = Extractor(weights="none", input_size=32, layers=("block5_pool",))
+    np.testing.assert_allclose(other.embed(images[:2], progress=False)["block5_pool"],
+                               a["block5_pool"][:2], rtol=1e-4, atol=1e-3)  # same seed, same weights
+
+
+def test_images_of_another_size_are_fitted_to_the_input_size(extractor: Extractor, images: np.ndarray) -> None:
+    big = np.repeat(np.repeat(images[:2], 2, axis=1), 2, axis=2)  # 64 px versions
+    out = extractor.embed(big, progress=False)
+    assert out["block5_pool"].shape == (2, 512)
+    near = extractor.embed(images[:2], progress=False)["block5_pool"]
+    cosine = np.sum(out["block5_pool"] * near, 1) / np.linalg.norm(out["block5_pool"], axis=1) / np.linalg.norm(near, axis=1)
+    assert (cosine > 0.9).all()
+
+
+def test_block1_reduction_shrinks_only_block1(images: np.ndarray) -> None:
+    reduced = Extractor(weights="none", input_size=32, layers=("block1_pool", "block5_pool"), block1_reduce="pool:4")
+    out = reduced.embed(images[:2], progress=False)
+    assert out["block1_pool"].shape == (2, 4 * 4 * 64) and out["block5_pool"].shape == (2, 512)
+    assert reduced.params("block1_pool")["block1_reduce"] == 4 and reduced.params("block5_pool")["block1_reduce"] is None
+
+
+def test_params_key_every_setting(extractor: Extractor) -> None:
+    params = extractor.params("block5_pool")
+    assert params == {"weights_sha256": extractor.weights.sha256, "preprocess": defaults.PREPROCESS,
+                      "input_size": 32, "layer": "block5_pool", "block1_reduce": None}
+    assert Extractor(weights="none", preprocess="original", input_size=32).params("block5_pool") != params
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"layers": ("block6_pool",)}, "unknown layer 'block6_pool'; must be one of: block1_conv1"),
+    ({"layers": ()}, "no layers given"),
+    ({"input_size": 16}, "at least 32 for VGG16, received: 16"),
+    ({"preprocess": "tf"}, "unknown preprocess mode 'tf'"),
+])
+def test_bad_settings_give_one_line_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(NoveltyError, match=message):
+        Extractor(weights="none", **kwargs)
+
+
+def test_bad_image_arrays_are_refused(extractor: Extractor) -> None:
+    with pytest.raises(NoveltyError, match="expected uint8 images"):
+        extractor.embed(np.zeros((2, 32, 32, 3), np.float32), progress=False)
+    with pytest.raises(NoveltyError, match="batch size must be positive"):
+        extractor.embed(np.zeros((2, 32, 32, 3), np.uint8), batch_size=0, progress=False)
+    empty = extractor.embed(np.zeros((0, 32, 32, 3), np.uint8), progress=False)
+    assert empty["block5_pool"].shape == (0, 512)

@@ -1,0 +1,359 @@
+"""DCGAN training (novelty.training): checkpoints, grids, TensorBoard, resume, crash safety, tf.distribute.
+
+Tiny networks on seeded noise images: a few training steps take well under a second; what costs time
+is tracing the step function (a few seconds per ``train`` call), so calls are shared where possible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from novelty.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, GanConfig, load_generator
+from novelty.errors import NoveltyError
+from novelty.training import STATE_FILE, TrainOptions, latest_step, train
+
+SIZE, BATCH, GRID = 32, 8, 4
+CONFIG = GanConfig(image_size=SIZE, z_dim=8, base_filters=8)
+SETUP = f"""
+import sys
+import numpy as np
+from novelty.dcgan import GanConfig
+from novelty.errors import NoveltyError
+from novelty.pipeline import dataset_from_array
+from novelty.training import TrainOptions, train
+IMAGES = np.random.default_rng(0).integers(0, 256, (16, {SIZE}, {SIZE}, 3), dtype=np.uint8)
+CONFIG = GanConfig(image_size={SIZE}, z_dim=8, base_filters=8)
+"""
+
+
+def _images(n: int = 16, size: int = SIZE, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def _dataset(images: np.ndarray | None = None):
+    from novelty.pipeline import dataset_from_array
+
+    return dataset_from_array(_images() if images is None else images)
+
+
+def _options(**overrides) -> TrainOptions:
+    base = {"batch_size": BATCH, "log_every": 1, "grid_size": GRID, "seed": 0}
+    return TrainOptions(**{**base, **overrides})
+
+
+def _state(folder: Path) -> dict[str, np.ndarray]:
+    with np.load(folder / STATE_FILE) as state:
+        return {key: state[key] for key in state.files}
+
+
+def _logged(out: Path) -> dict[str, list[tuple[int, float]]]:
+    """TensorBoard scalars from every event file under ``out/logs``: tag -> [(step, value), ...]."""
+    import tensorflow as tf
+
+    found: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for path in sorted((out / "logs").glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                found[value.tag].append((event.step, float(tf.make_ndarray(value.tensor))))
+    return {tag: sorted(entries) for tag, entries in found.items()}
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory) -> dict:
+    """Train to step 4 (checkpoint every step), then call again with steps=6 (checkpoint every 2)."""
+    out = tmp_path_factory.mktemp("training") / "run"
+    first = train(_dataset(), out, CONFIG, _options(steps=4, checkpoint_every=1, flip=True, jitter=True),
+                  source="noise", progress=False)
+    after_first = {
+        "latest": latest_step(out),
+        "samples": sorted(p.name for p in (out / "samples").glob("*.png")),
+        "checkpoints": sorted(p.name for p in (out / "checkpoints").glob("step-*")),
+        "state": _state(out / "checkpoints" / "step-000004"),
+    }
+    second = train(_dataset(), out, CONFIG, _options(steps=6, checkpoint_every=2, flip=True, jitter=True),
+                   source="noise", progress=False)
+    return {"out": out, "first": first, "second": second, "after_first": after_first}
+
+
+@pytest.mark.slow
+def test_checkpoints_are_written_every_n_steps_and_pruned(resumed_run: dict) -> None:
+    out, after_first = resumed_run["out"], resumed_run["after_first"]
+    assert resumed_run["first"] == out / "checkpoints" / "step-000004"
+    assert after_first["latest"] == "step-000004"
+    # every step saved in the first call, the 3 newest kept
+    assert after_first["checkpoints"] == ["step-000002", "step-000003", "step-000004"]
+    assert after_first["samples"] == [f"step-00000{i}.png" for i in (1, 2, 3, 4)]
+    # second call, every 2 steps: step 5 not saved, step 6 saved
+    assert resumed_run["second"] == out / "checkpoints" / "step-000006"
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-000006"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "latest", "step-000003", "step-000004", "step-000006"]
+    assert not (out / "samples" / "step-000005.png").exists()
+    for folder in (out / "checkpoints").glob("step-*"):
+        assert {p.name for p in folder.iterdir()} == {"config.json", GENERATOR_FILE, DISCRIMINATOR_FILE,
+                                                       STATE_FILE}
+        assert GanConfig.load(folder) == CONFIG
+
+
+@pytest.mark.slow
+def test_each_checkpoint_has_a_sample_grid(resumed_run: dict) -> None:
+    out = resumed_run["out"]
+    names = sorted(p.name for p in (out / "samples").glob("*.png"))
+    assert names == ["step-000001.png", "step-000002.png", "step-000003.png", "step-000004.png",
+                     "step-000006.png"]
+    grid = np.asarray(Image.open(out / "samples" / "step-000006.png"))
+    assert grid.shape == (2 * SIZE + 3 * 2, 2 * SIZE + 3 * 2, 3)  # 4 samples in 2 x 2 with 2 px gaps
+    first = np.asarray(Image.open(out / "samples" / "step-000001.png"))
+    assert not np.array_equal(grid, first)  # the generator changed; the noise is fixed
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint(resumed_run: dict) -> None:
+    out = resumed_run["out"]
+    before, after = resumed_run["after_first"]["state"], _state(out / "checkpoints" / "step-000006")
+    assert int(before["step"]) == 4 and int(after["step"]) == 6
+    # optimiser state carried over: Adam's iteration counters count all 6 steps, not 2
+    assert int(before["g_opt/0"]) == 4 and int(before["d_opt/0"]) == 4
+    assert int(after["g_opt/0"]) == 6 and int(after["d_opt/0"]) == 6
+    assert not np.array_equal(before["rng"], after["rng"])
+    # TensorBoard saw each of steps 1..6 exactly once: the second call ran steps 5 and 6 only
+    logged = _logged(out)
+    for tag in ("d_loss", "g_loss", "d_real", "d_fake", "steps_per_second"):
+        assert [step for step, _ in logged[tag]] == [1, 2, 3, 4, 5, 6], tag
+        assert all(np.isfinite(value) for _, value in logged[tag])
+    assert all(0 <= value <= 1 for _, value in logged["d_real"] + logged["d_fake"])
+    assert len(list((out / "logs").glob("events.out.tfevents.*"))) == 2
+    record = json.loads((out / "train.json").read_text())
+    assert record["replicas"] == 1 and record["source"] == "noise"
+    assert record["options"]["steps"] == 6 and record["options"]["flip"] is True
+    assert record["config"] == CONFIG.to_dict()
+
+
+@pytest.mark.slow
+def test_a_finished_run_called_again_trains_nothing(resumed_run: dict) -> None:
+    out = resumed_run["out"]
+    events = sorted((out / "logs").iterdir())
+    last = train(_dataset(), out, CONFIG, _options(steps=6, checkpoint_every=2), progress=False)
+    assert last == out / "checkpoints" / "step-000006"
+    assert sorted((out / "logs").iterdir()) == events
+    assert int(_state(last)["step"]) == 6
+
+
+@pytest.mark.slow
+def test_the_trained_folder_loads_as_a_generator(resumed_run: dict) -> None:
+    model, config = load_generator(resumed_run["out"])
+    assert config == CONFIG
+    images = np.asarray(model(np.zeros((2, CONFIG.z_dim), np.float32), training=False))
+    assert images.shape == (2, SIZE, SIZE, 3)
+
+
+@pytest.mark.slow
+def test_other_settings_on_the_same_folder_give_a_one_line_error(resumed_run: dict) -> None:
+    out = resumed_run["out"]
+    before = {name: (out / name).read_bytes() for name in ("config.json", "train.json")}
+    other = GanConfig(image_size=SIZE, z_dim=8, base_filters=16)
+    with pytest.raises(NoveltyError) as caught:
+        train(_dataset(), out, other, _options(steps=8), progress=False)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "base_filters: saved 8 vs requested 16" in message
+    assert "use another --out" in message
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_bad_training_data_is_refused_before_training(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    cases = [
+        (_dataset(_images(size=64)), "must be (32, 32, 3) for a 32 px network, received (64, 64, 3)"),
+        (tf.data.Dataset.from_tensor_slices(_images().astype(np.float32)), "must be uint8"),
+        (_dataset(_images()).batch(4), "received (None, 32, 32, 3)"),
+        (_images(), "must be a tf.data dataset"),
+    ]
+    for dataset, message in cases:
+        with pytest.raises(NoveltyError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            train(dataset, tmp_path / "run", CONFIG, _options(steps=1), progress=False)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NoveltyError, match="must be a folder"):
+        train(_dataset(), tmp_path / "file", CONFIG, _options(steps=1), progress=False)
+
+
+def test_empty_training_data_gives_an_error_not_a_hang(tmp_path: Path) -> None:
+    empty = np.zeros((0, SIZE, SIZE, 3), np.uint8)
+    with pytest.raises(NoveltyError, match="training data is empty"):
+        train(_dataset(empty), tmp_path / "run", CONFIG, _options(steps=2), progress=False)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"steps": 0}, "steps must be positive, received: 0"),
+    ({"batch_size": -1}, "batch_size must be positive"),
+    ({"learning_rate": 0.0}, "learning rate must be positive"),
+    ({"strategy": "horovod"}, "unknown strategy 'horovod'; must be one of: auto, default, mirrored, tpu"),
+    ({"strategy": "tpu"}, "needs --tpu"),
+])
+def test_bad_options_raise_one_line_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(NoveltyError, match=message):
+        TrainOptions(**kwargs)
+
+
+def test_make_strategy_picks_the_default_strategy_on_a_plain_cpu_machine() -> None:
+    import tensorflow as tf
+
+    from novelty.training import make_strategy
+
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        pytest.skip("this machine has several GPUs: auto picks MirroredStrategy")
+    for name in ("auto", "default"):
+        strategy = make_strategy(name)
+        assert strategy is tf.distribute.get_strategy()
+        assert strategy.num_replicas_in_sync == 1
+        assert not isinstance(strategy, tf.distribute.MirroredStrategy)
+
+
+def test_augmentation_keeps_shapes_and_range(asymmetric_image) -> None:
+    import tensorflow as tf
+
+    from novelty.pipeline import augment_and_batch
+
+    image = asymmetric_image(SIZE, SIZE)
+    scaled = image.astype(np.float32) / 127.5 - 1.0
+    source = tf.data.Dataset.from_tensor_slices(np.repeat(image[None], 16, axis=0))
+
+    plain = next(iter(augment_and_batch(source, SIZE, 16, seed=1)))
+    assert plain.shape == (16, SIZE, SIZE, 3) and plain.dtype == tf.float32
+    np.testing.assert_allclose(plain.numpy(), np.repeat(scaled[None], 16, axis=0), atol=1e-6)
+
+    flipped = next(iter(augment_and_batch(source, SIZE, 16, seed=1, flip=True))).numpy()
+    is_plain = [np.allclose(x, scaled, atol=1e-6) for x in flipped]
+    is_mirror = [np.allclose(x, scaled[:, ::-1], atol=1e-6) for x in flipped]
+    assert all(p or m for p, m in zip(is_plain, is_mirror, strict=True))
+    assert any(is_plain) and any(is_mirror)
+
+    jittered = next(iter(augment_and_batch(source, SIZE, 16, seed=1, flip=True, jitter=True))).numpy()
+    assert jittered.shape == (16, SIZE, SIZE, 3)
+    assert jittered.min() >= -1.0 and jittered.max() <= 1.0
+    assert len({x.tobytes() for x in jittered}) > 1  # random crops differ
+    # still the same picture: a crop moves it by a few pixels at most, so it stays far closer to the
+    # original (or its mirror) than to the picture turned upside down
+    for x in jittered:
+        near = min(np.abs(x - scaled).mean(), np.abs(x - scaled[:, ::-1]).mean())
+        assert near < 0.5 * np.abs(x - scaled[::-1]).mean()
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    """SIGKILL a training process after its first checkpoint; a new call picks up where it stopped."""
+    out = tmp_path / "run"
+    script = SETUP + textwrap.dedent("""
+        train(dataset_from_array(IMAGES), sys.argv[1], CONFIG,
+              TrainOptions(steps=100_000, batch_size=8, checkpoint_every=2, log_every=1, grid_size=4),
+              progress=False)
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "checkpoints" / "latest").exists():
+            if process.poll() is not None:
+                pytest.fail(f"training exited early: {process.stderr.read().decode()[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("no checkpoint within 240 s")
+            time.sleep(0.05)
+        time.sleep(0.5)  # let it run on, so the kill lands mid-training or mid-save
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+
+    name = latest_step(out)
+    assert name is not None
+    killed_at = int(_state(out / "checkpoints" / name)["step"])
+    assert killed_at >= 2 and killed_at % 2 == 0
+    assert int(name.removeprefix("step-")) == killed_at
+
+    last = train(_dataset(_images()), out, CONFIG,
+                 _options(steps=killed_at + 2, checkpoint_every=2), progress=False)
+    assert last == out / "checkpoints" / f"step-{killed_at + 2:06d}"
+    state = _state(last)
+    assert int(state["step"]) == killed_at + 2
+    assert int(state["g_opt/0"]) == killed_at + 2  # nothing lost before the checkpoint, nothing redone
+    assert (out / "checkpoints" / "latest").read_text().strip() == last.name
+    assert not list((out / "checkpoints").glob(".*"))  # no half-written checkpoint left behind
+    load_generator(out)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
+    """Two replicas on one CPU: the batch splits, gradients are all-reduced, the replicas stay equal."""
+    script = SETUP + textwrap.dedent("""
+        import json
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+        from novelty import training
+        captured = {}
+        original_init = training._Trainer.__init__
+        def init(self, *args, **kwargs):
+            original_init(self, *args, **kwargs)
+            captured["trainer"] = self
+        training._Trainer.__init__ = init
+
+        devices = ("/cpu:0", "/cpu:1")
+        result = {}
+        try:
+            train(dataset_from_array(IMAGES), sys.argv[1] + "-odd", CONFIG,
+                  TrainOptions(steps=2, batch_size=7, strategy="mirrored", devices=devices), progress=False)
+        except NoveltyError as exc:
+            result["odd_batch"] = str(exc)
+        train(dataset_from_array(IMAGES), sys.argv[1], CONFIG,
+              TrainOptions(steps=3, batch_size=8, checkpoint_every=2, log_every=1, grid_size=4,
+                           strategy="mirrored", devices=devices), progress=False)
+        trainer = captured["trainer"]
+        copies, spread = [], 0.0
+        for model in (trainer.generator, trainer.discriminator):
+            for variable in model.trainable_variables:
+                values = [v.numpy() for v in variable.value.values]
+                copies.append(len(values))
+                spread = max(spread, float(np.abs(values[0] - values[1]).max()))
+        result.update(copies=sorted(set(copies)), spread=spread)
+        print("RESULT " + json.dumps(result))
+    """)
+    out = tmp_path / "mirrored"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script, str(out)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+
+    assert "global batch size 7 does not split over 2 replicas" in result["odd_batch"]
+    assert not (tmp_path / "mirrored-odd" / "train.json").exists()
+    assert result["copies"] == [2]  # every trainable variable is mirrored on both devices
+    assert result["spread"] == 0.0  # and the copies stayed identical: gradients were all-reduced
+
+    record = json.loads((out / "train.json").read_text())
+    assert record["replicas"] == 2 and record["strategy"] == "MirroredStrategy"
+    assert latest_step(out) == "step-000003"
+    assert int(_state(out / "checkpoints" / "step-000003")["step"]) == 3
+    assert (out / "samples" / "step-000002.png").is_file()
+    logged = _logged(out)
+    assert [step for step, _ in logged["d_loss"]] == [1, 2, 3]
+    assert all(np.isfinite(v) for tag in ("d_loss", "g_loss") for _, v in logged[tag])
+    load_generator(out)  # weights written from a mirrored run load into a plain model

@@ -1,0 +1,353 @@
+"""The web demo's JSON API, with FastAPI's TestClient on a fixture run (see tests/webhelpers.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from webhelpers import LAYERS, StubExtractor, assert_error, make_run, png_bytes
+
+from novelty.cli import main as cli
+from novelty.errors import NoveltyError
+from novelty.query import QueryIndex
+from webdemo import Settings, create_app
+
+
+def _client(run_root: Path, cache: Path, **limits) -> TestClient:
+    app = create_app(Settings(run=run_root, cache_dir=cache, **limits))
+    app.state.novelty.set_query_index(QueryIndex(run_root, extractor=StubExtractor()))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    base = tmp_path_factory.mktemp("web")
+    fixture = make_run(base)
+    return fixture, _client(fixture.root, base / "cache"), base
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    """A run with only run.json, files.csv and neighbours: no verdicts, no curation, no features."""
+    base = tmp_path_factory.mktemp("bare")
+    fixture = make_run(base, verdicts=False, curation=False, features=False)
+    return fixture, TestClient(create_app(Settings(run=fixture.root, cache_dir=base / "cache")),
+                               raise_server_exceptions=False)
+
+
+def image_url(kind: str, ident: str, **query) -> str:
+    url = f"/api/images/{kind}/{quote(ident)}"
+    return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+# ---- samples and neighbours ---------------------------------------------------------------------
+def test_sample_list_sorts_by_novelty_and_filters_by_verdict(web):
+    fixture, client, _ = web
+    body = client.get("/api/samples").json()
+    assert body["total"] == len(fixture.generated_ids) == 30
+    assert [r["id"] for r in body["items"]] == fixture.generated_ids
+    assert body["verdicts"] == {"copy": 2, "novel": 28}
+    assert body["layers"] == list(LAYERS)
+
+    by_novelty = client.get("/api/samples", params={"sort": "novelty"}).json()["items"]
+    novelty = [r["novelty"] for r in by_novelty]
+    assert novelty == sorted(novelty, reverse=True)
+    assert by_novelty[-1]["id"] in ("g000.png", "g001.png")  # the two planted copies are least novel
+    assert client.get("/api/samples", params={"sort": "novelty", "order": "asc"}).json()["items"][0]["novelty"] == min(novelty)
+
+    copies = client.get("/api/samples", params={"verdict": "copy"}).json()
+    assert [r["id"] for r in copies["items"]] == ["g000.png", "g001.png"] and copies["total"] == 2
+    page = client.get("/api/samples", params={"offset": 28, "limit": 5}).json()
+    assert page["total"] == 30 and [r["id"] for r in page["items"]] == ["g028.png", "g029.png"]
+
+
+def test_sample_detail_reads_the_verdicts(web):
+    _, client, _ = web
+    sample = client.get("/api/samples/g000.png").json()
+    assert sample["verdict"] == "copy"
+    for layer in LAYERS:
+        assert sample["layers"][layer]["nearest"] == "t003.png"
+        assert sample["layers"][layer]["similarity"] == pytest.approx(1.0, abs=1e-5)
+        assert sample["layers"][layer]["calibrated"] == pytest.approx(1.0)
+    assert sample["agreement"]["top1_same"] is True and sample["agreement"]["k"] == 24
+    assert sample["previous"] is None and sample["next"] == "g001.png" and sample["index"] == 0
+
+
+def test_neighbours_are_24_best_first_per_layer(web):
+    fixture, client, _ = web
+    for layer in LAYERS:
+        body = client.get("/api/samples/g000.png/neighbors", params={"layer": layer}).json()
+        assert body["layer"] == layer and body["k"] == 24 and body["label"] and body["description"]
+        sims = [n["similarity"] for n in body["neighbors"]]
+        assert len(sims) == 24 and sims == sorted(sims, reverse=True)
+        assert [n["rank"] for n in body["neighbors"]] == list(range(1, 25))
+        assert body["neighbors"][0]["id"] == "t003.png"
+        assert all(n["id"] in fixture.training_ids for n in body["neighbors"])
+    short = client.get("/api/samples/g005.png/neighbors", params={"layer": "block5_pool", "k": 5}).json()
+    assert len(short["neighbors"]) == 5
+
+
+def test_duplicate_training_images_become_one_tile_with_a_count(web):
+    _, client, _ = web
+    body = client.get("/api/samples/g001.png/neighbors", params={"layer": "block5_pool"}).json()
+    ids = [n["id"] for n in body["neighbors"]]
+    assert set(ids[:2]) == {"dup/a.png", "dup/b.png"}
+    first = body["groups"][0]
+    assert first["count"] == 2 and set(first["ids"]) == {"dup/a.png", "dup/b.png"} and first["group_size"] == 2
+    assert len(body["groups"]) == 23 and sum(g["count"] for g in body["groups"]) == 24
+
+
+def test_unknown_ids_layers_and_routes_get_the_error_shape(web):
+    _, client, _ = web
+    assert_error(client.get("/api/samples/nope.png"), 404, "not_found")
+    assert_error(client.get("/api/samples/nope.png/neighbors", params={"layer": "block5_pool"}), 404)
+    error = assert_error(client.get("/api/samples/g000.png/neighbors", params={"layer": "fc7"}), 422)
+    assert "block1_pool" in error["message"] and "fc7" in error["message"]
+    assert_error(client.get("/api/samples/g000.png/neighbors"), 422)
+    assert_error(client.get("/api/samples/g000.png/neighbors", params={"layer": "block5_pool", "k": 0}), 422)
+    assert "24" in assert_error(client.get("/api/samples/g000.png/neighbors",
+                                           params={"layer": "block5_pool", "k": 25}), 422)["message"]
+    assert_error(client.get("/api/samples", params={"sort": "colour"}), 422)
+    assert_error(client.get("/api/samples", params={"limit": "many"}), 422)
+    assert_error(client.get("/api/nothing/here"), 404)
+    assert_error(client.post("/api/samples"), 405)
+    assert_error(client.get("/api/training", params={"filter": "all", "limit": -1}), 422)
+
+
+# ---- images -------------------------------------------------------------------------------------
+def test_images_are_served_with_cache_headers(web):
+    fixture, client, base = web
+    response = client.get(image_url("generated", "g003.png"))
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.content == (fixture.generated_dir / "g003.png").read_bytes()
+    assert "max-age" in response.headers["cache-control"] and response.headers["etag"]
+    again = client.get(image_url("generated", "g003.png"), headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304 and not again.content
+    for ident in ("sub/deep/t010.png", "ünï code.png", "dup/b.png"):
+        served = client.get(image_url("training", ident))
+        assert served.status_code == 200, ident
+        assert served.content == (fixture.train_dir / ident).read_bytes()
+
+
+def test_thumbnails_go_to_the_cache_folder(web):
+    from PIL import Image
+
+    _, client, base = web
+    response = client.get(image_url("training", "t001.png", size=16))
+    assert response.status_code == 200
+    import io
+
+    assert Image.open(io.BytesIO(response.content)).size == (16, 16)
+    assert list((base / "cache" / "thumbs").glob("*.png"))
+    small_enough = client.get(image_url("training", "t001.png", size=64))  # 32 px: served as is
+    assert small_enough.content == (web[0].train_dir / "t001.png").read_bytes()
+    assert_error(client.get(image_url("training", "t001.png", size=4)), 422)
+
+
+def test_path_traversal_and_unlisted_files_get_404(web, tmp_path):
+    fixture, client, _ = web
+    (fixture.train_dir / "unlisted.png").write_bytes(png_bytes(np.zeros((8, 8, 3), np.uint8)))
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png_bytes(np.zeros((8, 8, 3), np.uint8)))
+    os.symlink(secret, fixture.train_dir / "link.png")
+    for ident in ("unlisted.png", "link.png", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "t001.png%00.txt"):
+        assert_error(client.get(f"/api/images/training/{ident}"), 404)
+    # the HTTP client removes dot segments itself; whatever reaches the app must not leak a file
+    for url in ("/api/images/training/../run/run.json", "/api/images/generated/../train/t001.png",
+                "/api/images/training/sub/../../run/run.json"):
+        response = client.get(url)
+        assert response.status_code in (404, 422) and b"train_dir" not in response.content, url
+    # and the check itself, with the raw ids a client could send
+    from novelty.browse import RunView
+
+    view = RunView.load(fixture.root)
+    view.training_ids.extend(["../run/run.json", "/etc/passwd", "link.png", "sub/../t001.png"])
+    view._index()
+    for ident in ("../run/run.json", "/etc/passwd", "link.png", "..\\run.json", "nope.png"):
+        assert view.image_path("training", ident) is None, ident
+    assert view.image_path("generated", "t001.png") is None  # a training id is not a sample
+    assert view.image_path("training", "t001.png") == (fixture.train_dir / "t001.png").resolve()
+    assert_error(client.get("/api/plots/..%2Frun.json"), 404)
+    assert_error(client.get("/api/plots/nope.png"), 404)
+    for url in ("/../run.json", "/js/../../run.json", "/%2e%2e/%2e%2e/etc/passwd"):
+        response = client.get(url)
+        assert response.status_code == 404 and b"train_dir" not in response.content, url
+
+
+# ---- training, summary --------------------------------------------------------------------------
+def test_training_filters_find_the_planted_images(web):
+    _, client, _ = web
+    outliers = client.get("/api/training", params={"filter": "outliers"}).json()
+    assert [r["id"] for r in outliers["items"]] == ["outlier.png"] and outliers["items"][0]["is_outlier"]
+    duplicates = client.get("/api/training", params={"filter": "duplicates"}).json()["items"]
+    assert {r["id"] for r in duplicates} == {"dup/a.png", "dup/b.png"}
+    assert all(r["duplicate_count"] == 2 for r in duplicates)
+    flagged = client.get("/api/training", params={"filter": "flagged"}).json()
+    assert [(r["id"], r["flags"]) for r in flagged["items"]] == [("blank.png", ["blank"])]
+    assert flagged["flags"] == ["blank"] and flagged["counts"]["outliers"] == 1
+    hubs = client.get("/api/training", params={"filter": "hubs"}).json()["items"]
+    assert all(r["is_hub"] for r in hubs)
+    times = [r["times_retrieved"] for r in hubs]
+    assert times == sorted(times, reverse=True)
+    found = client.get("/api/training", params={"q": "DEEP"}).json()["items"]
+    assert [r["id"] for r in found] == ["sub/deep/t010.png"]
+    page = client.get("/api/training", params={"limit": 3, "offset": 3}).json()
+    assert len(page["items"]) == 3 and page["total"] == 40
+
+
+def test_summary_has_counts_statistics_and_plots(web):
+    _, client, _ = web
+    summary = client.get("/api/summary").json()
+    assert summary["counts"] == {"generated": 30, "training": 40}
+    assert summary["verdicts"] == {"copy": 2, "novel": 28} and summary["has_verdicts"]
+    assert summary["statistics"]["c_t"] == -1.25 and summary["plots"] == ["similarity.png"]
+    assert [layer["layer"] for layer in summary["layers"]] == list(LAYERS)
+    assert client.get("/api/plots/similarity.png").headers["content-type"] == "image/png"
+
+
+def test_a_run_without_verdicts_or_curation_still_browses(bare):
+    fixture, client = bare
+    sample = client.get("/api/samples/g004.png").json()
+    assert sample["verdict"] is None
+    assert sample["novelty"] == pytest.approx(1 - sample["layers"]["block5_pool"]["similarity"], abs=1e-6)
+    assert client.get("/api/samples").json()["verdicts"] == {}
+    body = client.get("/api/samples/g001.png/neighbors", params={"layer": "block5_pool"}).json()
+    assert body["groups"][0]["count"] == 2  # identical files grouped by files.csv sha256
+    summary = client.get("/api/summary").json()
+    assert not summary["has_verdicts"] and not summary["has_curation"] and summary["plots"] == []
+    duplicates = client.get("/api/training", params={"filter": "duplicates"}).json()["items"]
+    assert {r["id"] for r in duplicates} == {"dup/a.png", "dup/b.png"}
+    assert_error(client.post("/api/query", files={"file": ("a.png", png_bytes(np.zeros((32, 32, 3), np.uint8)))}),
+                 503, "query_unavailable")
+
+
+# ---- query --------------------------------------------------------------------------------------
+def test_query_finds_the_copied_training_image(web):
+    fixture, client, _ = web
+    data = (fixture.train_dir / "t003.png").read_bytes()
+    body = client.post("/api/query", files={"file": ("mine.png", data, "image/png")}).json()
+    assert body["filename"] == "mine.png" and (body["width"], body["height"]) == (32, 32)
+    for layer in LAYERS:
+        result = body["layers"][layer]
+        assert result["k"] == 24 and len(result["neighbors"]) == 24
+        assert result["neighbors"][0]["id"] == "t003.png"
+        assert result["neighbors"][0]["similarity"] == pytest.approx(1.0, abs=1e-5)
+    big = np.kron(np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(fixture.train_dir / "t003.png")),
+                  np.ones((4, 4, 1), np.uint8))  # 128 px: fitted to the run's 32 px first
+    body = client.post("/api/query", params={"k": 3}, files={"file": ("big.png", png_bytes(big))}).json()
+    assert body["layers"]["block5_pool"]["neighbors"][0]["id"] == "t003.png" and body["width"] == 128
+    assert len(body["layers"]["block5_pool"]["neighbors"]) == 3
+
+
+def test_query_rejects_bad_uploads(web, png_header):
+    fixture, client, _ = web
+    good = (fixture.train_dir / "t003.png").read_bytes()
+    assert_error(client.post("/api/query", json={"file": "x"}), 415)
+    assert_error(client.post("/api/query", files={"other": ("a.png", good)}), 422)
+    assert_error(client.post("/api/query", files={"file": ("a.png", b"GIF89a but not really")}), 422)
+    assert_error(client.post("/api/query", files={"file": ("a.txt", b"hello, not an image")}), 415)
+    assert_error(client.post("/api/query", files={"file": ("a.png", b"")}), 415)
+    assert_error(client.post("/api/query", files={"file": ("a.png", good[: len(good) // 2])}), 422)
+    bomb = assert_error(client.post("/api/query", files={"file": ("bomb.png", png_header(20000, 20000))}), 422)
+    assert "too large" in bomb["message"]
+    malformed = client.post("/api/query", content=b"--xyz\r\nnonsense", headers={
+        "content-type": "multipart/form-data; boundary=xyz"})
+    assert 400 <= malformed.status_code < 500
+    assert_error(malformed, malformed.status_code)
+
+
+def test_uploads_over_the_limit_get_413(web, tmp_path):
+    fixture, _, _ = web
+    client = _client(fixture.root, tmp_path / "cache", max_upload_bytes=2000)
+    big = png_bytes(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    assert len(big) > 2000
+    assert_error(client.post("/api/query", files={"file": ("big.png", big)}), 413)
+    small = _client(fixture.root, tmp_path / "cache", max_upload_pixels=100)
+    error = assert_error(small.post("/api/query", files={"file": ("a.png", (fixture.train_dir / "t003.png").read_bytes())}), 422)
+    assert "too large" in error["message"]
+
+
+# ---- the app as a whole ------------------------------------------------------------------------
+def test_the_server_writes_only_into_its_cache(tmp_path):
+    fixture = make_run(tmp_path)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    client = _client(fixture.root, fixture.root / ".webdemo-cache")
+    for url in ("/", "/api/samples", "/api/samples/g002.png/neighbors?layer=block1_pool", "/api/training",
+                "/api/summary", image_url("training", "t002.png", size=16), "/api/plots/similarity.png"):
+        assert client.get(url).status_code == 200, url
+    client.post("/api/query", files={"file": ("q.png", (fixture.train_dir / "t002.png").read_bytes())})
+    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    cache = fixture.root / ".webdemo-cache"
+    new_or_changed = [p for p in after if p not in before or (p.is_file() and before[p] != after[p])]
+    assert new_or_changed and all(p == cache or cache in p.parents for p in new_or_changed), new_or_changed
+
+
+def test_openapi_documents_every_route(web):
+    _, client, _ = web
+    schema = client.get("/openapi.json").json()
+    for path in ("/api/samples", "/api/samples/{sample_id}", "/api/samples/{sample_id}/neighbors",
+                 "/api/training", "/api/summary", "/api/query", "/api/images/{kind}/{image_id}"):
+        assert path in schema["paths"], path
+    assert "multipart/form-data" in schema["paths"]["/api/query"]["post"]["requestBody"]["content"]
+    assert client.get("/docs").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and 'type="module"' in page.text
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
+    with pytest.raises(NoveltyError, match="not a run folder"):
+        create_app(Settings(run=tmp_path))
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path / "missing")])
+    assert result.exit_code == 1 and "Error: not a run folder" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_startup_reads_the_run_without_tensorflow(web):
+    fixture, _, _ = web
+    code = ("import sys, time; t = time.perf_counter(); from webdemo import Settings, create_app; "
+            f"create_app(Settings(run={str(fixture.root)!r})); "
+            "print(time.perf_counter() - t, 'tensorflow' in sys.modules or 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    seconds, heavy = out.stdout.split()
+    assert heavy == "False"
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_errors(web):
+    """Fuzz every route of the OpenAPI schema, valid and invalid data, a bounded number of examples:
+    malformed requests get a 4xx in the one error shape, never a 5xx."""
+    import hypothesis.strategies as st
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    _, client, _ = web
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    strategy = st.one_of([op.as_strategy(generation_mode=mode) for op in operations
+                          for mode in schemathesis.GenerationMode])
+    failures, statuses = [], set()
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=strategy)
+    def fuzz(case):
+        response = case.call()
+        statuses.add((case.path, response.status_code))
+        if response.status_code >= 500:
+            failures.append((case.method, case.formatted_path, response.status_code, response.text[:200]))
+        elif response.status_code >= 400:
+            body = json.loads(response.text)
+            assert set(body) == {"error"} and body["error"]["status"] == response.status_code
+
+    fuzz()
+    assert not failures, failures[:5]
+    assert len({path for path, _ in statuses}) >= 6  # most routes were reached
+    assert any(status >= 400 for _, status in statuses) and any(status == 200 for _, status in statuses)

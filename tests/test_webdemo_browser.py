@@ -1,0 +1,204 @@
+"""End to end in real headless Chromium (Debian's, driven by Playwright) against a real uvicorn server
+on 127.0.0.1, and against the static export opened from file://. Screenshots go to
+test-artifacts/webdemo/. Skips when /usr/bin/chromium is missing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from webhelpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    StubExtractor,
+    artifact_dir,
+    chromium_missing_reason,
+    live_server,
+    make_run,
+)
+
+from novelty.query import QueryIndex
+from webdemo import Settings, create_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(chromium_missing_reason() is not None, reason=chromium_missing_reason() or "")]
+
+SIMILARITY = re.compile(r"^[01]\.\d{3}$")
+PERCENT = re.compile(r"^\d{1,3}(\.\d)?%$")
+TIMEOUT = 15_000  # ms
+
+
+@pytest.fixture(scope="module")
+def fixture_run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("browser"))
+
+
+@pytest.fixture(scope="module")
+def server(fixture_run, tmp_path_factory):
+    app = create_app(Settings(run=fixture_run.root, cache_dir=tmp_path_factory.mktemp("cache")))
+    app.state.novelty.set_query_index(QueryIndex(fixture_run.root, extractor=StubExtractor()))
+    with live_server(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots():
+    return artifact_dir("webdemo")
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    page.errors = errors
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def ready(page, view: str) -> None:
+    page.wait_for_selector(f"#app[data-ready='{view}']")
+
+
+def check_neighbour_rows(page, expected_tiles: int = 24) -> None:
+    """Both layers shown and labelled, each with its tiles, every tile with a similarity and a
+    calibrated score, and the tile images really loaded."""
+    sections = page.locator("section.layer")
+    assert sections.count() == 2
+    labels = [sections.nth(i).locator("h3").inner_text() for i in range(2)]
+    assert "block1_pool" in labels[0] and "colour and texture" in labels[0]
+    assert "block5_pool" in labels[1] and "shape" in labels[1]
+    for i in range(2):
+        tiles = sections.nth(i).locator(".tile")
+        assert tiles.count() == expected_tiles
+        similarities = tiles.locator(".similarity").all_inner_texts()
+        calibrated = tiles.locator(".calibrated").all_inner_texts()
+        assert len(similarities) == len(calibrated) == expected_tiles
+        assert all(SIMILARITY.match(text) for text in similarities), similarities
+        assert all(PERCENT.match(text) for text in calibrated), calibrated
+        values = [float(text) for text in similarities]
+        assert values == sorted(values, reverse=True)
+    page.wait_for_function("() => [...document.querySelectorAll('section.layer img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)")
+
+
+def test_gallery_click_shows_24_scored_neighbours_per_layer(page, server, shots):
+    page.goto(server + "/")
+    ready(page, "gallery")
+    assert page.locator(".gallery .card").count() == 30
+    page.wait_for_function("() => document.querySelector('.gallery img').naturalWidth > 0")
+    novelty = [float(t.split()[1]) for t in page.locator(".card-scores span:first-child").all_inner_texts()]
+    assert novelty == sorted(novelty, reverse=True)  # most novel first by default
+    page.screenshot(path=shots / "gallery.png")
+    page.locator(".card[data-id='g005.png']").click()
+    ready(page, "sample")
+    assert "g005.png" in page.locator(".sample-info h2").inner_text()
+    check_neighbour_rows(page)
+    assert "Layer agreement" in page.locator(".agreement").inner_text()
+    assert page.locator(".sample-info .badge").inner_text() == "novel"
+    page.screenshot(path=shots / "sample.png", full_page=True)
+
+    page.goto(server + "/#/?verdict=copy")
+    ready(page, "gallery")
+    assert sorted(page.locator(".gallery .card").evaluate_all("cards => cards.map(c => c.dataset.id)")) == \
+        ["g000.png", "g001.png"]
+
+
+def test_keyboard_moves_between_samples(page, server):
+    page.goto(server + "/")
+    ready(page, "gallery")
+    order = page.locator(".gallery .card").evaluate_all("cards => cards.map(c => c.dataset.id)")
+    page.locator(f".card[data-id='{order[0]}']").click()
+    ready(page, "sample")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector(f".sample-view[data-sample='{order[1]}']")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector(f".sample-view[data-sample='{order[2]}']")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector(f".sample-view[data-sample='{order[1]}']")
+    page.keyboard.press("Escape")
+    ready(page, "gallery")
+
+
+def test_duplicate_neighbours_are_one_tile_with_a_count(page, server, shots):
+    page.goto(server + "/#/sample/g001.png")
+    ready(page, "sample")
+    shape = page.locator("section.layer[data-layer='block5_pool']")
+    assert shape.locator(".tile").count() == 23
+    assert shape.locator(".dup-count").all_inner_texts() == ["×2"]
+    assert page.locator(".sample-info .badge").inner_text() == "copy"
+    page.screenshot(path=shots / "duplicates.png", full_page=True)
+
+
+def test_query_upload_shows_nearest_training_images(page, server, fixture_run, shots):
+    page.goto(server + "/#/query")
+    ready(page, "query")
+    page.set_input_files("#query-file", str(fixture_run.train_dir / "t003.png"))
+    page.wait_for_selector("section.layer .tile")
+    check_neighbour_rows(page)
+    for layer in ("block1_pool", "block5_pool"):
+        first = page.locator(f"section.layer[data-layer='{layer}'] .tile").first
+        assert first.get_attribute("data-id") == "t003.png"
+        assert first.locator(".similarity").inner_text() == "1.000"
+    page.screenshot(path=shots / "query.png", full_page=True)
+
+
+def test_training_curation_marks_and_exports_the_list(page, server, shots):
+    page.goto(server + "/#/training?filter=outliers")
+    ready(page, "training")
+    cards = page.locator(".tcard")
+    assert cards.evaluate_all("cards => cards.map(c => c.dataset.id)") == ["outlier.png"]
+    cards.first.locator(".mark.reject").click()
+    assert cards.first.locator(".mark.reject").get_attribute("aria-pressed") == "true"
+    page.goto(server + "/#/training?filter=duplicates")
+    ready(page, "training")
+    assert page.locator(".dup-group .tcard").count() == 2
+    page.locator(".tcard[data-id='dup/b.png'] .mark.reject").click()
+    page.locator(".tcard[data-id='dup/a.png'] .mark.keep").click()
+    page.screenshot(path=shots / "training.png", full_page=True)
+    with page.expect_download() as download:
+        page.locator("#export-reject").click()
+    text = open(download.value.path(), encoding="utf-8").read()
+    assert text == "dup/b.png\noutlier.png\n"
+    page.reload()
+    ready(page, "training")  # marks survive a reload
+    assert page.locator(".tcard[data-id='dup/a.png'] .mark.keep").get_attribute("aria-pressed") == "true"
+
+
+def test_summary_shows_statistics_and_plots(page, server, shots):
+    page.goto(server + "/#/summary")
+    ready(page, "summary")
+    assert "c_t" in page.locator(".kv").first.inner_text()
+    page.wait_for_function("() => document.querySelector('.plots img').naturalWidth > 0")
+    page.screenshot(path=shots / "summary.png", full_page=True)
+
+
+def test_static_export_opens_from_file_without_a_server(page, fixture_run, tmp_path, shots):
+    from novelty.export import export_site
+
+    index = export_site(fixture_run.root, tmp_path / "site", progress=False)
+    page.goto(index.resolve().as_uri())
+    ready(page, "gallery")
+    assert page.locator(".gallery .card").count() == 30
+    assert page.locator("[data-nav='query']").is_hidden()
+    page.locator(".card[data-id='g005.png']").click()
+    ready(page, "sample")
+    check_neighbour_rows(page)
+    page.screenshot(path=shots / "export-sample.png", full_page=True)
+    page.goto(index.resolve().as_uri() + "#/sample/g001.png")
+    ready(page, "sample")
+    assert page.locator("section.layer[data-layer='block5_pool'] .dup-count").all_inner_texts() == ["×2"]

@@ -1,0 +1,251 @@
+"""Helpers for the web demo and export tests (and benchmarks/bench_web.py): a fixture run folder with
+planted answers, a stand-in feature extractor, a live uvicorn server, the one error shape, Chromium.
+
+The fixture run (:func:`make_run`) is tiny and seeded. Planted answers:
+
+- generated ``g000.png`` is a byte copy of training ``t003.png``: similarity 1 at both layers, verdict
+  "copy"; every other sample is "novel" except
+- generated ``g001.png``, a copy of ``dup/a.png``; ``dup/a.png`` / ``dup/b.png`` are identical files
+  (duplicate group "1"): its neighbour lists show them as ONE tile counted x2;
+- training ``outlier.png`` is the outlier, ``blank.png`` carries the pixel flag ``is_blank``;
+- ids with a folder and with spaces/unicode exist (``sub/deep/t010.png``, ``ünï code.png``).
+
+:class:`StubExtractor` makes cheap deterministic features (a 4x4 thumbnail for block5_pool, colour
+histograms for block1_pool), so queries run end to end without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from novelty.featurestore import FeatureStore
+from novelty.files import sha256_file
+from novelty.neighbors import save_neighbors, top_k
+
+LAYERS = ("block1_pool", "block5_pool")
+SIZE = 32
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+class StubExtractor:
+    """Extractor stand-in: ``layers``, ``params(layer)``, ``embed(images, batch_size, progress)``."""
+
+    layers = LAYERS
+    input_size = SIZE
+
+    def params(self, layer: str) -> dict:
+        return {"weights_sha256": "stub", "preprocess": "caffe", "input_size": SIZE, "layer": layer,
+                "block1_reduce": None}
+
+    def embed(self, images: np.ndarray, batch_size: int = 32, progress: bool = False,
+              desc: str = "") -> dict[str, np.ndarray]:
+        images = np.asarray(images, np.float32)
+        n = len(images)
+        small = images.reshape(n, 4, SIZE // 4, 4, SIZE // 4, 3).mean(axis=(2, 4)).reshape(n, -1)
+        bins = np.stack([np.stack([np.histogram(img[..., c], bins=8, range=(0, 256))[0] for c in range(3)])
+                         for img in images]).reshape(n, -1).astype(np.float32)
+        return {"block1_pool": bins + 1.0, "block5_pool": small + 1.0}
+
+
+def _pattern(rng: np.random.Generator) -> np.ndarray:
+    """A random blocky colour image, distinct enough for both stub layers."""
+    base = rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)
+    img = np.kron(base, np.ones((SIZE // 4, SIZE // 4, 1), np.uint8))
+    return np.clip(img.astype(np.int16) + rng.integers(-20, 21, img.shape), 0, 255).astype(np.uint8)
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class FixtureRun:
+    root: Path
+    train_dir: Path
+    generated_dir: Path
+    generated_ids: list[str]
+    training_ids: list[str]
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def make_run(base: Path, *, n_generated: int = 30, n_training: int = 40, k: int = 24,
+             verdicts: bool = True, curation: bool = True, features: bool = True, seed: int = 0) -> FixtureRun:
+    """Write image folders and a run folder under ``base`` (see the module docstring for the answers)."""
+    rng = np.random.default_rng(seed)
+    train_dir, generated_dir, root = base / "train", base / "generated", base / "run"
+    for folder in (train_dir, generated_dir, root / "neighbors", root / "plots"):
+        folder.mkdir(parents=True, exist_ok=True)
+
+    training_files: dict[str, bytes] = {}
+    for i in range(n_training - 5):
+        name = f"sub/deep/t{i:03d}.png" if i == 10 else f"t{i:03d}.png"
+        training_files[name] = _png(_pattern(rng))
+    duplicate = _png(_pattern(rng))
+    training_files["dup/a.png"] = duplicate
+    training_files["dup/b.png"] = duplicate
+    training_files["outlier.png"] = _png(np.full((SIZE, SIZE, 3), (250, 0, 250), np.uint8))
+    training_files["blank.png"] = _png(np.full((SIZE, SIZE, 3), 255, np.uint8))
+    training_files["ünï code.png"] = _png(_pattern(rng))
+    generated_files: dict[str, bytes] = {"g000.png": training_files["t003.png"], "g001.png": duplicate}
+    for i in range(2, n_generated):
+        generated_files[f"g{i:03d}.png"] = _png(_pattern(rng))
+    for folder, files in ((train_dir, training_files), (generated_dir, generated_files)):
+        for name, data in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+
+    training_ids, generated_ids = sorted(training_files), sorted(generated_files)
+    stub = StubExtractor()
+
+    def load(folder: Path, ids: list[str]) -> np.ndarray:
+        return np.stack([np.asarray(Image.open(folder / i).convert("RGB")) for i in ids])
+
+    train_features = stub.embed(load(train_dir, training_ids))
+    generated_features = stub.embed(load(generated_dir, generated_ids))
+    nearest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for layer in LAYERS:
+        indices, sims = top_k(generated_features[layer], train_features[layer], k)
+        nearest[layer] = (indices, sims)
+        save_neighbors(root / "neighbors" / f"{layer}.json", generated_ids, training_ids, indices, sims)
+        if features:
+            store = FeatureStore(root / "features", "float32")
+            store.save("training", layer, training_ids, train_features[layer], stub.params(layer))
+            store.save("generated", layer, generated_ids, generated_features[layer], stub.params(layer))
+
+    files_rows = [{"set": s, "id": i, "sha256": sha256_file(folder / i), "width": SIZE, "height": SIZE,
+                   "mode": "RGB", "status": "used", "reason": ""}
+                  for s, folder, ids in (("training", train_dir, training_ids),
+                                         ("generated", generated_dir, generated_ids)) for i in ids]
+    _write_csv(root / "files.csv", files_rows)
+    run = {"version": "0.1.0", "created": "2024-01-01T00:00:00+00:00", "train_dir": str(train_dir),
+           "generated_dir": str(generated_dir), "checkpoint": None, "layers": list(LAYERS), "k": k,
+           "weights": {"requested": "none", "source": "random", "sha256": "stub", "seed": 0},
+           "preprocess": "caffe", "input_size": SIZE, "fit": "crop", "index": "exact",
+           "features": {"block1_reduce": None},
+           "counts": {"training": len(training_ids), "generated": len(generated_ids), "skipped": 0},
+           "timings": {}, "versions": {}}
+    (root / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
+
+    if verdicts:
+        rows = []
+        for g, ident in enumerate(generated_ids):
+            row = {"id": ident}
+            for layer in LAYERS:
+                indices, sims = nearest[layer]
+                row[f"{layer}_nearest_id"] = training_ids[int(indices[g, 0])]
+                row[f"{layer}_similarity"] = f"{sims[g, 0]:.6f}"
+                row[f"{layer}_calibrated"] = f"{min(1.0, max(0.0, (sims[g, 0] - 0.5) * 2)):.4f}"
+            top = float(nearest["block5_pool"][1][g, 0])
+            row["novelty_score"] = f"{1 - top:.6f}"
+            row["verdict"] = "copy" if top > 0.9999 else "novel"
+            rows.append(row)
+        _write_csv(root / "samples.csv", rows)
+    if curation:
+        counts = {i: 0 for i in training_ids}
+        for layer in LAYERS:
+            for row in nearest[layer][0]:
+                for j in row:
+                    counts[training_ids[int(j)]] += 1
+        rows = [{"id": i, "outlier_score": f"{(0.95 if i == 'outlier.png' else 0.1 + 0.01 * n):.4f}",
+                 "is_outlier": int(i == "outlier.png"),
+                 "duplicate_group": "1" if i.startswith("dup/") else "",
+                 "times_retrieved": counts[i], "is_hub": int(counts[i] >= 40),
+                 "is_blank": int(i == "blank.png")} for n, i in enumerate(training_ids)]
+        _write_csv(root / "training.csv", rows)
+        # held-out nearest similarities per layer: what calibrates a similarity into a score
+        heldout = {layer: sorted(float(x) for x in np.linspace(0.5, 0.99, 50)) for layer in LAYERS}
+        summary = {"n_generated": len(generated_ids), "copies": 2, "copy_rate": 2 / len(generated_ids),
+                   "c_t": -1.25, "calibration": {layer: {"similarities": heldout[layer]} for layer in LAYERS}}
+        (root / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+        (root / "plots" / "similarity.png").write_bytes(_png(np.full((40, 60, 3), 120, np.uint8)))
+    return FixtureRun(root, train_dir, generated_dir, generated_ids, training_ids)
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The one error shape: ``{"error": {"status", "code", "message"}}`` with the right status."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert {"status", "code", "message"} <= set(error) <= {"status", "code", "message", "details"}, error
+    assert error["status"] == status
+    assert isinstance(error["message"], str) and error["message"] and "\n" not in error["message"]
+    assert "Traceback" not in response.text
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    return _png(arr)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live_server(app, timeout: float = 20.0):
+    """Run ``app`` with a real uvicorn server on 127.0.0.1 in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def chromium_missing_reason() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: install Debian's chromium (make browser) to run the browser tests"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is missing: pip install playwright (no `playwright install`)"
+    return None
+
+
+def artifact_dir(name: str) -> Path:
+    folder = ARTIFACTS / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -1,0 +1,1 @@
+"""One router per resource: samples, training, summary, images, query."""

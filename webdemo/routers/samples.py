@@ -1,0 +1,79 @@
+"""GENERATED samples: the gallery list, one sample, and its TRAINING neighbours per layer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from webdemo.errors import ERROR_RESPONSES
+from webdemo.schemas import NeighbourList, SampleDetail, SampleList
+from webdemo.state import app_state, dumps
+
+router = APIRouter(prefix="/api/samples", tags=["samples"])
+
+SORTS = ("id", "novelty", "similarity")
+
+
+def _sort_key(sort: str, layer: str):
+    if sort == "novelty":
+        return lambda r: r["novelty"]
+    return lambda r: r["layers"][layer]["similarity"]
+
+
+@router.get("", response_model=SampleList, summary="List generated samples")
+async def list_samples(
+    request: Request,
+    sort: Literal["id", "novelty", "similarity"] = Query(
+        "id", description="id order, novelty (most novel first) or similarity to the nearest "
+                          "training image at the deepest layer (most similar first)"),
+    order: Literal["asc", "desc"] | None = Query(None, description="Override the sort direction"),
+    verdict: str | None = Query(None, max_length=100, description="Only samples with this verdict"),
+    offset: int = Query(0, ge=0, le=10_000_000),
+    limit: int | None = Query(None, ge=1, le=100_000, description="Default: all"),
+) -> Response:
+    state = app_state(request)
+    items = state.samples
+    counts: dict[str, int] = {}
+    for record in items:
+        if record["verdict"]:
+            counts[record["verdict"]] = counts.get(record["verdict"], 0) + 1
+    if verdict is not None:
+        items = [r for r in items if r["verdict"] == verdict]
+    if sort != "id":
+        key = _sort_key(sort, state.view.layers[-1])
+        known = [r for r in items if key(r) is not None]
+        unknown = [r for r in items if key(r) is None]
+        descending = (order or "desc") == "desc"
+        items = sorted(known, key=key, reverse=descending) + unknown
+    elif order == "desc":
+        items = items[::-1]
+    total = len(items)
+    items = items[offset: offset + limit if limit else None]
+    return Response(dumps({"total": total, "items": items, "verdicts": counts,
+                           "layers": state.view.layers}), media_type="application/json")
+
+
+@router.get("/{sample_id:path}/neighbors", response_model=NeighbourList, responses=ERROR_RESPONSES,
+            summary="Top-k training neighbours of a sample at one layer")
+async def sample_neighbours(
+    request: Request, sample_id: str,
+    layer: str = Query(..., max_length=100, description="A layer of the run, e.g. block1_pool or block5_pool"),
+    k: int | None = Query(None, ge=1, le=10_000, description="At most the run's k (default: the run's k)"),
+) -> Response:
+    state = app_state(request)
+    state.check_sample(sample_id)
+    body = state.neighbour_bytes(sample_id, state.check_layer(layer), state.check_k(k))
+    return Response(body, media_type="application/json")
+
+
+@router.get("/{sample_id:path}", response_model=SampleDetail, responses=ERROR_RESPONSES,
+            summary="One generated sample")
+async def get_sample(request: Request, sample_id: str) -> Response:
+    state = app_state(request)
+    index = state.check_sample(sample_id)
+    ids = state.view.sample_ids
+    record = {**state.samples[index], "index": index,
+              "previous": ids[index - 1] if index > 0 else None,
+              "next": ids[index + 1] if index + 1 < len(ids) else None}
+    return Response(dumps(record), media_type="application/json")

@@ -1,0 +1,62 @@
+"""TRAINING images for curation: outliers, duplicate groups, hubs, pixel flags."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from webdemo.schemas import TrainingList
+from webdemo.state import app_state, dumps
+
+router = APIRouter(prefix="/api/training", tags=["training"])
+
+FILTERS = ("all", "outliers", "duplicates", "hubs", "flagged")
+
+
+def _matches(row: dict, which: str) -> bool:
+    if which == "outliers":
+        return row["is_outlier"]
+    if which == "duplicates":
+        return row["duplicate_group"] is not None
+    if which == "hubs":
+        return row["is_hub"]
+    if which == "flagged":
+        return bool(row["flags"])
+    return True
+
+
+@router.get("", response_model=TrainingList, summary="Training images, filtered for curation")
+async def list_training(
+    request: Request,
+    filter: Literal["all", "outliers", "duplicates", "hubs", "flagged"] = Query(
+        "all", description="outliers; duplicates (members of a duplicate group); hubs (retrieved "
+                           "as a neighbour far more often than average, most often first); flagged (any pixel flag)"),
+    flag: str | None = Query(None, max_length=100, description="Only images with this pixel flag"),
+    sort: Literal["id", "outlier_score", "times_retrieved", "duplicate_group"] | None = Query(
+        None, description="Default: the natural order of the filter"),
+    q: str | None = Query(None, max_length=200, description="Only ids containing this text"),
+    offset: int = Query(0, ge=0, le=10_000_000),
+    limit: int = Query(500, ge=1, le=100_000),
+) -> Response:
+    state = app_state(request)
+    rows = state.training_rows
+    counts = {name: sum(_matches(r, name) for r in rows) for name in FILTERS}
+    flags = sorted({f for r in rows for f in r["flags"]})
+    items = [r for r in rows if _matches(r, filter)]
+    if flag is not None:
+        items = [r for r in items if flag in r["flags"]]
+    if q:
+        needle = q.lower()
+        items = [r for r in items if needle in r["id"].lower()]
+    sort = sort or {"outliers": "outlier_score", "duplicates": "duplicate_group",
+                    "hubs": "times_retrieved"}.get(filter, "id")
+    if sort == "outlier_score":
+        items = sorted(items, key=lambda r: -(r["outlier_score"] if r["outlier_score"] is not None else -1e300))
+    elif sort == "times_retrieved":
+        items = sorted(items, key=lambda r: -r["times_retrieved"])
+    elif sort == "duplicate_group":
+        items = sorted(items, key=lambda r: (r["duplicate_group"] is None, r["duplicate_group"] or ""))
+    total = len(items)
+    return Response(dumps({"total": total, "offset": offset, "items": items[offset: offset + limit],
+                           "counts": counts, "flags": flags}), media_type="application/json")

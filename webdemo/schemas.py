@@ -1,0 +1,117 @@
+"""Response models: they document the API (OpenAPI at /docs) and pin its JSON shapes in tests.
+
+Routes build plain dicts (``novelty.browse`` records) and return them as JSON directly for speed;
+these models describe the same shapes.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class LayerScore(BaseModel):
+    nearest: str | None = Field(description="Id of the nearest TRAINING image at this layer")
+    similarity: float | None = Field(description="Cosine similarity to it (1 = identical features)")
+    calibrated: float | None = Field(
+        description="Calibrated score in 0..1: share of the run's reference similarities below this "
+                    "one (null when the run has no calibration)")
+
+
+class Agreement(BaseModel):
+    layers: list[str]
+    shared: int = Field(description="Training ids found in the top-k of both layers")
+    k: int
+    top1_same: bool
+
+
+class Sample(BaseModel):
+    id: str
+    verdict: str | None = Field(description="Verdict from samples.csv, null before verdicts exist")
+    novelty: float | None = Field(description="Higher = further from every training image")
+    layers: dict[str, LayerScore]
+    agreement: Agreement | None
+
+
+class SampleList(BaseModel):
+    total: int
+    items: list[Sample]
+    verdicts: dict[str, int]
+    layers: list[str]
+
+
+class SampleDetail(Sample):
+    index: int = Field(description="Position of the sample in id order")
+    previous: str | None
+    next: str | None
+
+
+class Neighbour(BaseModel):
+    rank: int
+    id: str
+    similarity: float
+    calibrated: float | None
+    group: str | None = Field(description="Duplicate group of this training image, null if unique")
+
+
+class NeighbourTile(Neighbour):
+    ids: list[str] = Field(description="Members of the duplicate group found in this list")
+    count: int = Field(description="How many entries of the list this tile stands for")
+    group_size: int = Field(description="Size of the whole duplicate group in the training set")
+
+
+class NeighbourList(BaseModel):
+    sample: str
+    layer: str
+    label: str
+    description: str
+    k: int
+    neighbors: list[Neighbour]
+    groups: list[NeighbourTile]
+
+
+class TrainingImage(BaseModel):
+    id: str
+    outlier_score: float | None
+    is_outlier: bool
+    duplicate_group: str | None
+    duplicate_count: int
+    times_retrieved: int
+    retrieved: dict[str, int]
+    is_hub: bool
+    flags: list[str]
+
+
+class TrainingList(BaseModel):
+    total: int
+    offset: int
+    items: list[TrainingImage]
+    counts: dict[str, int]
+    flags: list[str]
+
+
+class Summary(BaseModel):
+    run: dict
+    layers: list[dict]
+    counts: dict[str, int]
+    verdicts: dict[str, int]
+    has_verdicts: bool
+    has_curation: bool
+    statistics: dict
+    plots: list[str]
+
+
+class QueryLayer(BaseModel):
+    layer: str
+    label: str
+    description: str
+    k: int
+    neighbors: list[Neighbour]
+    groups: list[NeighbourTile]
+
+
+class QueryResult(BaseModel):
+    filename: str | None
+    width: int
+    height: int
+    seconds: float
+    layers: dict[str, QueryLayer]

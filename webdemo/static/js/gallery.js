@@ -1,0 +1,77 @@
+// The gallery: every generated sample as a lazy thumbnail, sortable by novelty, filterable by verdict.
+import { fill, h } from "./dom.js";
+import { CALIBRATED_HELP, NOVELTY_HELP, SIMILARITY_HELP, fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
+import { source } from "./source.js";
+import { session } from "./state.js";
+
+const SORTS = {
+  novelty: { label: "Most novel first", compare: (a, b) => nullsLast(b.novelty, a.novelty) },
+  copied: { label: "Most copy-like first", compare: (a, b) => nullsLast(a.novelty, b.novelty) },
+  id: { label: "Sample id", compare: null },
+};
+
+function nullsLast(x, y) {
+  if (x === null && y === null) return 0;
+  if (x === null) return 1;
+  if (y === null) return -1;
+  return x - y;
+}
+
+export async function renderGallery(root, params) {
+  const [list, summary] = await Promise.all([source.samples(), source.summary()]);
+  const sort = SORTS[params.get("sort")] ? params.get("sort") : session.galleryState.sort;
+  const verdict = params.has("verdict") ? params.get("verdict") : session.galleryState.verdict;
+  session.galleryState = { sort, verdict };
+  const deepest = list.layers[list.layers.length - 1];
+  const hasVerdicts = Object.keys(list.verdicts).length > 0;
+
+  let items = verdict ? list.items.filter((r) => (r.verdict || "") === verdict) : list.items.slice();
+  if (SORTS[sort].compare) items.sort(SORTS[sort].compare);
+  session.order = items.map((r) => r.id);
+
+  const link = (changes) => {
+    const next = new URLSearchParams({ sort, verdict, ...changes });
+    if (!next.get("verdict")) next.delete("verdict");
+    return `#/?${next}`;
+  };
+  const verdictChips = Object.keys(list.verdicts).length
+    ? h("div", { class: "chips", role: "group", "aria-label": "Filter by verdict" },
+      h("a", { class: `chip${verdict ? "" : " active"}`, href: link({ verdict: "" }) }, `All (${list.total})`),
+      Object.entries(list.verdicts).map(([name, n]) =>
+        h("a", { class: `chip${verdict === name ? " active" : ""}`, href: link({ verdict: name }), dataset: { verdict: name } },
+          verdictBadge(name), ` ${n}`)))
+    : h("p", { class: "hint" }, "No verdicts yet: run the verdict stage to see copy / novel badges. Scores below come from the neighbour lists.");
+
+  const sortSelect = h("select", {
+    id: "sort", "aria-label": "Sort samples",
+    onchange: (event) => { location.hash = link({ sort: event.target.value }); },
+  }, Object.entries(SORTS).map(([key, { label }]) => h("option", { value: key, selected: key === sort }, label)));
+
+  const grid = h("ol", { class: "gallery", "aria-label": "Generated samples" });
+  const fragment = document.createDocumentFragment();
+  for (const record of items) fragment.append(card(record, deepest, hasVerdicts));
+  grid.append(fragment);
+
+  fill(root, 
+    h("div", { class: "toolbar" },
+      h("h2", null, "Generated samples ", h("span", { class: "count" }, `${items.length} shown`)),
+      h("label", { class: "sort" }, "Sort ", sortSelect),
+      verdictChips),
+    h("p", { class: "hint" }, `Each card: novelty (higher = more new), then the similarity to the nearest training image at ${deepest}${hasVerdicts ? " and its calibrated score" : ""}. Open a sample to see its nearest training images at every layer.`),
+    grid);
+  if (summary.counts.generated === 0) root.append(h("p", { class: "status" }, "This run has no generated samples."));
+}
+
+function card(record, deepest, hasVerdicts) {
+  const score = record.layers[deepest] || {};
+  return h("li", null,
+    h("a", { class: "card", href: `#/sample/${encodeURIComponent(record.id)}`, dataset: { id: record.id }, title: `Sample ${record.id}` },
+      h("img", { src: source.imageUrl("generated", record.id, true), alt: `sample ${record.id}`, loading: "lazy", decoding: "async", width: 128, height: 128 }),
+      hasVerdicts ? h("span", { class: "card-top" }, verdictBadge(record.verdict)) : null,
+      h("span", { class: "card-meta" },
+        h("span", { class: "card-id" }, record.id),
+        h("span", { class: "card-scores" },
+          h("span", { title: NOVELTY_HELP }, `novelty ${fmtSimilarity(record.novelty)}`),
+          h("span", { title: score.calibrated === null ? SIMILARITY_HELP : CALIBRATED_HELP },
+            `sim ${fmtSimilarity(score.similarity)}`, score.calibrated === null ? "" : ` · ${fmtPercent(score.calibrated)}`)))));
+}

@@ -1,0 +1,66 @@
+// One generated sample, large, then its top-k training neighbours at each layer.
+import { fill, h, statusMessage } from "./dom.js";
+import { CALIBRATED_HELP, NOVELTY_HELP, SIMILARITY_HELP, fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
+import { source } from "./source.js";
+import { session } from "./state.js";
+import { neighbourSection } from "./tiles.js";
+
+export async function renderSample(root, id) {
+  const [sample, summary] = await Promise.all([source.sample(id), source.summary()]);
+  const layers = summary.layers;
+  const order = session.order || null;
+  const position = order ? order.indexOf(id) : -1;
+  const previous = position >= 0 ? order[position - 1] || null : sample.previous;
+  const next = position >= 0 ? order[position + 1] || null : sample.next;
+  const count = order ? order.length : summary.counts.generated;
+  const index = position >= 0 ? position : sample.index;
+
+  const nav = h("nav", { class: "sample-nav", "aria-label": "Samples" },
+    h("a", { class: "button", href: "#/", title: "Back to the samples (Esc)" }, "← All samples"),
+    h("a", { class: "button", href: previous ? `#/sample/${encodeURIComponent(previous)}` : null, "aria-disabled": previous ? null : "true", id: "prev-sample", title: "Previous sample (←)" }, "‹ Previous"),
+    h("span", { class: "position" }, `${index + 1} of ${count}`),
+    h("a", { class: "button", href: next ? `#/sample/${encodeURIComponent(next)}` : null, "aria-disabled": next ? null : "true", id: "next-sample", title: "Next sample (→)" }, "Next ›"));
+
+  const rows = layers.map(({ layer, label }) => {
+    const score = sample.layers[layer] || {};
+    return h("tr", null,
+      h("th", { scope: "row" }, layer, h("span", { class: "layer-label" }, label)),
+      h("td", { class: "num", title: SIMILARITY_HELP }, fmtSimilarity(score.similarity)),
+      h("td", { class: "num", title: CALIBRATED_HELP }, fmtPercent(score.calibrated)),
+      h("td", { class: "nearest" }, score.nearest || "–"));
+  });
+
+  const info = h("div", { class: "sample-info" },
+    h("h2", null, "Sample ", h("span", { class: "mono" }, sample.id), " ", verdictBadge(sample.verdict)),
+    h("p", { class: "novelty", title: NOVELTY_HELP }, "Novelty ", h("b", null, fmtSimilarity(sample.novelty))),
+    h("table", { class: "scores-table" },
+      h("thead", null, h("tr", null,
+        h("th", null, "Layer"), h("th", { title: SIMILARITY_HELP }, "Nearest similarity"),
+        h("th", { title: CALIBRATED_HELP }, "Calibrated"), h("th", null, "Nearest training image"))),
+      h("tbody", null, rows)),
+    agreementLine(sample.agreement));
+
+  const sections = h("div", { class: "layers" }, statusMessage("Loading neighbours…"));
+  fill(root, 
+    h("div", { class: "sample-view", dataset: { sample: sample.id } },
+      nav,
+      h("div", { class: "sample-head" },
+        h("img", { class: "sample-large", src: source.imageUrl("generated", sample.id), alt: `generated sample ${sample.id}` }),
+        info),
+      sections));
+
+  const lists = await Promise.all(layers.map(({ layer }) => source.neighbours(sample.id, layer)));
+  sections.replaceChildren(...lists.map(neighbourSection));
+}
+
+function agreementLine(agreement) {
+  if (!agreement) return null;
+  const [a, b] = agreement.layers;
+  const share = agreement.shared / agreement.k;
+  const tone = share >= 0.5 ? "high" : share >= 0.2 ? "medium" : "low";
+  return h("p", { class: `agreement agreement-${tone}`, title: "Training images found in the top-k of both layers. High agreement means the colour/texture match and the shape match point at the same training images, a strong sign of a copy." },
+    "Layer agreement: ", h("b", null, `${agreement.shared} of ${agreement.k}`),
+    ` neighbours appear at both ${a} and ${b}; `,
+    agreement.top1_same ? h("b", null, "the nearest image is the same") : "the nearest images differ",
+    ".");
+}

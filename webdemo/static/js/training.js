@@ -1,0 +1,132 @@
+// The training set, for curation: outliers, duplicate groups, hubs and pixel flags, with
+// keep / reject marks and the exported list.
+import { fill, h, statusMessage } from "./dom.js";
+import { fmtSimilarity } from "./format.js";
+import { downloadList, loadMarks, markedIds, saveMarks } from "./marks.js";
+import { source } from "./source.js";
+import { openViewer } from "./tiles.js";
+
+const FILTERS = [
+  ["outliers", "Outliers", "Images far from the rest of the training set: off-topic, broken or mislabelled pictures."],
+  ["duplicates", "Duplicate groups", "Identical or near-identical training images, shown together: keep one per group."],
+  ["hubs", "Hubs", "Training images that come up as a neighbour of many samples, most often first."],
+  ["flagged", "Pixel flags", "Blank, low-contrast, tiny or otherwise suspicious pixels."],
+  ["all", "All", "Every training image the run knows."],
+];
+const PAGE = 500;
+
+export async function renderTraining(root, params) {
+  const filter = FILTERS.some(([key]) => key === params.get("filter")) ? params.get("filter") : "outliers";
+  const q = params.get("q") || "";
+  const summary = await source.summary();
+  const runKey = `${summary.run.train_dir}|${summary.run.created}`;
+  const marks = loadMarks(runKey);
+  let offset = 0;
+  const first = await source.training({ filter, q, offset, limit: PAGE });
+
+  const counter = h("span", { class: "marks-count", "aria-live": "polite" });
+  const refreshCounter = () => {
+    counter.textContent = `${markedIds(marks, "keep").length} kept · ${markedIds(marks, "reject").length} rejected`;
+  };
+  refreshCounter();
+  const setMark = (id, value, card) => {
+    if (marks[id] === value) delete marks[id];
+    else marks[id] = value;
+    saveMarks(runKey, marks);
+    paintCard(card, marks[id]);
+    refreshCounter();
+  };
+
+  const tabs = h("nav", { class: "tabs", "aria-label": "Training views" },
+    FILTERS.map(([key, label, help]) => h("a", {
+      class: `tab${key === filter ? " active" : ""}`, href: `#/training?filter=${key}`, title: help, dataset: { filter: key },
+    }, `${label} (${first.counts[key] ?? 0})`)));
+
+  const search = h("input", {
+    type: "search", placeholder: "Filter by id…", value: q, "aria-label": "Filter by id",
+    onchange: (event) => { location.hash = `#/training?filter=${filter}&q=${encodeURIComponent(event.target.value)}`; },
+  });
+  const exportBar = h("div", { class: "marks" },
+    counter,
+    h("button", { class: "button primary", type: "button", id: "export-reject", title: "One training id per line: the input of `novelty curate --list`", onclick: () => downloadList(markedIds(marks, "reject"), "reject.txt") }, "Export rejected (.txt)"),
+    h("button", { class: "button", type: "button", id: "export-keep", onclick: () => downloadList(markedIds(marks, "keep"), "keep.txt") }, "Export kept (.txt)"),
+    h("button", { class: "button subtle", type: "button", onclick: () => {
+      if (!confirm("Forget every keep / reject mark for this run?")) return;
+      for (const id of Object.keys(marks)) delete marks[id];
+      saveMarks(runKey, marks);
+      root.querySelectorAll(".tcard").forEach((card) => paintCard(card, undefined));
+      refreshCounter();
+    } }, "Clear marks"));
+
+  const help = FILTERS.find(([key]) => key === filter)[2];
+  const grid = h("div", { class: "training-grid" });
+  const more = h("button", { class: "button", type: "button" }, "Show more");
+  const footer = h("p", { class: "paging" });
+  const addItems = (page) => {
+    appendCards(grid, page.items, filter, marks, setMark);
+    offset += page.items.length;
+    footer.replaceChildren(`${offset} of ${page.total} shown `, offset < page.total ? more : "");
+  };
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    addItems(await source.training({ filter, q, offset, limit: PAGE }));
+    more.disabled = false;
+  });
+
+  fill(root, 
+    h("div", { class: "toolbar" }, h("h2", null, "Training set"), tabs),
+    h("div", { class: "toolbar" }, search, exportBar),
+    h("p", { class: "hint" }, help, summary.has_curation ? "" : " (This run has no training.csv yet: only retrieval counts and exact duplicates are known.)"),
+    grid, footer);
+  if (!first.items.length) grid.append(statusMessage("Nothing here."));
+  addItems(first);
+}
+
+function appendCards(grid, items, filter, marks, setMark) {
+  let groupBox = grid.lastElementChild && grid.lastElementChild.classList.contains("dup-group") ? grid.lastElementChild : null;
+  for (const row of items) {
+    const card = trainingCard(row, marks, setMark);
+    if (filter === "duplicates" && row.duplicate_group) {
+      if (!groupBox || groupBox.dataset.group !== row.duplicate_group) {
+        groupBox = h("section", { class: "dup-group", dataset: { group: row.duplicate_group } },
+          h("h4", null, `Duplicate group · ${row.duplicate_count} images`));
+        grid.append(groupBox);
+      }
+      groupBox.append(card);
+    } else {
+      grid.append(card);
+    }
+  }
+}
+
+function trainingCard(row, marks, setMark) {
+  const facts = [
+    row.outlier_score !== null ? h("span", { title: "Outlier score: higher = further from the rest of the training set" }, `outlier ${fmtSimilarity(row.outlier_score)}`) : null,
+    h("span", { title: `Times retrieved as a neighbour: ${Object.entries(row.retrieved).map(([l, n]) => `${l} ${n}`).join(", ")}` }, `retrieved ×${row.times_retrieved}`),
+    row.duplicate_count > 1 ? h("span", { title: "Members of its duplicate group" }, `${row.duplicate_count} copies`) : null,
+  ];
+  const badges = [
+    row.is_outlier ? h("span", { class: "badge badge-warn" }, "outlier") : null,
+    row.is_hub ? h("span", { class: "badge badge-neutral" }, "hub") : null,
+    ...row.flags.map((flag) => h("span", { class: "badge badge-bad" }, flag.replaceAll("_", " "))),
+  ];
+  const card = h("div", { class: "tcard", dataset: { id: row.id } });
+  card.append(
+    h("button", { class: "tile-image", type: "button", title: `${row.id}: click to enlarge`, onclick: () => openViewer({ src: source.imageUrl("training", row.id), title: `Training image ${row.id}` }) },
+      h("img", { src: source.imageUrl("training", row.id, true), alt: `training image ${row.id}`, loading: "lazy", decoding: "async", width: 96, height: 96 })),
+    h("div", { class: "tile-id", title: row.id }, row.id),
+    h("div", { class: "facts" }, facts),
+    h("div", { class: "badges" }, badges),
+    h("div", { class: "mark-buttons", role: "group", "aria-label": `Mark ${row.id}` },
+      h("button", { type: "button", class: "mark keep", onclick: () => setMark(row.id, "keep", card) }, "Keep"),
+      h("button", { type: "button", class: "mark reject", onclick: () => setMark(row.id, "reject", card) }, "Reject")));
+  paintCard(card, marks[row.id]);
+  return card;
+}
+
+function paintCard(card, mark) {
+  card.classList.toggle("marked-keep", mark === "keep");
+  card.classList.toggle("marked-reject", mark === "reject");
+  card.querySelector(".mark.keep").setAttribute("aria-pressed", String(mark === "keep"));
+  card.querySelector(".mark.reject").setAttribute("aria-pressed", String(mark === "reject"));
+}
