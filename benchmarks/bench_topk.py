@@ -4,15 +4,19 @@ The 2018 demo ranked each generated sample on its own: ``scipy.spatial.distance.
 "cosine")`` then a full ``argsort``. ``top_k`` does the same maths as blocked matrix products with a
 running top-k. All three run here in one process on the same seeded random float32 data
 (standard normal, 2,048 dimensions by default), each from raw features to a top-k list (FAISS's time
-includes normalising and building its index).
+includes normalising and building its index). Times are medians of ``--repeat`` runs (a run over
+30 s is not repeated); the machine may be busy, so compare ratios, not seconds.
 
-The original is far too slow to run in full (about a second per query at 100k training rows on two
-busy cores), so it runs on the first ``--original-queries`` queries and its time is extrapolated per
-query to all N; the output says so. Agreement is the share of (query, rank) slots holding the same
-training index as top_k's answer.
+The original is far too slow to run in full (seconds per query at 100k training rows), so it runs
+on the first ``--original-queries`` queries and its median time per query is extrapolated to all N;
+the output says so. Agreement: the share of (query, rank) slots, of top-1s and of whole top-k sets
+equal to top_k's answer.
 
     python benchmarks/bench_topk.py                       # 1000x10000 and 10000x100000
     python benchmarks/bench_topk.py --sizes 1000x10000    # about a minute
+
+The 10000x100000 size does about 4e12 flops per method: minutes on two cores, more on a busy machine
+(25 minutes in all with a training run beside it).
 """
 
 from __future__ import annotations
@@ -27,17 +31,23 @@ from novelty import defaults
 from novelty.neighbors import normalize, top_k
 
 
-def original(generated: np.ndarray, training: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The 2018 way: one cdist row per GENERATED query, full argsort, similarity = 1 - distance."""
+def original(generated: np.ndarray, training: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """The 2018 way: one cdist row per GENERATED query, full argsort, similarity = 1 - distance.
+
+    Also returns the seconds each query took.
+    """
     from scipy.spatial.distance import cdist
 
     indices = np.empty((len(generated), k), dtype=np.int64)
     sims = np.empty((len(generated), k), dtype=np.float32)
+    seconds = []
     for q, row in enumerate(generated):
+        start = time.perf_counter()
         dist = cdist(row[None, :], training, "cosine")[0]
         order = np.argsort(dist, kind="stable")[:k]
         indices[q], sims[q] = order, 1.0 - dist[order]
-    return indices, sims
+        seconds.append(time.perf_counter() - start)
+    return indices, sims, seconds
 
 
 def faiss_flat_ip(generated: np.ndarray, training: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,10 +59,16 @@ def faiss_flat_ip(generated: np.ndarray, training: np.ndarray, k: int) -> tuple[
     return indices, sims
 
 
-def timed(fn, *args):
-    start = time.perf_counter()
-    result = fn(*args)
-    return time.perf_counter() - start, result
+def timed(fn, *args, repeat: int = 1):
+    """(median seconds, result) over up to ``repeat`` runs; a run over 30 s is not repeated."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn(*args)
+        times.append(time.perf_counter() - start)
+        if times[-1] > 30:
+            break
+    return float(np.median(times)), result
 
 
 def agreement(indices: np.ndarray, reference: np.ndarray) -> str:
@@ -63,17 +79,18 @@ def agreement(indices: np.ndarray, reference: np.ndarray) -> str:
 
 
 def run(n: int, m: int, dim: int, k: int, seed: int, original_queries: int,
-        chunk_size: tuple[int, int] | None) -> None:
+        chunk_size: tuple[int, int] | None, repeat: int) -> None:
     rng = np.random.default_rng(seed)
     generated = rng.standard_normal((n, dim), dtype=np.float32)
     training = rng.standard_normal((m, dim), dtype=np.float32)
     print(f"\n== {n:,} generated x {m:,} training, {dim} dims float32, k={k}, seed {seed}", flush=True)
 
-    t_ours, (ours_i, ours_s) = timed(lambda: top_k(generated, training, k, chunk_size=chunk_size))
+    t_ours, (ours_i, ours_s) = timed(lambda: top_k(generated, training, k, chunk_size=chunk_size),
+                                        repeat=repeat)
     print(f"top_k (exact, numpy)   {t_ours:8.2f} s", flush=True)
 
     try:
-        t_faiss, (faiss_i, faiss_s) = timed(faiss_flat_ip, generated, training, k)
+        t_faiss, (faiss_i, faiss_s) = timed(faiss_flat_ip, generated, training, k, repeat=repeat)
     except ImportError:
         t_faiss = None
         print("faiss IndexFlatIP      not installed (pip install faiss-cpu); skipped")
@@ -84,11 +101,12 @@ def run(n: int, m: int, dim: int, k: int, seed: int, original_queries: int,
               f"max |score diff| {np.abs(faiss_s - ours_s).max():.2e}")
 
     q = min(original_queries, n)
-    t_orig, (orig_i, orig_s) = timed(original, generated[:q], training, k)
-    per_query = t_orig / q
+    orig_i, orig_s, seconds = original(generated[:q], training, k)
+    per_query = float(np.median(seconds))
     estimate = per_query * n
-    note = "measured" if q == n else f"EXTRAPOLATED from {q} queries ({t_orig:.1f} s, {per_query:.3f} s/query)"
-    print(f"original cdist+argsort {estimate:8.2f} s   ({note})")
+    note = (f"median query time x {n:,}" if q == n else
+            f"EXTRAPOLATED: median of {q} timed queries ({sum(seconds):.1f} s in all) x {n:,}")
+    print(f"original cdist+argsort {estimate:8.2f} s   ({note}; {per_query:.4f} s/query)")
     print(f"  top_k speed = {estimate / t_ours:.0f}x the original (goal >= 50x)")
     print(f"  agreement with the original on those {q} queries: {agreement(orig_i, ours_i[:q])}; "
           f"max |score diff| {np.abs(orig_s - ours_s[:q]).max():.2e}", flush=True)
@@ -108,12 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.SEED)
     parser.add_argument("--original-queries", type=int, default=50,
                         help="queries the original runs on; its time is extrapolated to all")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of top_k and FAISS per size (median reported; runs over 30 s are not repeated)")
     parser.add_argument("--chunk", default=None, help="top_k chunk sizes GENxTRAIN (default: automatic)")
     args = parser.parse_args(argv)
     chunk = parse_size(args.chunk) if args.chunk else None
     print(f"numpy {np.__version__}; top_k chunk sizes: {chunk or 'automatic'}")
     for size in args.sizes.split(","):
-        run(*parse_size(size), args.dim, args.k, args.seed, args.original_queries, chunk)
+        run(*parse_size(size), args.dim, args.k, args.seed, args.original_queries, chunk, args.repeat)
     return 0
 
 

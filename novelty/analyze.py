@@ -3,13 +3,14 @@
 Steps (each timed into ``run.json`` "timings"):
 
 1. ``generate`` (with a checkpoint): seeded samples into ``RUN/generated`` (:mod:`novelty.generate`);
-2. ``decode``: both folders (:mod:`novelty.images`), every image fitted to ``input_size`` by centre
-   crop (``images.fit``), so training images and generated samples of any size meet VGG16 at one
+2. ``decode``: both folders (:mod:`novelty.images`), every image fitted to ``input_size`` by
+   ``images.fit`` (centre crop by default, ``fit_mode="pad"`` to keep everything), so training images and generated samples of any size meet VGG16 at one
    size (default 64, the 2018 demo's native size); an undecodable file is listed in ``files.csv`` with
    its reason and left out, never embedded as zeros;
 3. ``embed_training``, ``embed_generated``: :class:`novelty.features.Extractor` through the
    content-hash cache of :class:`novelty.featurestore.FeatureStore` (``RUN/features``);
-4. ``search``: exact top-k per layer (:func:`novelty.neighbors.top_k`) -> ``RUN/neighbors/<layer>.json``;
+4. ``search``: exact top-k per layer (:func:`novelty.neighbors.top_k`) -> ``RUN/neighbors/<layer>.json``,
+   skipped for a layer whose features and k are those of the lists already there;
 5. ``verdicts``: :func:`novelty.verdicts.judge_run` when that module is installed.
 """
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from novelty import __version__, defaults
 from novelty.errors import NoveltyError
-from novelty.files import sha256_file, write_json, write_text
+from novelty.files import read_json, sha256_file, write_json, write_text
 from novelty.runfolder import RunFolder
 
 FILES_COLUMNS = ("set", "id", "sha256", "width", "height", "mode", "status", "reason")
@@ -126,6 +127,16 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _previous_search(run: RunFolder) -> dict:
+    """The ``"search"`` entry of an earlier ``run.json`` in this folder (what its neighbour lists
+    were computed from), or {}."""
+    try:
+        search = read_json(run.run_json).get("search")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return search if isinstance(search, dict) else {}
+
+
 def resolve_generated(out: Path, generated: str | os.PathLike | None, checkpoint: str | os.PathLike | None,
                       n: int, seed: int) -> Path:
     """The folder of generated images: given, or sampled from ``checkpoint`` into ``RUN/generated``."""
@@ -147,8 +158,8 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     """Compare the GENERATED images (a folder, or ``n`` samples of ``checkpoint``) with the TRAINING
     images in ``train``; write the run folder ``out`` and return its counts and timings.
 
-    ``extractor``: an existing :class:`novelty.features.Extractor` to reuse (its settings must match
-    ``options``); None builds one from ``options``.
+    ``extractor``: an existing :class:`novelty.features.Extractor` to reuse (its layers, weights and
+    preprocessing are used; its input size and fit mode must match ``options``); None builds one.
     """
     from novelty.features import Extractor
     from novelty.featurestore import FeatureStore
@@ -174,7 +185,10 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     if extractor is None:
         extractor = Extractor(weights=options.weights, preprocess=options.preprocess,
                               input_size=options.input_size, layers=options.layers,
-                              block1_reduce=options.block1_reduce, seed=seed)
+                              block1_reduce=options.block1_reduce, seed=seed, fit_mode=options.fit_mode)
+    elif (extractor.input_size, extractor.fit_mode) != (options.input_size, options.fit_mode):
+        raise NoveltyError(f"the extractor embeds at {extractor.input_size} px ({extractor.fit_mode}) but the "
+                           f"options ask for {options.input_size} px ({options.fit_mode})")
     lap("weights")
     generated_dir = resolve_generated(run.root, generated, checkpoint, n, seed)
     if not generated_dir.is_dir():
@@ -201,7 +215,13 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
                                                 options.progress)
         lap(f"embed_{image_set.name}")
 
+    previous = _previous_search(run)
+    search_keys = {}
     for layer in extractor.layers:
+        search_keys[layer] = {"training": store.meta(TRAINING, layer)["data"], "k": options.k,
+                              "generated": store.meta(GENERATED, layer)["data"], "index": options.index}
+        if previous.get(layer) == search_keys[layer] and run.neighbors(layer).is_file():
+            continue  # same features (data files are renamed on every change), same k: still valid
         training_ids, training_features = store.load(TRAINING, layer)
         generated_ids, generated_features = store.load(GENERATED, layer)
         indices, similarities = top_k(generated_features, training_features, options.k,
@@ -231,6 +251,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         "n": n if checkpoint is not None else None,
         "counts": counts,
         "embedded": embedded,
+        "search": search_keys,
         "timings": timings,
         "versions": versions(),
     }

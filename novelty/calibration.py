@@ -235,3 +235,53 @@ def judge(calibration: Calibration, generated_similarity: Mapping[str, np.ndarra
     is_copy = min_p < calibration.min_p_cutoff
     return Verdicts(heldout_share=shares, p_value=p, copy_p_value=copy_p, copy_score=1.0 - copy_p,
                     is_copy=is_copy)
+
+
+def bootstrap_interval(flags: np.ndarray, *, resamples: int = defaults.BOOTSTRAP_RESAMPLES,
+                       confidence: float = defaults.CONFIDENCE, seed: int = defaults.SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``(N,)`` 0/1 values, resampling the N samples."""
+    x = np.asarray(flags, dtype=np.float64).ravel()
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    counts = rng.binomial(len(x), x.mean(), size=resamples) if np.isin(x, (0, 1)).all() else None
+    means = counts / len(x) if counts is not None else \
+        x[rng.integers(0, len(x), (resamples, len(x)))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+
+
+def clopper_pearson(successes: int, n: int, confidence: float = defaults.CONFIDENCE) -> tuple[float, float]:
+    """Exact binomial interval for ``successes`` out of ``n``; stays honest at 0 and at n."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return float("nan"), float("nan")
+    alpha = 1.0 - confidence
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return low, high
+
+
+def copy_rate(is_copy: np.ndarray, *, fpr: float, resamples: int = defaults.BOOTSTRAP_RESAMPLES,
+              confidence: float = defaults.CONFIDENCE, seed: int = defaults.SEED) -> dict:
+    """Share of GENERATED samples flagged, with a bootstrap and an exact interval (JSON-ready).
+
+    ``expected_false_positives`` = ``fpr * N``: a generator that never copies still gets about this
+    many flags. The bootstrap interval collapses to a point when no sample (or every sample) is
+    flagged, which is why the exact Clopper-Pearson interval is reported beside it.
+    """
+    flags = np.asarray(is_copy, dtype=bool).ravel()
+    n, count = len(flags), int(flags.sum())
+    return {
+        "count": count,
+        "n": n,
+        "rate": float(count / n) if n else None,
+        "bootstrap_interval": list(bootstrap_interval(flags, resamples=resamples, confidence=confidence,
+                                                      seed=seed)) if n else None,
+        "exact_interval": list(clopper_pearson(count, n, confidence)) if n else None,
+        "confidence": confidence,
+        "resamples": resamples,
+        "false_positive_rate": fpr,
+        "expected_false_positives": fpr * n,
+    }

@@ -102,25 +102,42 @@ class GanConfig:
             raise NoveltyError(f"checkpoint config {path}: {exc}") from None
 
 
+def _layer_settings():
+    """Radford et al.'s initialisation: weights N(0, 0.02), batch-norm scale N(1, 0.02).
+
+    Batch-norm statistics use momentum 0.9 (PyTorch's 0.1) so that inference-mode samples track the
+    fast-moving generator; Keras' default 0.99 lags by hundreds of steps early in training.
+    """
+    import keras
+
+    conv = {"kernel_initializer": keras.initializers.RandomNormal(0.0, 0.02)}
+    norm = {"momentum": 0.9, "epsilon": 1e-5,
+            "gamma_initializer": keras.initializers.RandomNormal(1.0, 0.02)}
+    return conv, norm
+
+
 def build_generator(config: GanConfig):
     """z ``(N, z_dim)`` float32 -> images ``(N, size, size, 3)`` in [-1, 1]."""
     import keras
     from keras import layers
 
+    conv, norm = _layer_settings()
+
     first = config.filters(4)
     inputs = keras.Input(shape=(config.z_dim,), name="z")
-    x = layers.Dense(4 * 4 * first, use_bias=False, name="project")(inputs)
+    x = layers.Dense(4 * 4 * first, use_bias=False, name="project", **conv)(inputs)
     x = layers.Reshape((4, 4, first))(x)
-    x = layers.BatchNormalization(name="project_bn")(x)
+    x = layers.BatchNormalization(name="project_bn", **norm)(x)
     x = layers.ReLU()(x)
     resolution = 4
     for block in range(config.doublings - 1):
         resolution *= 2
         x = layers.Conv2DTranspose(config.filters(resolution), config.kernel_size, strides=2,
-                                   padding="same", use_bias=False, name=f"up{block}")(x)
-        x = layers.BatchNormalization(name=f"up{block}_bn")(x)
+                                   padding="same", use_bias=False, name=f"up{block}", **conv)(x)
+        x = layers.BatchNormalization(name=f"up{block}_bn", **norm)(x)
         x = layers.ReLU()(x)
-    x = layers.Conv2DTranspose(3, config.kernel_size, strides=2, padding="same", name="to_rgb")(x)
+    x = layers.Conv2DTranspose(3, config.kernel_size, strides=2, padding="same", name="to_rgb",
+                               **conv)(x)
     outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(inputs, outputs, name="generator")
 
@@ -130,18 +147,19 @@ def build_discriminator(config: GanConfig):
     import keras
     from keras import layers
 
+    conv, norm = _layer_settings()
     inputs = keras.Input(shape=(config.image_size, config.image_size, 3), name="image")
     x = inputs
     resolution = config.image_size
     for block in range(config.doublings):
         resolution //= 2
         x = layers.Conv2D(config.filters(resolution), config.kernel_size, strides=2,
-                          padding="same", use_bias=block == 0, name=f"down{block}")(x)
+                          padding="same", use_bias=block == 0, name=f"down{block}", **conv)(x)
         if block > 0:
-            x = layers.BatchNormalization(name=f"down{block}_bn")(x)
+            x = layers.BatchNormalization(name=f"down{block}_bn", **norm)(x)
         x = layers.LeakyReLU(negative_slope=0.2)(x)
     x = layers.Flatten()(x)
-    outputs = layers.Dense(1, dtype="float32", name="logit")(x)
+    outputs = layers.Dense(1, dtype="float32", name="logit", **conv)(x)
     return keras.Model(inputs, outputs, name="discriminator")
 
 

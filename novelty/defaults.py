@@ -65,6 +65,10 @@ OUTLIER_K = 5  # outlier score: mean cosine distance to this many nearest distin
 OUTLIER_Z = 3.5  # is_outlier: modified z-score above this (Iglewicz and Hoaglin)
 DUPLICATE_Z = 3.5  # near-duplicate pairs: nearest-neighbour log-distance this far below typical
 HUB_FACTOR = 5.0  # hub: retrieved into top-k lists this many times more often than chance
+BORDERLINE_RATE = 0.05  # verdict "borderline": not a copy, but closer than all but this share of unseen images
+QUALITY_THRESHOLDS = {  # pixel flags: score in [0, 1] (higher = worse) at or above which an image is flagged
+    "near_blank": 0.95, "very_dark": 0.75, "low_information": 0.75, "odd_aspect_ratio": 0.5,
+}
 
 # Web demo
 HOST = "127.0.0.1"

@@ -121,13 +121,18 @@ class Extractor:
     """VGG16 features of chosen layers. The weights are resolved at construction (cheap: a file hash),
     the Keras model is built once, on the first :meth:`embed`.
 
-    ``input_size`` None embeds images at their own (common) size; an int fits (centre crop) any image
-    of another size first. ``embedded`` counts the images embedded so far.
+    ``input_size`` None embeds images at their own (common) size; an int fits any image of another
+    size first (``images.fit`` with ``fit_mode``, centre crop by default). ``embedded`` counts the
+    images embedded so far.
     """
 
     def __init__(self, weights: str | os.PathLike = defaults.WEIGHTS, preprocess: str = defaults.PREPROCESS,
                  input_size: int | None = None, layers: Sequence[str] = defaults.LAYERS,
-                 block1_reduce: str | None = defaults.BLOCK1_REDUCE, seed: int = defaults.SEED):
+                 block1_reduce: str | None = defaults.BLOCK1_REDUCE, seed: int = defaults.SEED,
+                 fit_mode: str = defaults.FIT_MODE):
+        if fit_mode not in defaults.FIT_MODES:
+            raise NoveltyError(f"unknown fit mode {fit_mode!r}; must be one of: {', '.join(defaults.FIT_MODES)}")
+        self.fit_mode = fit_mode
         self.preprocess = check_preprocess(preprocess)
         self.input_size = check_input_size(input_size)
         self.layers = check_layers(layers)
@@ -139,7 +144,7 @@ class Extractor:
     def params(self, layer: str) -> dict:
         """Everything that determines ``layer``'s features besides the image: the feature-cache key."""
         return {"weights_sha256": self.weights.sha256, "preprocess": self.preprocess,
-                "input_size": self.input_size, "layer": layer,
+                "input_size": self.input_size, "fit": self.fit_mode, "layer": layer,
                 "block1_reduce": self.block1_reduce if layer == REDUCED_LAYER else None}
 
     def feature_dim(self, layer: str, image_size: int | None = None) -> int:
@@ -165,7 +170,7 @@ class Extractor:
             raise NoveltyError(f"expected uint8 images (N, H, W, 3), received {images.dtype} {images.shape}")
         size = self.input_size
         if size is not None and images.shape[1:3] != (size, size):
-            images = np.stack([fit(image, size) for image in images]) if len(images) else \
+            images = np.stack([fit(image, size, self.fit_mode) for image in images]) if len(images) else \
                 np.zeros((0, size, size, 3), np.uint8)
         check_input_size(min(images.shape[1:3]))
         return images

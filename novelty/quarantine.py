@@ -244,7 +244,7 @@ def _transfer(source: Path, target: Path, sha256: str) -> None:
     try:
         shutil.copy2(source, partial)
         _fsync(partial)
-        if False:
+        if sha256_file(partial) != sha256:
             raise _Problem("its checksum differs from the planned one (changed since planned?)")
         if target.exists():
             raise _Problem(f"a file already exists at {target}")

@@ -23,8 +23,8 @@ import novelty
 from novelty.analyze import AnalyzeOptions, analyze
 from novelty.cli import main
 from novelty.errors import NoveltyError
-from novelty.featurestore import FeatureStore
 from novelty.features import Extractor
+from novelty.featurestore import FeatureStore
 from novelty.files import read_json
 from novelty.neighbors import load_neighbors
 
@@ -143,11 +143,17 @@ def test_features_are_stored_for_the_used_images_only(run: Path) -> None:
 def test_a_cached_re_run_embeds_nothing(run: Path, data: dict[str, Path], tmp_path: Path) -> None:
     out = _copy_run(run, tmp_path)
     extractor = Extractor(weights="none", input_size=SIZE)
-    before = (out / "neighbors" / "block5_pool.json").read_text()
+    lists = out / "neighbors" / "block5_pool.json"
+    before, stamp = lists.read_text(), lists.stat().st_mtime_ns
     result = analyze(data["train"], out, generated=data["gen"], options=OPTIONS, extractor=extractor)
     assert result.embedded == {"training": 0, "generated": 0} and extractor.embedded == 0
     assert extractor._model is None  # the network was never even built
-    assert json.loads((out / "neighbors" / "block5_pool.json").read_text()) == json.loads(before)
+    assert lists.read_text() == before and lists.stat().st_mtime_ns == stamp  # nor searched again
+    fewer = AnalyzeOptions(weights="none", input_size=SIZE, k=2, progress=False)
+    analyze(data["train"], out, generated=data["gen"], options=fewer, extractor=extractor)
+    table = json.loads(lists.read_text())
+    assert extractor.embedded == 0 and all(len(v) == 2 for v in table.values())
+    assert table["copy.png"] == json.loads(before)["copy.png"][:2]
 
 
 def test_adding_one_image_embeds_only_that_one(run: Path, data: dict[str, Path], extractor: Extractor,

@@ -109,8 +109,9 @@ def test_block1_reduction_shrinks_only_block1(images: np.ndarray) -> None:
 def test_params_key_every_setting(extractor: Extractor) -> None:
     params = extractor.params("block5_pool")
     assert params == {"weights_sha256": extractor.weights.sha256, "preprocess": defaults.PREPROCESS,
-                      "input_size": 32, "layer": "block5_pool", "block1_reduce": None}
-    assert Extractor(weights="none", preprocess="original", input_size=32).params("block5_pool") != params
+                      "input_size": 32, "fit": "crop", "layer": "block5_pool", "block1_reduce": None}
+    for change in ({"preprocess": "original"}, {"fit_mode": "pad"}, {"input_size": 64}, {"seed": 1}):
+        assert Extractor(**{"weights": "none", "input_size": 32, **change}).params("block5_pool") != params
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -253,33 +253,46 @@ def test_augmentation_keeps_shapes_and_range(asymmetric_image) -> None:
         assert near < 0.5 * np.abs(x - scaled[::-1]).mean()
 
 
+def _start_cli_training(tmp_path: Path, checkpoint_every: int) -> tuple[subprocess.Popen, Path, Path]:
+    """``novelty train`` on a folder of 16 noise PNGs, for 100,000 steps: it runs until killed."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(_images()):
+        Image.fromarray(image).save(folder / f"{i:02d}.png")
+    out, log = tmp_path / "run", tmp_path / "stderr.txt"
+    command = [sys.executable, "-m", "novelty.cli", "train", str(folder), "--out", str(out),
+               "--size", str(SIZE), "--base-filters", str(CONFIG.base_filters), "--z-dim", str(CONFIG.z_dim),
+               "--batch-size", str(BATCH), "--steps", "100000", "--checkpoint-every", str(checkpoint_every),
+               "--log-every", "1"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with open(log, "wb") as stderr:  # a file, not a pipe: the progress bar would fill a pipe and block
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr)
+    return process, out, log
+
+
+def _wait_for(process: subprocess.Popen, log: Path, ready, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"training exited early: {log.read_text(errors='replace')[-2000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"{what} not seen within {timeout} s")
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
-    """SIGKILL a training process after its first checkpoint; a new call picks up where it stopped."""
-    out = tmp_path / "run"
-    script = SETUP + textwrap.dedent("""
-        train(dataset_from_array(IMAGES), sys.argv[1], CONFIG,
-              TrainOptions(steps=100_000, batch_size=8, checkpoint_every=2, log_every=1, grid_size=4),
-              progress=False)
-    """)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """SIGKILL `novelty train` after its first checkpoint; a new call picks up where it stopped."""
+    process, out, log = _start_cli_training(tmp_path, checkpoint_every=2)
     try:
-        deadline = time.monotonic() + 240
-        while not (out / "checkpoints" / "latest").exists():
-            if process.poll() is not None:
-                pytest.fail(f"training exited early: {process.stderr.read().decode()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("no checkpoint within 240 s")
-            time.sleep(0.05)
+        _wait_for(process, log, (out / "checkpoints" / "latest").exists, "a checkpoint")
         time.sleep(0.5)  # let it run on, so the kill lands mid-training or mid-save
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
-        process.stderr.close()
     assert process.returncode == -signal.SIGKILL
 
     name = latest_step(out)
@@ -288,8 +301,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     assert killed_at >= 2 and killed_at % 2 == 0
     assert int(name.removeprefix("step-")) == killed_at
 
-    last = train(_dataset(_images()), out, CONFIG,
-                 _options(steps=killed_at + 2, checkpoint_every=2), progress=False)
+    last = train(_dataset(), out, CONFIG, _options(steps=killed_at + 2, checkpoint_every=2), progress=False)
     assert last == out / "checkpoints" / f"step-{killed_at + 2:06d}"
     state = _state(last)
     assert int(state["step"]) == killed_at + 2
@@ -297,6 +309,36 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     assert (out / "checkpoints" / "latest").read_text().strip() == last.name
     assert not list((out / "checkpoints").glob(".*"))  # no half-written checkpoint left behind
     load_generator(out)
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_at_the_current_step(tmp_path: Path) -> None:
+    """SIGINT between checkpoints: the step reached is saved, the command says so and exits 130."""
+    import re
+
+    process, out, log = _start_cli_training(tmp_path, checkpoint_every=100_000)
+
+    def steps_done() -> int:
+        counts = re.findall(r"(\d+)/100000", log.read_text(errors="replace"))
+        return int(counts[-1]) if counts else 0
+
+    try:
+        _wait_for(process, log, lambda: steps_done() >= 3, "3 training steps")
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stderr = log.read_text(errors="replace")
+    assert process.returncode == 130, stderr[-2000:]
+    assert stderr.rstrip().endswith("Interrupted.")
+    assert "Traceback" not in stderr
+    name = latest_step(out)
+    assert name is not None
+    step = int(_state(out / "checkpoints" / name)["step"])
+    assert step >= 3 and name == f"step-{step:06d}"
+    assert (out / "samples" / f"{name}.png").is_file()
+    assert [p.name for p in (out / "checkpoints").glob("step-*")] == [name]
 
 
 @pytest.mark.slow

@@ -200,13 +200,13 @@ def test_training_filters_find_the_planted_images(web):
     found = client.get("/api/training", params={"q": "DEEP"}).json()["items"]
     assert [r["id"] for r in found] == ["sub/deep/t010.png"]
     page = client.get("/api/training", params={"limit": 3, "offset": 3}).json()
-    assert len(page["items"]) == 3 and page["total"] == 40
+    assert len(page["items"]) == 3 and page["total"] == 60
 
 
 def test_summary_has_counts_statistics_and_plots(web):
     _, client, _ = web
     summary = client.get("/api/summary").json()
-    assert summary["counts"] == {"generated": 30, "training": 40}
+    assert summary["counts"] == {"generated": 30, "training": 60}
     assert summary["verdicts"] == {"copy": 2, "novel": 28} and summary["has_verdicts"]
     assert summary["statistics"]["c_t"] == -1.25 and summary["plots"] == ["similarity.png"]
     assert [layer["layer"] for layer in summary["layers"]] == list(LAYERS)
@@ -351,3 +351,26 @@ def test_schemathesis_finds_no_server_errors(web):
     assert not failures, failures[:5]
     assert len({path for path, _ in statuses}) >= 6  # most routes were reached
     assert any(status >= 400 for _, status in statuses) and any(status == 200 for _, status in statuses)
+
+
+@pytest.mark.slow
+def test_query_embeds_with_the_runs_own_extractor(tmp_path):
+    """The real path: `novelty analyze` with random VGG16 weights, then a query through the app
+    builds the same extractor from run.json and finds the copied training image first."""
+    from novelty.analyze import AnalyzeOptions, analyze
+
+    rng = np.random.default_rng(1)
+    train, generated = tmp_path / "train", tmp_path / "generated"
+    train.mkdir()
+    generated.mkdir()
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(8)]
+    for i, image in enumerate(images):
+        (train / f"t{i}.png").write_bytes(png_bytes(image))
+    (generated / "g0.png").write_bytes(png_bytes(images[5]))
+    analyze(train, tmp_path / "run", generated=generated,
+            options=AnalyzeOptions(weights="none", input_size=32, k=3, batch_size=8, progress=False))
+    client = TestClient(create_app(Settings(run=tmp_path / "run")), raise_server_exceptions=False)
+    body = client.post("/api/query", files={"file": ("q.png", png_bytes(images[5]))}).json()
+    for layer in LAYERS:
+        best = body["layers"][layer]["neighbors"][0]
+        assert best["id"] == "t5.png" and best["similarity"] == pytest.approx(1.0, abs=1e-4), body

@@ -74,9 +74,9 @@ def ready(page, view: str) -> None:
     page.wait_for_selector(f"#app[data-ready='{view}']")
 
 
-def check_neighbour_rows(page, expected_tiles: int = 24) -> None:
-    """Both layers shown and labelled, each with its tiles, every tile with a similarity and a
-    calibrated score, and the tile images really loaded."""
+def check_neighbour_rows(page, k: int = 24) -> None:
+    """Both layers shown and labelled, each with k neighbours as tiles (a duplicate group is one tile
+    with its count), every tile with a similarity and a calibrated score, every image loaded."""
     sections = page.locator("section.layer")
     assert sections.count() == 2
     labels = [sections.nth(i).locator("h3").inner_text() for i in range(2)]
@@ -84,10 +84,11 @@ def check_neighbour_rows(page, expected_tiles: int = 24) -> None:
     assert "block5_pool" in labels[1] and "shape" in labels[1]
     for i in range(2):
         tiles = sections.nth(i).locator(".tile")
-        assert tiles.count() == expected_tiles
+        grouped = sum(int(text.lstrip("×")) - 1 for text in tiles.locator(".dup-count").all_inner_texts())
+        assert tiles.count() + grouped == k
         similarities = tiles.locator(".similarity").all_inner_texts()
         calibrated = tiles.locator(".calibrated").all_inner_texts()
-        assert len(similarities) == len(calibrated) == expected_tiles
+        assert len(similarities) == len(calibrated) == tiles.count()
         assert all(SIMILARITY.match(text) for text in similarities), similarities
         assert all(PERCENT.match(text) for text in calibrated), calibrated
         values = [float(text) for text in similarities]
@@ -96,7 +97,7 @@ def check_neighbour_rows(page, expected_tiles: int = 24) -> None:
                            ".every(img => img.complete && img.naturalWidth > 0)")
 
 
-def test_gallery_click_shows_24_scored_neighbours_per_layer(page, server, shots):
+def test_gallery_click_shows_24_scored_neighbours_per_layer(page, server, fixture_run, shots):
     page.goto(server + "/")
     ready(page, "gallery")
     assert page.locator(".gallery .card").count() == 30
@@ -104,10 +105,12 @@ def test_gallery_click_shows_24_scored_neighbours_per_layer(page, server, shots)
     novelty = [float(t.split()[1]) for t in page.locator(".card-scores span:first-child").all_inner_texts()]
     assert novelty == sorted(novelty, reverse=True)  # most novel first by default
     page.screenshot(path=shots / "gallery.png")
-    page.locator(".card[data-id='g005.png']").click()
+    plain = fixture_run.plain_sample()
+    page.locator(f".card[data-id='{plain}']").click()
     ready(page, "sample")
-    assert "g005.png" in page.locator(".sample-info h2").inner_text()
+    assert plain in page.locator(".sample-info h2").inner_text()
     check_neighbour_rows(page)
+    assert page.locator("section.layer .tile").count() == 48  # 24 distinct tiles per layer
     assert "Layer agreement" in page.locator(".agreement").inner_text()
     assert page.locator(".sample-info .badge").inner_text() == "novel"
     page.screenshot(path=shots / "sample.png", full_page=True)
@@ -195,7 +198,7 @@ def test_static_export_opens_from_file_without_a_server(page, fixture_run, tmp_p
     ready(page, "gallery")
     assert page.locator(".gallery .card").count() == 30
     assert page.locator("[data-nav='query']").is_hidden()
-    page.locator(".card[data-id='g005.png']").click()
+    page.locator(f".card[data-id='{fixture_run.plain_sample()}']").click()
     ready(page, "sample")
     check_neighbour_rows(page)
     page.screenshot(path=shots / "export-sample.png", full_page=True)

@@ -83,6 +83,14 @@ class FixtureRun:
     generated_ids: list[str]
     training_ids: list[str]
 
+    def plain_sample(self) -> str:
+        """A generated id with no duplicate training image in its neighbour lists (24 distinct tiles)."""
+        lists = [json.loads((self.root / "neighbors" / f"{layer}.json").read_text()) for layer in LAYERS]
+        for ident in self.generated_ids:
+            if all(not n["id"].startswith("dup/") for table in lists for n in table[ident]):
+                return ident
+        raise AssertionError("every sample lists a duplicate; make the fixture bigger")
+
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -91,7 +99,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def make_run(base: Path, *, n_generated: int = 30, n_training: int = 40, k: int = 24,
+def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int = 24,
              verdicts: bool = True, curation: bool = True, features: bool = True, seed: int = 0) -> FixtureRun:
     """Write image folders and a run folder under ``base`` (see the module docstring for the answers)."""
     rng = np.random.default_rng(seed)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from novelty.files import write_bytes
 from novelty.browse import thumbnail_png
+from novelty.files import write_bytes
 from webdemo.errors import ERROR_RESPONSES, not_found
 from webdemo.state import app_state
 
@@ -42,9 +43,13 @@ def _headers(etag: str) -> dict[str, str]:
     return {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
 
 
-def _thumbnail(path: Path, size: int, cache_dir: Path, kind: str, etag: str) -> bytes | Path:
-    """A PNG whose longer side is ``size`` (the file itself when already small enough)."""
-    key = hashlib.sha256(f"{kind}\0{path}\0{etag}\0{size}".encode()).hexdigest()[:40]
+@lru_cache(maxsize=8192)
+def _thumbnail(path: Path, size: int, cache_dir: Path, etag: str) -> bytes | Path:
+    """A PNG whose longer side is ``size`` (the file itself when already small enough).
+
+    Remembered per file version (``etag``), so a small image is decoded once, not on every request.
+    """
+    key = hashlib.sha256(f"{path}\0{etag}\0{size}".encode()).hexdigest()[:40]
     cached = cache_dir / "thumbs" / f"{key}.png"
     if cached.is_file():
         return cached
@@ -58,7 +63,7 @@ def _thumbnail(path: Path, size: int, cache_dir: Path, kind: str, etag: str) -> 
     return cached
 
 
-def _serve(request: Request, path: Path, size: int | None, kind: str) -> Response:
+def _serve(request: Request, path: Path, size: int | None) -> Response:
     state = app_state(request)
     stat = path.stat()
     etag = _etag(stat, f"-{size}" if size else "")
@@ -66,7 +71,9 @@ def _serve(request: Request, path: Path, size: int | None, kind: str) -> Respons
         return Response(status_code=304, headers=_headers(etag))
     target: bytes | Path = path
     if size:
-        target = _thumbnail(path, size, state.settings.cache_dir, kind, etag)
+        target = _thumbnail(path, size, state.settings.cache_dir, etag)
+        if isinstance(target, Path) and not target.is_file():  # a cached thumbnail deleted meanwhile
+            target = path
     if isinstance(target, bytes):
         return Response(target, media_type="image/png", headers=_headers(etag))
     media_type = MEDIA_TYPES.get(target.suffix.lower(), "application/octet-stream")
@@ -82,7 +89,7 @@ def get_image(
     path = app_state(request).view.image_path(kind, image_id)
     if path is None:
         raise not_found(f"{kind} image", image_id)
-    return _serve(request, path, size, kind)
+    return _serve(request, path, size)
 
 
 @router.get("/plots/{name}", responses=IMAGE_RESPONSES, response_class=Response,
@@ -91,4 +98,4 @@ def get_plot(request: Request, name: str) -> Response:
     path = app_state(request).view.plot_path(name)
     if path is None:
         raise not_found("plot", name)
-    return _serve(request, path, None, "plot")
+    return _serve(request, path, None)

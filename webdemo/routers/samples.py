@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from webdemo.errors import ERROR_RESPONSES
+from webdemo.errors import ERROR_RESPONSES, ApiError
 from webdemo.schemas import NeighbourList, SampleDetail, SampleList
 from webdemo.state import app_state, dumps
 
@@ -54,14 +54,34 @@ async def list_samples(
                            "layers": state.view.layers}), media_type="application/json")
 
 
+NEIGHBOUR_PARAMETERS = {"parameters": [
+    {"name": "sample_id", "in": "path", "required": True, "schema": {"type": "string"},
+     "description": "A generated sample id (its path in the generated folder)"},
+    {"name": "layer", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 100},
+     "description": "A layer of the run, e.g. block1_pool (colour and texture) or block5_pool (shape)"},
+    {"name": "k", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+     "description": "How many neighbours, at most the run's k (default: the run's k)"},
+]}
+
+
 @router.get("/{sample_id:path}/neighbors", response_model=NeighbourList, responses=ERROR_RESPONSES,
-            summary="Top-k training neighbours of a sample at one layer")
-async def sample_neighbours(
-    request: Request, sample_id: str,
-    layer: str = Query(..., max_length=100, description="A layer of the run, e.g. block1_pool or block5_pool"),
-    k: int | None = Query(None, ge=1, le=10_000, description="At most the run's k (default: the run's k)"),
-) -> Response:
+            openapi_extra=NEIGHBOUR_PARAMETERS, summary="Top-k training neighbours of a sample at one layer")
+async def sample_neighbours(request: Request) -> Response:
+    # The hottest route: parameters are read by hand (documented above), skipping FastAPI's
+    # per-request validation machinery, and the body comes from a cache of serialised lists.
     state = app_state(request)
+    sample_id = request.path_params["sample_id"]
+    query = request.query_params
+    layer = query.get("layer")
+    if layer is None:
+        raise ApiError(422, "missing query parameter 'layer'; expected one of: "
+                            + ", ".join(state.view.layers), "invalid_request")
+    k = query.get("k")
+    if k is not None:
+        if not k.isascii() or not k.isdigit() or len(k) > 6:
+            raise ApiError(422, f"k must be a whole number, received {k[:50]!r}", "invalid_request")
+        k = int(k)
     state.check_sample(sample_id)
     body = state.neighbour_bytes(sample_id, state.check_layer(layer), state.check_k(k))
     return Response(body, media_type="application/json")

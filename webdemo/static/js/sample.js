@@ -21,22 +21,23 @@ export async function renderSample(root, id) {
     h("span", { class: "position" }, `${index + 1} of ${count}`),
     h("a", { class: "button", href: next ? `#/sample/${encodeURIComponent(next)}` : null, "aria-disabled": next ? null : "true", id: "next-sample", title: "Next sample (→)" }, "Next ›"));
 
+  const calibrated = layers.some(({ layer }) => (sample.layers[layer] || {}).calibrated !== null);
   const rows = layers.map(({ layer, label }) => {
     const score = sample.layers[layer] || {};
     return h("tr", null,
       h("th", { scope: "row" }, layer, h("span", { class: "layer-label" }, label)),
       h("td", { class: "num", title: SIMILARITY_HELP }, fmtSimilarity(score.similarity)),
-      h("td", { class: "num", title: CALIBRATED_HELP }, fmtPercent(score.calibrated)),
-      h("td", { class: "nearest" }, score.nearest || "–"));
+      calibrated ? h("td", { class: "num", title: CALIBRATED_HELP }, fmtPercent(score.calibrated)) : null,
+      h("td", { class: "nearest mono" }, score.nearest || "–"));
   });
 
   const info = h("div", { class: "sample-info" },
-    h("h2", null, "Sample ", h("span", { class: "mono" }, sample.id), " ", verdictBadge(sample.verdict)),
+    h("h2", null, "Sample ", h("span", { class: "mono" }, sample.id), " ", summary.has_verdicts ? verdictBadge(sample.verdict) : null),
     h("p", { class: "novelty", title: NOVELTY_HELP }, "Novelty ", h("b", null, fmtSimilarity(sample.novelty))),
     h("table", { class: "scores-table" },
       h("thead", null, h("tr", null,
         h("th", null, "Layer"), h("th", { title: SIMILARITY_HELP }, "Nearest similarity"),
-        h("th", { title: CALIBRATED_HELP }, "Calibrated"), h("th", null, "Nearest training image"))),
+        calibrated ? h("th", { title: CALIBRATED_HELP }, "Calibrated ⓘ") : null, h("th", null, "Nearest training image"))),
       h("tbody", null, rows)),
     agreementLine(sample.agreement));
 

@@ -37,7 +37,7 @@ function neighbourTile(tile, layer) {
     h("div", { class: "scores" },
       h("span", { class: "similarity", title: SIMILARITY_HELP }, fmtSimilarity(tile.similarity)),
       tile.calibrated === null ? null : h("span", { class: "calibrated", title: CALIBRATED_HELP }, fmtPercent(tile.calibrated))),
-    h("div", { class: "tile-id", title: tile.id }, tile.id));
+    h("div", { class: "tile-id", title: members }, tile.count > 1 ? `${tile.id} +${tile.count - 1}` : tile.id));
 }
 
 let dialog = null;

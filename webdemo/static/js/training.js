@@ -48,7 +48,7 @@ export async function renderTraining(root, params) {
   });
   const exportBar = h("div", { class: "marks" },
     counter,
-    h("button", { class: "button primary", type: "button", id: "export-reject", title: "One training id per line: the input of `novelty curate --list`", onclick: () => downloadList(markedIds(marks, "reject"), "reject.txt") }, "Export rejected (.txt)"),
+    h("button", { class: "button primary", type: "button", id: "export-reject", title: "One training id per line. Quarantine them (moved, never deleted, undoable) with:\nnovelty curate --run RUN --list reject.txt --quarantine QDIR", onclick: () => downloadList(markedIds(marks, "reject"), "reject.txt") }, "Export rejected (.txt)"),
     h("button", { class: "button", type: "button", id: "export-keep", onclick: () => downloadList(markedIds(marks, "keep"), "keep.txt") }, "Export kept (.txt)"),
     h("button", { class: "button subtle", type: "button", onclick: () => {
       if (!confirm("Forget every keep / reject mark for this run?")) return;

@@ -1,0 +1,103 @@
+"""PNG plots of a run's verdicts and curation (matplotlib, Agg backend: no display needed).
+
+Each function takes plain numbers and a path, writes one PNG atomically and returns nothing;
+matplotlib is imported inside, so importing this module is free.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from novelty.files import write_bytes
+
+
+def _figure(width: float = 6.4, height: float = 4.0):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(figsize=(width, height), dpi=100)
+
+
+def _save(plt, fig, path: str | os.PathLike) -> None:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    write_bytes(path, buffer.getvalue())
+
+
+def similarity_histogram(path: str | os.PathLike, layer: str, heldout: np.ndarray, generated: np.ndarray,
+                         threshold: float | None, fpr: float) -> None:
+    """Nearest-training similarity of GENERATED samples against that of HELD-OUT real images."""
+    plt, fig, ax = _figure()
+    values = np.concatenate([np.ravel(heldout), np.ravel(generated)])
+    bins = np.linspace(float(values.min()), float(max(values.max(), threshold or -np.inf)), 41)
+    ax.hist(heldout, bins=bins, density=True, alpha=0.55, color="tab:blue",
+            label=f"held-out real, nearest reference image (n={len(heldout)})")
+    ax.hist(generated, bins=bins, density=True, alpha=0.55, color="tab:orange",
+            label=f"generated, nearest training image (n={len(generated)})")
+    if threshold is not None and np.isfinite(threshold):
+        ax.axvline(threshold, color="tab:red", linestyle="--",
+                   label=f"copy threshold {threshold:.3f} (false positive rate {fpr:g})")
+    ax.set_xlabel(f"cosine similarity to the nearest training image ({layer})")
+    ax.set_ylabel("density")
+    ax.set_title(f"{layer}: generated samples vs unseen real images")
+    ax.legend(fontsize=8, loc="upper left")
+    _save(plt, fig, path)
+
+
+def copy_rate_interval(path: str | os.PathLike, rate: float, bootstrap: Sequence[float],
+                       exact: Sequence[float], fpr: float, n: int, confidence: float) -> None:
+    """The copy rate with its bootstrap and exact intervals, beside the false positive rate."""
+    plt, fig, ax = _figure(6.4, 2.6)
+    for y, (low, high), label, colour in ((1, bootstrap, "bootstrap", "tab:orange"),
+                                         (0, exact, "exact (Clopper-Pearson)", "tab:purple")):
+        ax.plot([low, high], [y, y], color=colour, linewidth=3, label=f"{confidence:.0%} {label}: "
+                f"{low:.3f} to {high:.3f}")
+        ax.plot([rate], [y], "o", color="black")
+    ax.axvline(fpr, color="tab:red", linestyle="--", label=f"false positive rate {fpr:g} (no copying)")
+    ax.set_yticks([0, 1], ["exact", "bootstrap"])
+    ax.set_ylim(-0.8, 1.8)
+    ax.set_xlim(0, max(0.05, float(exact[1]) * 1.15, fpr * 2))
+    ax.set_xlabel(f"share of {n} generated samples flagged as copies (rate {rate:.3f})")
+    ax.legend(fontsize=8, loc="upper right")
+    _save(plt, fig, path)
+
+
+def outlier_histogram(path: str | os.PathLike, scores: np.ndarray, threshold: float) -> None:
+    """Distribution of training images' outlier scores with the outlier cut."""
+    plt, fig, ax = _figure()
+    scores = np.asarray(scores, dtype=np.float64)
+    ax.hist(scores, bins=50, color="tab:green", alpha=0.8)
+    ax.axvline(threshold, color="tab:red", linestyle="--",
+               label=f"outlier cut {threshold:g} ({int((scores > threshold).sum())} images above)")
+    ax.set_yscale("log")
+    ax.set_xlabel("outlier score (robust z of log distance to nearest training images)")
+    ax.set_ylabel("training images")
+    ax.legend(fontsize=8)
+    _save(plt, fig, path)
+
+
+def copying_cells(path: str | os.PathLike, z_by_layer: Mapping[str, Sequence[float | None]],
+                  c_t: Mapping[str, float | None]) -> None:
+    """Per-cell Z scores of the data-copying test, one row of bars per layer."""
+    plt, fig, ax = _figure()
+    layers = list(z_by_layer)
+    width = 0.8 / max(1, len(layers))
+    for i, layer in enumerate(layers):
+        zs = [np.nan if z is None else z for z in z_by_layer[layer]]
+        ct = c_t.get(layer)
+        label = f"{layer}: C_T = {ct:.2f}" if ct is not None else f"{layer}: C_T undefined"
+        ax.bar(np.arange(len(zs)) + i * width, zs, width=width, label=label)
+    ax.axhline(-3, color="tab:red", linestyle="--", label="-3: strong evidence of copying")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("cell (k-means on training features); missing bars: too few samples")
+    ax.set_ylabel("Mann-Whitney Z (negative: closer than real)")
+    ax.legend(fontsize=8)
+    _save(plt, fig, path)

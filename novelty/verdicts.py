@@ -1,0 +1,482 @@
+"""Verdicts and curation of a run folder: reads its features and neighbour lists, writes
+``samples.csv``, ``training.csv``, ``evidence.json``, ``summary.json`` and ``plots/*.png``.
+
+Layers, from the bottom: the maths lives in :mod:`novelty.calibration` (held-out split, calibrated
+copy rule, copy-rate intervals), :mod:`novelty.copying` (C_T), :mod:`novelty.prdc` and
+:mod:`novelty.curation` (duplicates, outliers, hubs, pixel flags). :func:`assess` runs them on
+loaded arrays; :func:`judge_run` loads a run folder, calls :func:`assess` and writes the files.
+
+What a run gets (see the README for the columns):
+
+- per GENERATED sample: nearest training image, similarity, share of held-out images that come as
+  close and p-value per layer; the combined ``copy_score`` / ``copy_p_value`` / ``is_copy`` (min-p
+  over layers, calibrated on held-out images, see :mod:`novelty.calibration`); a ``verdict`` word
+  (``copy``; ``borderline`` when not a copy but ``copy_p_value <= BORDERLINE_RATE``; ``novel``);
+  ``layer_agreement`` (mean Jaccard index of the layers' top-k lists); its near-duplicate group
+  among the generated samples;
+- per TRAINING image: outlier score and flag, duplicate group, hub score and flag, how often the
+  generated samples retrieve it, pixel flags;
+- set level: the copy rate with intervals, C_T per layer, PRDC per layer, signs of mode collapse
+  (near-duplicate groups among samples, distinct top-1 training images against unseen real images,
+  retrieval hubs), and warnings where the numbers are too few to mean much.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from novelty import defaults
+from novelty.errors import NoveltyError
+from novelty.files import read_json, write_json, write_text
+from novelty.runfolder import RunFolder
+
+EVIDENCE_FILE = "evidence.json"
+DISTINCT_SUBSETS = 200  # random subsets averaged for the distinct-top-1 comparison
+SMALL_COPY_SET = 30  # fewer generated samples than this: the copy rate carries a warning
+
+
+@dataclass
+class Assessment:
+    """Everything :func:`assess` found; arrays are row-aligned with the ids given to it."""
+
+    samples: list[dict]  # one row per GENERATED sample (samples.csv)
+    training: list[dict]  # one row per TRAINING image (training.csv), pixel flags added later
+    evidence: dict  # per GENERATED sample: grouped neighbour lists, layer agreement
+    summary: dict
+    plot_data: dict = field(default_factory=dict)
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    sa, sb = set(a.tolist()), set(b.tolist())
+    union = len(sa | sb)
+    return len(sa & sb) / union if union else 1.0
+
+
+def layer_agreement(lists: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Mean over layer pairs of the Jaccard index of each GENERATED sample's top-k TRAINING lists.
+
+    ``lists[layer]``: ``(M, k)`` training indices. Returns ``(M,)``; NaN with a single layer.
+    """
+    layers = list(lists)
+    m = len(next(iter(lists.values())))
+    if len(layers) < 2:
+        return np.full(m, np.nan)
+    pairs = list(itertools.combinations(layers, 2))
+    return np.array([np.mean([_jaccard(lists[a][i], lists[b][i]) for a, b in pairs]) for i in range(m)])
+
+
+def grouped_list(indices: np.ndarray, scores: np.ndarray, components: np.ndarray,
+                 group_size: np.ndarray, training_ids: Sequence[str]) -> list[dict]:
+    """A best-first neighbour list with near-duplicate TRAINING images shown once, with a count."""
+    out: list[dict] = []
+    seen: dict[int, dict] = {}
+    for j, s in zip(indices.tolist(), scores.tolist(), strict=True):
+        comp = int(components[j])
+        if group_size[j] > 1 and comp in seen:
+            seen[comp]["count"] += 1
+            seen[comp]["duplicates"].append(training_ids[j])
+            continue
+        entry = {"id": training_ids[j], "score": round(float(s), 6), "count": 1, "duplicates": [],
+                 "group_size": int(group_size[j])}
+        out.append(entry)
+        if group_size[j] > 1:
+            seen[comp] = entry
+    return out
+
+
+def _distinct(values: np.ndarray, size: int, rng: np.random.Generator) -> float:
+    """Mean number of distinct values in random subsets of ``size`` (all of them when equal)."""
+    if size >= len(values):
+        return float(len(np.unique(values)))
+    return float(np.mean([len(np.unique(rng.choice(values, size, replace=False)))
+                          for _ in range(DISTINCT_SUBSETS)]))
+
+
+def _normalized(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from novelty.neighbors import normalize
+
+    return {layer: normalize(x) for layer, x in features.items()}
+
+
+def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray],
+           training_ids: Sequence[str], generated_ids: Sequence[str],
+           generated_neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None, *,
+           k: int = defaults.TOP_K, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
+           fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int = defaults.SEED,
+           progress: bool = False) -> Assessment:
+    """Verdicts for GENERATED ``{layer: (M, D)}`` against TRAINING ``{layer: (N, D)}`` features.
+
+    ``generated_neighbours[layer]`` = ``(indices (M, k), similarities (M, k))`` into TRAINING rows,
+    best first (as written to ``neighbors/<layer>.json``); None computes them.
+    """
+    from novelty import calibration, curation
+    from novelty.copying import data_copying_test
+    from novelty.neighbors import top_k
+    from novelty.prdc import compute_prdc
+
+    layers = tuple(training)
+    if not layers or set(layers) != set(generated):
+        raise NoveltyError(f"training and generated features must cover the same layers, received "
+                           f"{sorted(training)} and {sorted(generated)}")
+    n, m = len(training_ids), len(generated_ids)
+    for layer in layers:
+        if len(training[layer]) != n or len(generated[layer]) != m:
+            raise NoveltyError(f"{layer}: {len(training[layer])} training rows for {n} ids and "
+                               f"{len(generated[layer])} generated rows for {m} ids")
+    if n < 4:
+        raise NoveltyError(f"verdicts need at least 4 training images, received {n}")
+    if m < 1:
+        raise NoveltyError("verdicts need at least 1 generated sample")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 3)
+        clock = now
+
+    warnings: list[str] = []
+    train = _normalized(training)
+    gen = _normalized(generated)
+    k = min(k, n)
+    if generated_neighbours is None:
+        generated_neighbours = {layer: top_k(gen[layer], train[layer], k) for layer in layers}
+    gen_idx = {layer: np.asarray(generated_neighbours[layer][0]) for layer in layers}
+    gen_sims = {layer: np.asarray(generated_neighbours[layer][1], dtype=np.float64) for layer in layers}
+    lap("load")
+
+    # ---- curation: neighbours within the training set, duplicates, outliers, hubs
+    self_nb = {layer: curation.self_neighbours(train[layer], k, progress) for layer in layers}
+    dup_thresholds = {layer: curation.duplicate_threshold(self_nb[layer][1][:, 0]) for layer in layers}
+    components = curation.duplicate_components(train, self_nb, dup_thresholds)
+    group_no = curation.group_numbers(components)
+    group_size = np.bincount(components)[components]
+    distances = {layer: curation.outlier_distance(*self_nb[layer], components) for layer in layers}
+    outlier_score = curation.outlier_scores(distances)
+    is_outlier = outlier_score > defaults.OUTLIER_Z
+    k_self = self_nb[layers[0]][0].shape[1]
+    hub_score = np.mean([curation.k_occurrence(self_nb[layer][0], n) for layer in layers], axis=0) / k_self
+    is_hub = hub_score >= defaults.HUB_FACTOR
+    lap("curation")
+
+    # ---- calibration on a group-aware held-out split
+    reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
+    held_top = {layer: top_k(train[layer][heldout], train[layer][reference], 1) for layer in layers}
+    held_sims = {layer: held_top[layer][1][:, 0] for layer in layers}
+    cal = calibration.calibrate(held_sims, fpr=fpr, n_training=n, n_reference=len(reference))
+    warnings += cal.warnings
+    verdicts = calibration.judge(cal, {layer: gen_sims[layer][:, 0] for layer in layers})
+    agreement = layer_agreement(gen_idx)
+    lap("calibration")
+
+    # ---- mode collapse among the generated samples
+    if m >= 2:
+        gen_nb = {layer: curation.self_neighbours(gen[layer], k, False) for layer in layers}
+        gen_components = curation.duplicate_components(gen, gen_nb, dup_thresholds)
+    else:
+        gen_components = np.zeros(1, np.int64)
+    gen_group = curation.group_numbers(gen_components)
+    times_retrieved = np.zeros(n, dtype=np.int64)
+    for layer in layers:
+        times_retrieved += curation.k_occurrence(gen_idx[layer], n)
+    chance = m * gen_idx[layers[0]].shape[1] * len(layers) / n
+    retrieval_score = times_retrieved / chance
+    is_retrieval_hub = times_retrieved >= defaults.HUB_FACTOR * max(1.0, chance)
+    rng = np.random.default_rng(seed)
+    size = min(m, len(heldout))
+    distinct = {
+        layer: {"n": size,
+                "generated": _distinct(gen_idx[layer][:, 0], size, rng),
+                "heldout": _distinct(held_top[layer][0][:, 0], size, rng)}
+        for layer in layers
+    }
+    lap("mode_collapse")
+
+    # ---- set-level statistics
+    rate = calibration.copy_rate(verdicts.is_copy, fpr=fpr, seed=seed)
+    if m < SMALL_COPY_SET:
+        warnings.append(f"copy rate from only {m} generated samples: see its exact interval")
+    ct = {}
+    prdc = {}
+    for layer in layers:
+        ct[layer] = data_copying_test(train[layer][reference], train[layer][heldout], gen[layer], seed=seed)
+        warnings += [f"C_T {layer}: {w}" for w in ct[layer].warnings]
+        if min(n, m) > defaults.PRDC_K:
+            prdc[layer] = compute_prdc(train[layer], gen[layer], defaults.PRDC_K).as_dict()
+    if not prdc:
+        warnings.append(f"PRDC skipped: it needs more than {defaults.PRDC_K} samples on each side")
+    elif min(n, m) < defaults.MIN_SET_SIZE:
+        warnings.append(f"PRDC and C_T from {m} generated and {n} training images: below "
+                        f"{defaults.MIN_SET_SIZE} per side they move by several hundredths between runs; "
+                        "compare runs of equal sizes only")
+    lap("statistics")
+
+    # ---- per-sample rows and evidence
+    borderline = max(defaults.BORDERLINE_RATE, fpr)
+    samples = []
+    evidence = {}
+    for i, gid in enumerate(generated_ids):
+        copy_p = float(verdicts.copy_p_value[i])
+        word = "copy" if verdicts.is_copy[i] else ("borderline" if copy_p <= borderline else "novel")
+        row = {"id": gid, "verdict": word, "copy_score": round(float(verdicts.copy_score[i]), 6),
+               "is_copy": bool(verdicts.is_copy[i]), "copy_p_value": round(copy_p, 6),
+               "layer_agreement": "" if np.isnan(agreement[i]) else round(float(agreement[i]), 6),
+               "duplicate_group": int(gen_group[i]) or ""}
+        for layer in layers:
+            j = int(gen_idx[layer][i, 0])
+            row[f"{layer}_nearest_id"] = training_ids[j]
+            row[f"{layer}_similarity"] = round(float(gen_sims[layer][i, 0]), 6)
+            row[f"{layer}_heldout_share"] = round(float(verdicts.heldout_share[layer][i]), 6)
+            row[f"{layer}_p_value"] = round(float(verdicts.p_value[layer][i]), 6)
+        samples.append(row)
+        evidence[gid] = {
+            "layer_agreement": row["layer_agreement"] if row["layer_agreement"] != "" else None,
+            "neighbors": {layer: grouped_list(gen_idx[layer][i], gen_sims[layer][i], components, group_size,
+                                              training_ids) for layer in layers},
+        }
+
+    held_set = np.zeros(n, dtype=bool)
+    held_set[heldout] = True
+    training_rows = []
+    for j, tid in enumerate(training_ids):
+        training_rows.append({
+            "id": tid,
+            "outlier_score": round(float(outlier_score[j]), 6),
+            "is_outlier": bool(is_outlier[j]),
+            "duplicate_group": int(group_no[j]) or "",
+            "duplicate_count": int(group_size[j]) if group_size[j] > 1 else "",
+            "hub_score": round(float(hub_score[j]), 6),
+            "is_hub": bool(is_hub[j]),
+            "times_retrieved": int(times_retrieved[j]),
+            "retrieval_hub_score": round(float(retrieval_score[j]), 6),
+            "is_retrieval_hub": bool(is_retrieval_hub[j]),
+            "split": "heldout" if held_set[j] else "reference",
+        })
+
+    calib_summary = cal.summary()
+    for layer in layers:
+        calib_summary[layer] = {
+            "threshold": calib_summary["thresholds"][layer],
+            "quantiles": [round(float(q), 6) for q in np.quantile(held_sims[layer], np.linspace(0, 1, 101))],
+        }
+    calib_summary |= {"holdout_fraction": holdout_fraction, "seed": seed, "n_reference": len(reference),
+                      "split": "by near-duplicate group: no group straddles reference and held-out"}
+    hub_order = np.argsort(-times_retrieved, kind="stable")
+    retrieval_hubs = [{"id": training_ids[j], "times_retrieved": int(times_retrieved[j]),
+                       "ratio_to_chance": round(float(retrieval_score[j]), 3)}
+                      for j in hub_order if is_retrieval_hub[j]]
+    gen_groups = {}
+    for i, g in enumerate(gen_group):
+        if g:
+            gen_groups.setdefault(int(g), []).append(generated_ids[i])
+    summary = {
+        "settings": {"holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
+                     "layers": list(layers), "k": int(gen_idx[layers[0]].shape[1]), "prdc_k": defaults.PRDC_K,
+                     "borderline_rate": borderline, "duplicate_z": defaults.DUPLICATE_Z,
+                     "outlier_z": defaults.OUTLIER_Z, "outlier_k": defaults.OUTLIER_K,
+                     "hub_factor": defaults.HUB_FACTOR, "confidence": defaults.CONFIDENCE,
+                     "bootstrap_resamples": defaults.BOOTSTRAP_RESAMPLES},
+        "counts": {"training": n, "reference": len(reference), "heldout": len(heldout), "generated": m},
+        "copies": rate | {"borderline": int(sum(r["verdict"] == "borderline" for r in samples))},
+        "calibration": calib_summary,
+        "copying_test": {layer: ct[layer].as_dict() for layer in layers},
+        "prdc": prdc,
+        "mode_collapse": {
+            "duplicate_groups": len(gen_groups),
+            "samples_in_duplicate_groups": int(sum(len(v) for v in gen_groups.values())),
+            "groups": [ids for _, ids in sorted(gen_groups.items())],
+            "distinct_top1": distinct,
+            "retrieval_chance": round(chance, 6),
+            "retrieval_hubs": retrieval_hubs,
+        },
+        "curation": {
+            "duplicate_thresholds": {layer: round(t, 6) for layer, t in dup_thresholds.items()},
+            "duplicate_groups": int(group_no.max()),
+            "images_in_duplicate_groups": int((group_size > 1).sum()),
+            "outliers": int(is_outlier.sum()),
+            "hubs": int(is_hub.sum()),
+        },
+        "warnings": warnings,
+        "timings": timings,
+    }
+    plot_data = {"held_sims": held_sims, "gen_sims": {layer: gen_sims[layer][:, 0] for layer in layers},
+                 "thresholds": cal.thresholds, "outlier_score": outlier_score, "rate": rate,
+                 "ct": ct}
+    return Assessment(samples, training_rows, evidence, summary, plot_data)
+
+
+# ---- run folder: load, write ---------------------------------------------------------------------
+
+def _csv_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: (str(v).lower() if isinstance(v, bool) else v) for key, v in row.items()})
+    return buffer.getvalue()
+
+
+def _neighbours_from_file(run: RunFolder, layer: str, generated_ids: Sequence[str],
+                          training_index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``neighbors/<layer>.json`` as index arrays, or None when absent or out of step with the features."""
+    from novelty.neighbors import load_neighbors
+
+    if not run.neighbors(layer).is_file():
+        return None
+    table = load_neighbors(run.neighbors(layer))
+    try:
+        lists = [table[g] for g in generated_ids]
+        width = len(lists[0])
+        if width == 0 or any(len(entries) != width for entries in lists):
+            return None
+        idx = np.array([[training_index[e["id"]] for e in entries] for entries in lists], np.int64)
+    except (KeyError, IndexError):
+        return None
+    sims = np.array([[e["score"] for e in entries] for entries in lists], np.float64)
+    return idx, sims
+
+
+def pixel_rows(train_dir: Path | None, training_ids: Sequence[str], progress: bool = True
+               ) -> tuple[list[dict], list[str]]:
+    """Pixel flag columns per TRAINING id, read from the files in ``train_dir``; and warnings."""
+    from tqdm.auto import tqdm
+
+    from novelty import curation
+    from novelty.images import ImageError
+
+    names = curation.QUALITY_FLAGS
+    empty = {col: "" for name in names for col in (f"{name}_score", f"is_{name}")}
+    if train_dir is None or not train_dir.is_dir():
+        return [dict(empty) for _ in training_ids], [f"pixel flags skipped: training folder not found ({train_dir})"]
+    rows, failed = [], 0
+    for tid in tqdm(training_ids, desc="pixel flags", unit="img", disable=not progress):
+        try:
+            small, (width, height) = curation.thumbnail(train_dir / tid)
+        except (ImageError, OSError):
+            rows.append(dict(empty))
+            failed += 1
+            continue
+        px = curation.pixel_scores(small)
+        scores = {"near_blank": px.near_blank, "very_dark": px.very_dark,
+                  "low_information": px.low_information,
+                  "odd_aspect_ratio": curation.aspect_ratio_score(width, height)}
+        flags = curation.quality_flags(scores)
+        row = {}
+        for name in names:
+            row[f"{name}_score"] = round(scores[name], 6)
+            row[f"is_{name}"] = flags[name]
+        rows.append(row)
+    warnings = [f"pixel flags missing for {failed} training images that could not be read again"] if failed else []
+    return rows, warnings
+
+
+@dataclass
+class JudgeResult:
+    run: Path
+    summary: dict
+    files: list[Path]
+
+
+def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
+              fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int | None = None,
+              pixel_flags: bool = True, plots: bool = True, progress: bool = True) -> JudgeResult:
+    """Judge a run folder written by ``novelty analyze`` and write its verdict and curation files.
+
+    ``seed`` None uses the run's seed (``run.json`` "seed", else ``defaults.SEED``).
+    """
+    from novelty import plots as plotting
+    from novelty.featurestore import FeatureStore
+
+    run = RunFolder(run_dir).require()
+    try:
+        manifest = read_json(run.run_json)
+    except (OSError, ValueError) as exc:
+        raise NoveltyError(f"cannot read {run.run_json}: {exc}") from None
+    layers = list(manifest.get("layers") or [])
+    if not layers:
+        raise NoveltyError(f"{run.run_json} names no layers; re-run `novelty analyze`")
+    if seed is None:
+        seed = int(manifest.get("seed", defaults.SEED))
+    k = int(manifest.get("k") or defaults.TOP_K)
+    store = FeatureStore(run.features_dir)
+    training, generated, neighbours = {}, {}, {}
+    training_ids = generated_ids = None
+    for layer in layers:
+        t_ids, t_feats = store.load("training", layer)
+        g_ids, g_feats = store.load("generated", layer)
+        if training_ids is None:
+            training_ids, generated_ids = t_ids, g_ids
+        elif t_ids != training_ids or g_ids != generated_ids:
+            raise NoveltyError(f"feature store rows differ between layers ({layer}); re-run `novelty analyze`")
+        training[layer], generated[layer] = t_feats, g_feats
+    index = {tid: j for j, tid in enumerate(training_ids)}
+    for layer in layers:
+        neighbours[layer] = _neighbours_from_file(run, layer, generated_ids, index)
+    if any(v is None for v in neighbours.values()):
+        neighbours = None
+
+    result = assess(training, generated, training_ids, generated_ids, neighbours, k=k,
+                    holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, progress=progress)
+    summary = result.summary
+    if pixel_flags:
+        started = time.perf_counter()
+        train_dir = Path(manifest["train_dir"]) if manifest.get("train_dir") else None
+        rows, warns = pixel_rows(train_dir, training_ids, progress)
+        for row, extra in zip(result.training, rows, strict=True):
+            row.update(extra)
+        summary["warnings"] += warns
+        summary["curation"]["flags"] = {name: sum(r.get(f"is_{name}") is True for r in result.training)
+                                        for name in _quality_names()}
+        summary["timings"]["pixel_flags"] = round(time.perf_counter() - started, 3)
+
+    written = [run.samples_csv, run.training_csv, run.root / EVIDENCE_FILE, run.summary_json]
+    write_text(run.samples_csv, _csv_text(result.samples))
+    write_text(run.training_csv, _csv_text(result.training))
+    write_json(run.root / EVIDENCE_FILE, result.evidence, indent=None)
+    if plots:
+        started = time.perf_counter()
+        written += _write_plots(run, result, plotting)
+        summary["timings"]["plots"] = round(time.perf_counter() - started, 3)
+    summary["plots"] = sorted(p.name for p in written if p.suffix == ".png")
+    write_json(run.summary_json, summary)
+    return JudgeResult(run.root, summary, written)
+
+
+def _quality_names() -> tuple[str, ...]:
+    from novelty.curation import QUALITY_FLAGS
+
+    return QUALITY_FLAGS
+
+
+def _write_plots(run: RunFolder, result: Assessment, plotting) -> list[Path]:
+    data, summary = result.plot_data, result.summary
+    fpr = summary["settings"]["false_positive_rate"]
+    paths = []
+    for layer, held in data["held_sims"].items():
+        path = run.plots_dir / f"similarity_{layer}.png"
+        plotting.similarity_histogram(path, layer, held, data["gen_sims"][layer], data["thresholds"][layer], fpr)
+        paths.append(path)
+    rate = data["rate"]
+    path = run.plots_dir / "copy_rate.png"
+    plotting.copy_rate_interval(path, rate["rate"], rate["bootstrap_interval"], rate["exact_interval"], fpr,
+                                rate["n"], rate["confidence"])
+    paths.append(path)
+    path = run.plots_dir / "outlier_scores.png"
+    plotting.outlier_histogram(path, data["outlier_score"], defaults.OUTLIER_Z)
+    paths.append(path)
+    path = run.plots_dir / "copying_cells.png"
+    plotting.copying_cells(path, {layer: [c.z for c in t.cells] for layer, t in data["ct"].items()},
+                           {layer: (None if np.isnan(t.c_t) else t.c_t) for layer, t in data["ct"].items()})
+    paths.append(path)
+    return paths
