@@ -54,6 +54,7 @@ class AnalyzeOptions:
     block1_reduce: str = defaults.BLOCK1_REDUCE
     index: str = defaults.INDEX
     progress: bool = True
+    verdicts: bool = True  # run novelty.verdicts.judge_run at the end, when that module exists
 
 
 @dataclass
@@ -256,10 +257,12 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         "versions": versions(),
     }
     write_json(run.run_json, manifest)
-    if importlib.util.find_spec("novelty.verdicts") is not None:
+    if options.verdicts and importlib.util.find_spec("novelty.verdicts") is not None:
         from novelty import verdicts
 
-        verdicts.judge_run(run.root)
+        verdicts.judge_run(run.root, progress=options.progress)
         lap("verdicts")
+        manifest = read_json(run.run_json)  # keep anything judge_run added
+        manifest["timings"] = timings
         write_json(run.run_json, manifest)
     return AnalyzeResult(run.root, counts, timings, embedded)

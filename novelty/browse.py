@@ -37,20 +37,11 @@ LAYER_INFO: dict[str, dict[str, str]] = {
     },
 }
 
-# Column names read from samples.csv, per layer ("{layer}_...") and for the sample as a whole.
-VERDICT_COLUMN = "verdict"
-NOVELTY_COLUMNS = ("novelty_score", "novelty")
-NEAREST_SUFFIXES = ("_nearest_id", "_nearest", "_top1_id")
-SIMILARITY_SUFFIXES = ("_similarity", "_nearest_similarity", "_top1_similarity", "_score")
-CALIBRATED_SUFFIXES = ("_calibrated", "_calibrated_score", "_copy_probability", "_percentile")
-
-# Training flags with a meaning of their own in the curation view; other is_* columns are pixel flags.
-CURATION_FLAGS = ("is_outlier", "is_duplicate", "is_hub")
-
-# Without training.csv's is_hub, a hub is retrieved at least HUB_FACTOR times as often as the average
-# training image (and at least HUB_MIN_RETRIEVED times).
-HUB_FACTOR = 4.0
-HUB_MIN_RETRIEVED = 3
+# samples.csv and training.csv are written by novelty.verdicts; these are the columns read here.
+# Per GENERATED sample: verdict, copy_score, copy_p_value, layer_agreement, duplicate_group, and per
+# layer {layer}_nearest_id, {layer}_similarity, {layer}_heldout_share, {layer}_p_value.
+# Flags of training.csv with a view of their own; every other is_* column is a pixel flag.
+CURATION_FLAGS = ("is_outlier", "is_duplicate", "is_hub", "is_retrieval_hub")
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -87,13 +78,6 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise NoveltyError(f"cannot read {path}: {exc}") from None
-
-
-def _first(row: dict[str, str], names: tuple[str, ...]) -> str | None:
-    for name in names:
-        if name in row and row[name] not in (None, ""):
-            return row[name]
-    return None
 
 
 @dataclass(frozen=True)
@@ -238,52 +222,59 @@ class RunView:
 
     # ---- records -------------------------------------------------------------------------------
     def calibrated(self, layer: str, similarity: float) -> float | None:
-        """The calibrated score of a similarity at ``layer`` (0..1), when the run has a calibration."""
+        """Share of the run's held-out images whose nearest-training similarity at ``layer`` stays
+        below ``similarity`` (0..1; 0.99 = closer than 99% of unseen real images come), read from the
+        held-out quantiles in ``summary.json``; None when the run has no calibration."""
         calibration = self.summary_data.get("calibration")
-        if not isinstance(calibration, dict):
+        table = calibration.get(layer) if isinstance(calibration, dict) else None
+        quantiles = table.get("quantiles") if isinstance(table, dict) else None
+        if not isinstance(quantiles, list) or len(quantiles) < 2:
             return None
-        table = calibration.get(layer)
-        if not isinstance(table, dict):
-            return None
-        return _calibrate(table, similarity)
+        return _share_below(quantiles, similarity)
 
     def sample(self, sample_id: str) -> dict[str, Any]:
-        """One GENERATED sample: verdict, novelty, nearest training image per layer, layer agreement."""
+        """One GENERATED sample: verdict and copy score (when the run has verdicts), novelty, and per
+        layer its nearest TRAINING image, similarity, calibrated score and p-value; layer agreement."""
         row = self.samples.get(sample_id, {})
         layers: dict[str, Any] = {}
         for layer in self.layers:
             items = self.neighbours[layer].get(sample_id) or []
-            nearest = _first(row, tuple(layer + s for s in NEAREST_SUFFIXES)) or (items[0].id if items else None)
-            similarity = _number(_first(row, tuple(layer + s for s in SIMILARITY_SUFFIXES)))
+            similarity = _number(row.get(f"{layer}_similarity"))
             if similarity is None and items:
                 similarity = items[0].similarity
-            calibrated = _number(_first(row, tuple(layer + s for s in CALIBRATED_SUFFIXES)))
-            if calibrated is None and similarity is not None:
-                calibrated = self.calibrated(layer, similarity)
-            layers[layer] = {"nearest": nearest, "similarity": _round(similarity),
-                             "calibrated": _round(calibrated)}
-        novelty = _number(_first(row, NOVELTY_COLUMNS))
-        if novelty is None:
-            deepest = layers.get(self.layers[-1], {}).get("similarity")
-            novelty = None if deepest is None else 1.0 - deepest
-        verdict = (row.get(VERDICT_COLUMN) or "").strip() or None
-        return {"id": sample_id, "verdict": verdict, "novelty": _round(novelty), "layers": layers,
-                "agreement": self.agreement(sample_id)}
+            share = _number(row.get(f"{layer}_heldout_share"))
+            calibrated = 1.0 - share if share is not None else (
+                None if similarity is None else self.calibrated(layer, similarity))
+            layers[layer] = {"nearest": row.get(f"{layer}_nearest_id") or (items[0].id if items else None),
+                             "similarity": _round(similarity), "calibrated": _round(calibrated),
+                             "p_value": _round(_number(row.get(f"{layer}_p_value")))}
+        deepest = layers[self.layers[-1]]["similarity"]
+        return {"id": sample_id, "verdict": (row.get("verdict") or "").strip() or None,
+                "copy_score": _round(_number(row.get("copy_score"))),
+                "copy_p_value": _round(_number(row.get("copy_p_value"))),
+                "novelty": None if deepest is None else _round(1.0 - deepest),
+                "duplicate_group": (row.get("duplicate_group") or "").strip() or None,
+                "layers": layers, "agreement": self.agreement(sample_id, _number(row.get("layer_agreement")))}
 
     def sample_list(self) -> list[dict[str, Any]]:
         return [self.sample(ident) for ident in self.sample_ids]
 
-    def agreement(self, sample_id: str) -> dict[str, Any] | None:
-        """How far the first and the last layer agree: shared top-k ids and whether the top-1 is the same."""
+    def agreement(self, sample_id: str, jaccard: float | None = None) -> dict[str, Any] | None:
+        """How far the first and the last layer agree: shared top-k ids, their Jaccard index (the
+        run's ``layer_agreement`` when given) and whether the top-1 is the same."""
         if len(self.layers) < 2:
             return None
         first = self.neighbours[self.layers[0]].get(sample_id) or []
         last = self.neighbours[self.layers[-1]].get(sample_id) or []
         if not first or not last:
             return None
-        shared = len({n.id for n in first} & {n.id for n in last})
+        a, b = {n.id for n in first}, {n.id for n in last}
+        shared = len(a & b)
+        if jaccard is None:
+            jaccard = shared / len(a | b)
         return {"layers": [self.layers[0], self.layers[-1]], "shared": shared,
-                "k": max(len(first), len(last)), "top1_same": first[0].id == last[0].id}
+                "k": max(len(first), len(last)), "jaccard": _round(jaccard),
+                "top1_same": first[0].id == last[0].id}
 
     def neighbour_list(self, sample_id: str, layer: str, k: int | None = None) -> dict[str, Any]:
         """The top-k TRAINING neighbours of a GENERATED sample at ``layer`` (see :meth:`rank_list`)."""
@@ -317,19 +308,22 @@ class RunView:
                 "groups": groups}
 
     def training_rows(self) -> list[dict[str, Any]]:
-        """One record per TRAINING image: outlier score, duplicate group, retrieval counts, flags."""
+        """One record per TRAINING image: outlier score, duplicate group, hub flags, retrieval counts
+        (per layer), pixel flags. Without ``training.csv`` duplicates are identical files and a
+        retrieval hub is retrieved ``defaults.HUB_FACTOR`` times more often than chance (as
+        novelty.verdicts defines it)."""
         rows = []
-        hub_column = any("is_hub" in row for row in self.training.values())
-        total = sum(sum(counts.values()) for counts in self._retrieved.values())
-        hub_at = max(HUB_MIN_RETRIEVED, HUB_FACTOR * total / max(1, len(self.training_ids)))
+        retrievals = sum(sum(counts.values()) for counts in self._retrieved.values())
+        chance = retrievals / max(1, len(self.training_ids))
+        hub_at = defaults.HUB_FACTOR * max(1.0, chance)
         for ident in self.training_ids:
             row = self.training.get(ident, {})
             retrieved = {layer: self._retrieved[layer].get(ident, 0) for layer in self.layers}
             times = _number(row.get("times_retrieved"))
+            times = int(times) if times is not None else sum(retrieved.values())
+            group = self._groups.get(ident)
             flags = sorted(name[3:] for name, value in row.items()
                            if name and name.startswith("is_") and name not in CURATION_FLAGS and _flag(value))
-            group = self._groups.get(ident)
-            times = int(times) if times is not None else sum(retrieved.values())
             rows.append({
                 "id": ident,
                 "outlier_score": _round(_number(row.get("outlier_score"))),
@@ -338,7 +332,10 @@ class RunView:
                 "duplicate_count": len(self._group_members[group]) if group else 1,
                 "times_retrieved": times,
                 "retrieved": retrieved,
-                "is_hub": _flag(row.get("is_hub")) if hub_column else times >= hub_at,
+                "hub_score": _round(_number(row.get("hub_score"))),
+                "is_hub": _flag(row.get("is_hub")),
+                "is_retrieval_hub": _flag(row.get("is_retrieval_hub")) if "is_retrieval_hub" in row
+                else times >= hub_at,
                 "flags": flags,
             })
         return rows
@@ -348,13 +345,14 @@ class RunView:
         run = self.run
         verdicts: dict[str, int] = {}
         for row in self.samples.values():
-            verdict = (row.get(VERDICT_COLUMN) or "").strip()
+            verdict = (row.get("verdict") or "").strip()
             if verdict:
                 verdicts[verdict] = verdicts.get(verdict, 0) + 1
         return {
             "run": {key: run.get(key) for key in ("version", "created", "train_dir", "generated_dir",
                                                    "checkpoint", "layers", "k", "weights", "preprocess",
-                                                   "input_size", "index", "counts", "timings")},
+                                                   "input_size", "fit", "index", "seed", "counts",
+                                                   "timings")},
             "layers": [{"layer": layer, **layer_info(layer)} for layer in self.layers],
             "counts": {"generated": len(self.sample_ids), "training": len(self.training_ids)},
             "verdicts": verdicts,
@@ -365,14 +363,12 @@ class RunView:
         }
 
 
-def _calibrate(table: dict[str, Any], similarity: float) -> float | None:
-    """Share of reference similarities below ``similarity``: ``table`` holds sorted "quantiles"."""
-    values = table.get("quantiles") or table.get("similarities")
-    if not isinstance(values, list) or not values:
-        return None
-    import bisect
+def _share_below(quantiles: list[float], value: float) -> float:
+    """The empirical CDF at ``value`` from evenly spaced quantiles (0%, ..., 100%), interpolated."""
+    import numpy as np
 
-    return bisect.bisect_left(values, similarity) / len(values)
+    levels = np.linspace(0.0, 1.0, len(quantiles))
+    return float(np.interp(value, np.asarray(quantiles, np.float64), levels, left=0.0, right=1.0))
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:

@@ -175,8 +175,7 @@ def serve(run: Path, host: str, port: int) -> None:
     from webdemo import Settings  # the one place novelty imports webdemo: the app is optional
     from webdemo.server import serve as run_server
 
-    click.echo(f"Serving {run} on http://{host}:{port}/  (API docs: /docs; Ctrl+C to stop)", err=True)
-    run_server(Settings(run=run), host=host, port=port)
+    run_server(Settings(run=run), host=host, port=port, announce=lambda line: click.echo(line, err=True))
 
 
 @main.command("export")

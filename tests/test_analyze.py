@@ -51,7 +51,7 @@ def judged() -> list:
     calls: list = []
     fake = types.ModuleType("novelty.verdicts")
     fake.__spec__ = importlib.machinery.ModuleSpec("novelty.verdicts", None)
-    fake.judge_run = lambda run: calls.append(Path(run))
+    fake.judge_run = lambda run, progress=True: calls.append(Path(run))
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "novelty.verdicts", fake)
         patch.setattr(novelty, "verdicts", fake, raising=False)

@@ -54,14 +54,18 @@ def test_sample_list_sorts_by_novelty_and_filters_by_verdict(web):
     body = client.get("/api/samples").json()
     assert body["total"] == len(fixture.generated_ids) == 30
     assert [r["id"] for r in body["items"]] == fixture.generated_ids
-    assert body["verdicts"] == {"copy": 2, "novel": 28}
+    assert body["verdicts"] == {"copy": 2, "borderline": 1, "novel": 27}
     assert body["layers"] == list(LAYERS)
 
     by_novelty = client.get("/api/samples", params={"sort": "novelty"}).json()["items"]
-    novelty = [r["novelty"] for r in by_novelty]
-    assert novelty == sorted(novelty, reverse=True)
-    assert by_novelty[-1]["id"] in ("g000.png", "g001.png")  # the two planted copies are least novel
-    assert client.get("/api/samples", params={"sort": "novelty", "order": "asc"}).json()["items"][0]["novelty"] == min(novelty)
+    keys = [(r["copy_p_value"], r["novelty"]) for r in by_novelty]
+    assert keys == sorted(keys, reverse=True)  # calibrated p-value first, then distance
+    assert {r["id"] for r in by_novelty[-2:]} == {"g000.png", "g001.png"}  # the planted copies come last
+    ascending = client.get("/api/samples", params={"sort": "novelty", "order": "asc"}).json()["items"]
+    assert [(r["copy_p_value"], r["novelty"]) for r in ascending] == keys[::-1]
+    by_similarity = client.get("/api/samples", params={"sort": "similarity"}).json()["items"]
+    sims = [r["layers"]["block5_pool"]["similarity"] for r in by_similarity]
+    assert sims == sorted(sims, reverse=True) and sims[0] == pytest.approx(1.0, abs=1e-5)
 
     copies = client.get("/api/samples", params={"verdict": "copy"}).json()
     assert [r["id"] for r in copies["items"]] == ["g000.png", "g001.png"] and copies["total"] == 2
@@ -72,13 +76,28 @@ def test_sample_list_sorts_by_novelty_and_filters_by_verdict(web):
 def test_sample_detail_reads_the_verdicts(web):
     _, client, _ = web
     sample = client.get("/api/samples/g000.png").json()
-    assert sample["verdict"] == "copy"
+    assert sample["verdict"] == "copy" and sample["copy_score"] == pytest.approx(60 / 61, abs=1e-5)
     for layer in LAYERS:
-        assert sample["layers"][layer]["nearest"] == "t003.png"
-        assert sample["layers"][layer]["similarity"] == pytest.approx(1.0, abs=1e-5)
-        assert sample["layers"][layer]["calibrated"] == pytest.approx(1.0)
+        score = sample["layers"][layer]
+        assert score["nearest"] == "t003.png"
+        assert score["similarity"] == pytest.approx(1.0, abs=1e-5)
+        assert score["calibrated"] == pytest.approx(1.0)  # 1 - heldout_share: closer than every unseen image
+        assert score["p_value"] == pytest.approx(1 / 61, abs=1e-5)
     assert sample["agreement"]["top1_same"] is True and sample["agreement"]["k"] == 24
+    assert sample["agreement"]["jaccard"] == 0.25  # the run's own layer_agreement
     assert sample["previous"] is None and sample["next"] == "g001.png" and sample["index"] == 0
+    novel = client.get("/api/samples/g010.png").json()
+    assert novel["verdict"] == "novel" and 0 <= novel["layers"]["block5_pool"]["calibrated"] < 1
+
+
+def test_tiles_get_calibrated_scores_from_the_held_out_quantiles(web):
+    _, client, _ = web
+    body = client.get("/api/samples/g010.png/neighbors", params={"layer": "block1_pool"}).json()
+    held = np.linspace(0.5, 0.99, 60)  # the fixture's held-out similarities
+    for entry in body["neighbors"]:
+        assert entry["calibrated"] == pytest.approx(np.mean(held < entry["similarity"]), abs=0.02)
+    calibrated = [n["calibrated"] for n in body["neighbors"]]
+    assert calibrated == sorted(calibrated, reverse=True)
 
 
 def test_neighbours_are_24_best_first_per_layer(web):
@@ -191,10 +210,10 @@ def test_training_filters_find_the_planted_images(web):
     assert {r["id"] for r in duplicates} == {"dup/a.png", "dup/b.png"}
     assert all(r["duplicate_count"] == 2 for r in duplicates)
     flagged = client.get("/api/training", params={"filter": "flagged"}).json()
-    assert [(r["id"], r["flags"]) for r in flagged["items"]] == [("blank.png", ["blank"])]
-    assert flagged["flags"] == ["blank"] and flagged["counts"]["outliers"] == 1
+    assert [(r["id"], r["flags"]) for r in flagged["items"]] == [("blank.png", ["near_blank"])]
+    assert flagged["flags"] == ["near_blank"] and flagged["counts"]["outliers"] == 1
     hubs = client.get("/api/training", params={"filter": "hubs"}).json()["items"]
-    assert all(r["is_hub"] for r in hubs)
+    assert hubs and all(r["is_hub"] or r["is_retrieval_hub"] for r in hubs)
     times = [r["times_retrieved"] for r in hubs]
     assert times == sorted(times, reverse=True)
     found = client.get("/api/training", params={"q": "DEEP"}).json()["items"]
@@ -207,8 +226,9 @@ def test_summary_has_counts_statistics_and_plots(web):
     _, client, _ = web
     summary = client.get("/api/summary").json()
     assert summary["counts"] == {"generated": 30, "training": 60}
-    assert summary["verdicts"] == {"copy": 2, "novel": 28} and summary["has_verdicts"]
-    assert summary["statistics"]["c_t"] == -1.25 and summary["plots"] == ["similarity.png"]
+    assert summary["verdicts"] == {"copy": 2, "borderline": 1, "novel": 27} and summary["has_verdicts"]
+    assert summary["statistics"]["copying_test"]["block5_pool"]["c_t"] == -1.25
+    assert summary["plots"] == ["similarity.png"]
     assert [layer["layer"] for layer in summary["layers"]] == list(LAYERS)
     assert client.get("/api/plots/similarity.png").headers["content-type"] == "image/png"
 
@@ -374,3 +394,27 @@ def test_query_embeds_with_the_runs_own_extractor(tmp_path):
     for layer in LAYERS:
         best = body["layers"][layer]["neighbors"][0]
         assert best["id"] == "t5.png" and best["similarity"] == pytest.approx(1.0, abs=1e-4), body
+
+
+@pytest.mark.slow
+def test_the_app_reads_what_the_verdict_stage_writes(tmp_path):
+    """Contract with novelty.verdicts: its real samples.csv, training.csv and summary.json."""
+    from novelty.verdicts import judge_run
+
+    fixture = make_run(tmp_path, verdicts=False, curation=False)
+    judge_run(fixture.root, fpr=0.2, plots=False, progress=False)  # 6 held-out images: a loose rate
+    client = TestClient(create_app(Settings(run=fixture.root, cache_dir=tmp_path / "cache")))
+    copy = client.get("/api/samples/g000.png").json()
+    assert copy["verdict"] == "copy" and copy["copy_score"] > 0.5
+    assert all(copy["layers"][layer]["calibrated"] == 1.0 for layer in LAYERS)  # closer than every unseen image
+    assert all(copy["layers"][layer]["p_value"] is not None for layer in LAYERS)
+    assert 0 <= copy["agreement"]["jaccard"] <= 1
+    tiles = client.get("/api/samples/g001.png/neighbors", params={"layer": "block5_pool"}).json()
+    assert tiles["groups"][0]["count"] == 2 and tiles["groups"][0]["group_size"] == 2
+    assert all(n["calibrated"] is not None for n in tiles["neighbors"])
+    rows = {r["id"]: r for r in client.get("/api/training", params={"limit": 1000}).json()["items"]}
+    assert rows["outlier.png"]["is_outlier"] and "near_blank" in rows["blank.png"]["flags"]
+    assert rows["dup/a.png"]["duplicate_count"] == 2
+    summary = client.get("/api/summary").json()
+    assert summary["has_verdicts"] and summary["has_curation"]
+    assert summary["statistics"]["copies"]["n"] == 30

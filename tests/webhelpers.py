@@ -157,18 +157,23 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
            "timings": {}, "versions": {}}
     (root / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
 
+    # samples.csv, training.csv and summary.json in the format novelty.verdicts writes
+    heldout = {layer: np.linspace(0.5, 0.99, 60) for layer in LAYERS}  # held-out nearest similarities
     if verdicts:
         rows = []
         for g, ident in enumerate(generated_ids):
-            row = {"id": ident}
+            shares = {layer: float(np.mean(heldout[layer] >= nearest[layer][1][g, 0])) for layer in LAYERS}
+            copy_p = (1 + 60 * min(shares.values())) / 61
+            top = float(nearest["block5_pool"][1][g, 0])
+            row = {"id": ident, "verdict": "copy" if top > 0.9999 else ("borderline" if ident == "g002.png" else "novel"),
+                   "copy_score": round(1 - copy_p, 6), "is_copy": str(top > 0.9999).lower(),
+                   "copy_p_value": round(copy_p, 6), "layer_agreement": 0.25, "duplicate_group": ""}
             for layer in LAYERS:
                 indices, sims = nearest[layer]
                 row[f"{layer}_nearest_id"] = training_ids[int(indices[g, 0])]
-                row[f"{layer}_similarity"] = f"{sims[g, 0]:.6f}"
-                row[f"{layer}_calibrated"] = f"{min(1.0, max(0.0, (sims[g, 0] - 0.5) * 2)):.4f}"
-            top = float(nearest["block5_pool"][1][g, 0])
-            row["novelty_score"] = f"{1 - top:.6f}"
-            row["verdict"] = "copy" if top > 0.9999 else "novel"
+                row[f"{layer}_similarity"] = round(float(sims[g, 0]), 6)
+                row[f"{layer}_heldout_share"] = round(shares[layer], 6)
+                row[f"{layer}_p_value"] = round(copy_p, 6)
             rows.append(row)
         _write_csv(root / "samples.csv", rows)
     if curation:
@@ -177,16 +182,25 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
             for row in nearest[layer][0]:
                 for j in row:
                     counts[training_ids[int(j)]] += 1
-        rows = [{"id": i, "outlier_score": f"{(0.95 if i == 'outlier.png' else 0.1 + 0.01 * n):.4f}",
-                 "is_outlier": int(i == "outlier.png"),
-                 "duplicate_group": "1" if i.startswith("dup/") else "",
-                 "times_retrieved": counts[i], "is_hub": int(counts[i] >= 40),
-                 "is_blank": int(i == "blank.png")} for n, i in enumerate(training_ids)]
+        rows = [{"id": i, "outlier_score": round(4.2 if i == "outlier.png" else 0.1 + 0.01 * n, 6),
+                 "is_outlier": str(i == "outlier.png").lower(),
+                 "duplicate_group": 1 if i.startswith("dup/") else "",
+                 "duplicate_count": 2 if i.startswith("dup/") else "",
+                 "hub_score": 1.0, "is_hub": "false", "times_retrieved": counts[i],
+                 "retrieval_hub_score": round(counts[i] / 24, 6),
+                 "is_retrieval_hub": str(counts[i] >= 40).lower(), "split": "reference",
+                 "near_blank_score": 1.0 if i == "blank.png" else 0.1,
+                 "is_near_blank": str(i == "blank.png").lower()} for n, i in enumerate(training_ids)]
         _write_csv(root / "training.csv", rows)
-        # held-out nearest similarities per layer: what calibrates a similarity into a score
-        heldout = {layer: sorted(float(x) for x in np.linspace(0.5, 0.99, 50)) for layer in LAYERS}
-        summary = {"n_generated": len(generated_ids), "copies": 2, "copy_rate": 2 / len(generated_ids),
-                   "c_t": -1.25, "calibration": {layer: {"similarities": heldout[layer]} for layer in LAYERS}}
+        calibration = {"false_positive_rate": 0.01, "n_heldout": 60,
+                       "thresholds": {layer: 0.99 for layer in LAYERS}}
+        calibration |= {layer: {"threshold": 0.99, "quantiles": [round(float(q), 6) for q in np.quantile(
+            heldout[layer], np.linspace(0, 1, 101))]} for layer in LAYERS}
+        summary = {"counts": {"training": len(training_ids), "generated": len(generated_ids)},
+                   "copies": {"count": 2, "n": len(generated_ids), "rate": 2 / len(generated_ids),
+                              "exact_interval": [0.01, 0.2], "confidence": 0.95, "borderline": 1},
+                   "calibration": calibration, "copying_test": {layer: {"c_t": -1.25} for layer in LAYERS},
+                   "warnings": ["a planted warning"]}
         (root / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
         (root / "plots" / "similarity.png").write_bytes(_png(np.full((40, 60, 3), 120, np.uint8)))
     return FixtureRun(root, train_dir, generated_dir, generated_ids, training_ids)

@@ -13,21 +13,26 @@ class LayerScore(BaseModel):
     nearest: str | None = Field(description="Id of the nearest TRAINING image at this layer")
     similarity: float | None = Field(description="Cosine similarity to it (1 = identical features)")
     calibrated: float | None = Field(
-        description="Calibrated score in 0..1: share of the run's reference similarities below this "
-                    "one (null when the run has no calibration)")
+        description="Calibrated score in 0..1: share of held-out (unseen) training images whose nearest "
+                    "training image is less similar than this (1 - heldout_share); null without calibration")
+    p_value: float | None = Field(description="Size-corrected conformal p-value of this layer (samples.csv)")
 
 
 class Agreement(BaseModel):
     layers: list[str]
     shared: int = Field(description="Training ids found in the top-k of both layers")
     k: int
+    jaccard: float = Field(description="Jaccard index of the two top-k lists (the run's layer_agreement)")
     top1_same: bool
 
 
 class Sample(BaseModel):
     id: str
-    verdict: str | None = Field(description="Verdict from samples.csv, null before verdicts exist")
-    novelty: float | None = Field(description="Higher = further from every training image")
+    verdict: str | None = Field(description="copy, borderline or novel (samples.csv); null before verdicts")
+    copy_score: float | None = Field(description="1 - copy_p_value: the combined calibrated copy evidence")
+    copy_p_value: float | None
+    novelty: float | None = Field(description="1 - similarity to the nearest training image at the deepest layer")
+    duplicate_group: str | None = Field(description="Group of near-identical generated samples, if any")
     layers: dict[str, LayerScore]
     agreement: Agreement | None
 
@@ -77,7 +82,9 @@ class TrainingImage(BaseModel):
     duplicate_count: int
     times_retrieved: int
     retrieved: dict[str, int]
+    hub_score: float | None
     is_hub: bool
+    is_retrieval_hub: bool
     flags: list[str]
 
 

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable
+
 from novelty import defaults
 from webdemo.app import create_app
 from webdemo.settings import Settings
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def serve(settings: Settings, host: str = defaults.HOST, port: int = defaults.PORT,
-          log_level: str = "info") -> None:
-    """Read the run, then serve it until interrupted. Binds to loopback unless told otherwise."""
+          log_level: str = "info", announce: Callable[[str], None] | None = None) -> None:
+    """Read the run (errors surface before anything listens), then serve it until interrupted.
+
+    ``announce`` receives one line saying where the app is, once the run has been read.
+    """
     import uvicorn
 
     app = create_app(settings)
+    if announce is not None:
+        shown = f"[{host}]" if ":" in host else host
+        note = "" if is_loopback(host) else "  (reachable from other machines: anyone who can reach it sees the images)"
+        announce(f"Serving {settings.run} on http://{shown}:{port}/  (API docs: /docs; Ctrl+C to stop){note}")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -12,21 +13,21 @@ from webdemo.state import app_state, dumps
 
 router = APIRouter(prefix="/api/samples", tags=["samples"])
 
-SORTS = ("id", "novelty", "similarity")
 
-
-def _sort_key(sort: str, layer: str):
-    if sort == "novelty":
-        return lambda r: r["novelty"]
-    return lambda r: r["layers"][layer]["similarity"]
+def novelty_key(record: dict) -> tuple[float, float]:
+    """Sort key, larger = more novel: the calibrated copy p-value first (when the run has verdicts),
+    then the distance to the nearest training image at the deepest layer."""
+    p_value, novelty = record["copy_p_value"], record["novelty"]
+    return (p_value if p_value is not None else 0.0, novelty if novelty is not None else -math.inf)
 
 
 @router.get("", response_model=SampleList, summary="List generated samples")
 async def list_samples(
     request: Request,
     sort: Literal["id", "novelty", "similarity"] = Query(
-        "id", description="id order, novelty (most novel first) or similarity to the nearest "
-                          "training image at the deepest layer (most similar first)"),
+        "id", description="id order; novelty: most novel first (calibrated copy p-value, then "
+                          "distance to the nearest training image); similarity to the nearest training "
+                          "image at the deepest layer, most similar first"),
     order: Literal["asc", "desc"] | None = Query(None, description="Override the sort direction"),
     verdict: str | None = Query(None, max_length=100, description="Only samples with this verdict"),
     offset: int = Query(0, ge=0, le=10_000_000),
@@ -40,12 +41,14 @@ async def list_samples(
             counts[record["verdict"]] = counts.get(record["verdict"], 0) + 1
     if verdict is not None:
         items = [r for r in items if r["verdict"] == verdict]
-    if sort != "id":
-        key = _sort_key(sort, state.view.layers[-1])
-        known = [r for r in items if key(r) is not None]
-        unknown = [r for r in items if key(r) is None]
-        descending = (order or "desc") == "desc"
-        items = sorted(known, key=key, reverse=descending) + unknown
+    if sort == "novelty":
+        items = sorted(items, key=novelty_key, reverse=(order or "desc") == "desc")
+    elif sort == "similarity":
+        deepest = state.view.layers[-1]
+        known = [r for r in items if r["layers"][deepest]["similarity"] is not None]
+        unknown = [r for r in items if r["layers"][deepest]["similarity"] is None]
+        items = sorted(known, key=lambda r: r["layers"][deepest]["similarity"],
+                       reverse=(order or "desc") == "desc") + unknown
     elif order == "desc":
         items = items[::-1]
     total = len(items)

@@ -20,7 +20,7 @@ def _matches(row: dict, which: str) -> bool:
     if which == "duplicates":
         return row["duplicate_group"] is not None
     if which == "hubs":
-        return row["is_hub"]
+        return row["is_hub"] or row["is_retrieval_hub"]
     if which == "flagged":
         return bool(row["flags"])
     return True
@@ -30,8 +30,8 @@ def _matches(row: dict, which: str) -> bool:
 async def list_training(
     request: Request,
     filter: Literal["all", "outliers", "duplicates", "hubs", "flagged"] = Query(
-        "all", description="outliers; duplicates (members of a duplicate group); hubs (retrieved "
-                           "as a neighbour far more often than average, most often first); flagged (any pixel flag)"),
+        "all", description="outliers; duplicates (members of a duplicate group); hubs (near "
+                           "to many training images, or retrieved by many samples; most retrieved first); flagged (any pixel flag)"),
     flag: str | None = Query(None, max_length=100, description="Only images with this pixel flag"),
     sort: Literal["id", "outlier_score", "times_retrieved", "duplicate_group"] | None = Query(
         None, description="Default: the natural order of the filter"),

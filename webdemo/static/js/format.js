@@ -6,13 +6,26 @@ export const SIMILARITY_HELP =
   "lower means less alike. Compare values within a layer, not across layers.";
 
 export const CALIBRATED_HELP =
-  "Calibrated score: where this similarity falls among the run's reference similarities (how close " +
-  "genuinely different training images come to each other). 99% means closer than 99% of those " +
-  "pairs, as close as a copy usually is; 50% is an ordinary neighbour.";
+  "Calibrated score: the share of unseen real images (training images held out from the comparison) " +
+  "that come LESS close to the training set than this at this layer. 99% = closer than 99% of " +
+  "genuinely new images come, which is what a copy looks like; around 50% = an ordinary resemblance.";
+
+export const COPY_HELP =
+  "Copy p-value, both layers combined and calibrated on unseen real images: the share of genuinely " +
+  "new images that come at least this close to the training set. Small = suspiciously close. A " +
+  "sample is a copy when it is at or below the run's false-positive rate.";
 
 export const NOVELTY_HELP =
-  "Novelty: 1 minus the similarity to the nearest training image (deepest layer, unless the run's " +
-  "verdicts define it). Higher means further from everything in the training set.";
+  "Novelty: 1 minus the similarity to the nearest training image at the deepest layer. Higher means " +
+  "further from everything in the training set.";
+
+// Larger = more novel: the calibrated copy p-value first (runs with verdicts), then raw distance.
+export function compareNovelty(a, b) {
+  const pa = a.copy_p_value ?? 0;
+  const pb = b.copy_p_value ?? 0;
+  if (pa !== pb) return pa - pb;
+  return (a.novelty ?? -Infinity) - (b.novelty ?? -Infinity);
+}
 
 export function fmtSimilarity(value) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(3);

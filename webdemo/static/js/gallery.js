@@ -1,21 +1,14 @@
 // The gallery: every generated sample as a lazy thumbnail, sortable by novelty, filterable by verdict.
 import { fill, h } from "./dom.js";
-import { CALIBRATED_HELP, NOVELTY_HELP, SIMILARITY_HELP, fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
+import { CALIBRATED_HELP, COPY_HELP, NOVELTY_HELP, SIMILARITY_HELP, compareNovelty, fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
 import { source } from "./source.js";
 import { session } from "./state.js";
 
 const SORTS = {
-  novelty: { label: "Most novel first", compare: (a, b) => nullsLast(b.novelty, a.novelty) },
-  copied: { label: "Most copy-like first", compare: (a, b) => nullsLast(a.novelty, b.novelty) },
+  novelty: { label: "Most novel first", compare: (a, b) => compareNovelty(b, a) },
+  copied: { label: "Most copy-like first", compare: compareNovelty },
   id: { label: "Sample id", compare: null },
 };
-
-function nullsLast(x, y) {
-  if (x === null && y === null) return 0;
-  if (x === null) return 1;
-  if (y === null) return -1;
-  return x - y;
-}
 
 export async function renderGallery(root, params) {
   const [list, summary] = await Promise.all([source.samples(), source.summary()]);
@@ -57,7 +50,9 @@ export async function renderGallery(root, params) {
       h("h2", null, "Generated samples ", h("span", { class: "count" }, `${items.length} shown`)),
       h("label", { class: "sort" }, "Sort ", sortSelect),
       verdictChips),
-    h("p", { class: "hint" }, `Each card: novelty (higher = more new), then the similarity to the nearest training image at ${deepest}${hasVerdicts ? " and its calibrated score" : ""}. Open a sample to see its nearest training images at every layer.`),
+    h("p", { class: "hint" }, hasVerdicts
+      ? `Each card: the copy p-value (both layers, calibrated on unseen real images: small = suspiciously close), then the similarity to the nearest training image at ${deepest} and its calibrated score. Open a sample to see its nearest training images at every layer.`
+      : `Each card: novelty (1 minus the similarity to the nearest training image at ${deepest}) and that similarity. Open a sample to see its nearest training images at every layer.`),
     grid);
   if (summary.counts.generated === 0) root.append(h("p", { class: "status" }, "This run has no generated samples."));
 }
@@ -71,7 +66,9 @@ function card(record, deepest, hasVerdicts) {
       h("span", { class: "card-meta" },
         h("span", { class: "card-id" }, record.id),
         h("span", { class: "card-scores" },
-          h("span", { title: NOVELTY_HELP }, `novelty ${fmtSimilarity(record.novelty)}`),
+          record.copy_p_value !== null
+            ? h("span", { title: COPY_HELP }, `copy p ${fmtSimilarity(record.copy_p_value)}`)
+            : h("span", { title: NOVELTY_HELP }, `novelty ${fmtSimilarity(record.novelty)}`),
           h("span", { title: score.calibrated === null ? SIMILARITY_HELP : CALIBRATED_HELP },
             `sim ${fmtSimilarity(score.similarity)}`, score.calibrated === null ? "" : ` · ${fmtPercent(score.calibrated)}`)))));
 }

@@ -1,13 +1,17 @@
 // One generated sample, large, then its top-k training neighbours at each layer.
 import { fill, h, statusMessage } from "./dom.js";
-import { CALIBRATED_HELP, NOVELTY_HELP, SIMILARITY_HELP, fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
+import { CALIBRATED_HELP, COPY_HELP, NOVELTY_HELP, SIMILARITY_HELP, fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
 import { source } from "./source.js";
 import { session } from "./state.js";
 import { neighbourSection } from "./tiles.js";
 
+const P_HELP = "Size-corrected conformal p-value of this layer: the chance that an unseen real image " +
+  "comes this close to the training set. Small = suspiciously close.";
+
 export async function renderSample(root, id) {
   const [sample, summary] = await Promise.all([source.sample(id), source.summary()]);
   const layers = summary.layers;
+  const fpr = ((summary.statistics || {}).calibration || {}).false_positive_rate;
   const order = session.order || null;
   const position = order ? order.indexOf(id) : -1;
   const previous = position >= 0 ? order[position - 1] || null : sample.previous;
@@ -21,23 +25,36 @@ export async function renderSample(root, id) {
     h("span", { class: "position" }, `${index + 1} of ${count}`),
     h("a", { class: "button", href: next ? `#/sample/${encodeURIComponent(next)}` : null, "aria-disabled": next ? null : "true", id: "next-sample", title: "Next sample (→)" }, "Next ›"));
 
-  const calibrated = layers.some(({ layer }) => (sample.layers[layer] || {}).calibrated !== null);
+  const has = (key) => layers.some(({ layer }) => (sample.layers[layer] || {})[key] !== null);
+  const calibrated = has("calibrated");
+  const pValues = has("p_value");
   const rows = layers.map(({ layer, label }) => {
     const score = sample.layers[layer] || {};
     return h("tr", null,
       h("th", { scope: "row" }, layer, h("span", { class: "layer-label" }, label)),
       h("td", { class: "num", title: SIMILARITY_HELP }, fmtSimilarity(score.similarity)),
       calibrated ? h("td", { class: "num", title: CALIBRATED_HELP }, fmtPercent(score.calibrated)) : null,
+      pValues ? h("td", { class: "num", title: P_HELP }, fmtSimilarity(score.p_value)) : null,
       h("td", { class: "nearest mono" }, score.nearest || "–"));
   });
 
   const info = h("div", { class: "sample-info" },
     h("h2", null, "Sample ", h("span", { class: "mono" }, sample.id), " ", summary.has_verdicts ? verdictBadge(sample.verdict) : null),
-    h("p", { class: "novelty", title: NOVELTY_HELP }, "Novelty ", h("b", null, fmtSimilarity(sample.novelty))),
+    h("p", { class: "headline" },
+      sample.copy_p_value !== null
+        ? h("span", { class: "help", title: COPY_HELP }, "Copy p-value ", h("b", null, fmtSimilarity(sample.copy_p_value)),
+          fpr !== undefined ? ` (a copy at ${fmtSimilarity(fpr)} or below)` : "")
+        : null,
+      h("span", { title: NOVELTY_HELP }, "Novelty ", h("b", null, fmtSimilarity(sample.novelty)))),
+    sample.duplicate_group
+      ? h("p", { class: "hint" }, `Near-identical to other generated samples (group ${sample.duplicate_group}): a sign of mode collapse.`)
+      : null,
     h("table", { class: "scores-table" },
       h("thead", null, h("tr", null,
         h("th", null, "Layer"), h("th", { title: SIMILARITY_HELP }, "Nearest similarity"),
-        calibrated ? h("th", { title: CALIBRATED_HELP }, "Calibrated ⓘ") : null, h("th", null, "Nearest training image"))),
+        calibrated ? h("th", { class: "help", title: CALIBRATED_HELP }, "Calibrated") : null,
+        pValues ? h("th", { class: "help", title: P_HELP }, "p-value") : null,
+        h("th", null, "Nearest training image"))),
       h("tbody", null, rows)),
     agreementLine(sample.agreement));
 
@@ -57,11 +74,9 @@ export async function renderSample(root, id) {
 function agreementLine(agreement) {
   if (!agreement) return null;
   const [a, b] = agreement.layers;
-  const share = agreement.shared / agreement.k;
-  const tone = share >= 0.5 ? "high" : share >= 0.2 ? "medium" : "low";
-  return h("p", { class: `agreement agreement-${tone}`, title: "Training images found in the top-k of both layers. High agreement means the colour/texture match and the shape match point at the same training images, a strong sign of a copy." },
+  return h("p", { class: "agreement", title: "Training images found in the top-k of both layers. When the colour/texture match and the shape match point at the same very close training images, the sample is likely a copy of them." },
     "Layer agreement: ", h("b", null, `${agreement.shared} of ${agreement.k}`),
-    ` neighbours appear at both ${a} and ${b}; `,
+    ` neighbours appear at both ${a} and ${b} (Jaccard ${fmtSimilarity(agreement.jaccard)}); `,
     agreement.top1_same ? h("b", null, "the nearest image is the same") : "the nearest images differ",
     ".");
 }

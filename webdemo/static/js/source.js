@@ -49,7 +49,7 @@ const TRAINING_FILTERS = {
   all: () => true,
   outliers: (r) => r.is_outlier,
   duplicates: (r) => r.duplicate_group !== null,
-  hubs: (r) => r.is_hub,
+  hubs: (r) => r.is_hub || r.is_retrieval_hub,
   flagged: (r) => r.flags.length > 0,
 };
 

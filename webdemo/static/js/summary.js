@@ -1,13 +1,108 @@
-// Set-level statistics of the run, its settings and its plots.
+// Set-level statistics of the run (summary.json, written by the verdict stage), its settings and plots.
 import { fill, h } from "./dom.js";
-import { verdictBadge } from "./format.js";
+import { fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
 import { source } from "./source.js";
 
 export async function renderSummary(root) {
   const summary = await source.summary();
-  const run = summary.run;
+  const stats = summary.statistics || {};
+  const n = summary.counts.generated;
+  fill(root,
+    h("h2", null, "Summary"),
+    h("div", { class: "stat-cards" },
+      statCard("Generated samples", n),
+      statCard("Training images", summary.counts.training),
+      Object.entries(summary.verdicts).map(([name, count]) =>
+        statCard(verdictBadge(name), `${count} (${Math.round((100 * count) / Math.max(1, n))}%)`))),
+    summary.has_verdicts ? null : h("p", { class: "hint" }, "No verdicts yet (samples.csv is missing): the run was analysed without the verdict stage."),
+    copiesPanel(stats),
+    layerTable(summary, stats),
+    curationPanel(stats),
+    warningsPanel(stats.warnings),
+    summary.plots.length ? [h("h3", null, "Plots"), h("div", { class: "plots" }, summary.plots.map((name) =>
+      h("figure", null, h("img", { src: source.plotUrl(name), alt: name, loading: "lazy" }), h("figcaption", null, name))))] : null,
+    h("h3", null, "Layers"),
+    h("ul", { class: "layer-list" }, summary.layers.map((l) => h("li", null, h("b", null, l.layer), ` (${l.label}): ${l.description}`))),
+    h("h3", null, "Run settings"),
+    keyValues(runSettings(summary.run)),
+    Object.keys(stats).length
+      ? h("details", { class: "all-numbers" }, h("summary", null, "All numbers of summary.json"), statisticsTable(stats))
+      : null);
+}
+
+function statCard(label, value) {
+  return h("div", { class: "stat" }, h("div", { class: "stat-value" }, String(value)), h("div", { class: "stat-label" }, label));
+}
+
+function keyValues(rows) {
+  return h("table", { class: "kv" }, h("tbody", null, rows.filter(([, value]) => value !== undefined).map(([key, value, title]) =>
+    h("tr", { title }, h("th", { scope: "row" }, key), h("td", { class: "mono" }, value ?? "–")))));
+}
+
+const interval = (pair) => (Array.isArray(pair) ? `${fmtPercent(pair[0])} – ${fmtPercent(pair[1])}` : undefined);
+
+function copiesPanel(stats) {
+  const copies = stats.copies;
+  const calibration = stats.calibration || {};
+  if (!copies) return null;
+  const level = copies.confidence ? ` (${Math.round(copies.confidence * 100)}%)` : "";
+  return [h("h3", null, "Copies"), keyValues([
+    ["Copy rate", `${fmtPercent(copies.rate)} (${copies.count} of ${copies.n})`],
+    [`Exact interval${level}`, interval(copies.exact_interval), "Clopper-Pearson interval of the copy rate"],
+    [`Bootstrap interval${level}`, interval(copies.bootstrap_interval)],
+    ["Borderline samples", copies.borderline],
+    ["False-positive rate", calibration.false_positive_rate !== undefined ? fmtPercent(calibration.false_positive_rate) : undefined,
+      "Share of genuinely new images the rule would call copies"],
+    ["Expected false positives", copies.expected_false_positives !== undefined ? copies.expected_false_positives.toFixed(1) : undefined],
+    ["Held-out images (calibration)", calibration.n_heldout],
+  ])];
+}
+
+function layerTable(summary, stats) {
+  const calibration = stats.calibration || {};
+  const copying = stats.copying_test || {};
+  const prdc = stats.prdc || {};
+  const distinct = (stats.mode_collapse || {}).distinct_top1 || {};
+  if (!calibration.thresholds && !Object.keys(copying).length && !Object.keys(prdc).length) return null;
+  const columns = [
+    ["Copy threshold", (l) => fmtSimilarity((calibration.thresholds || {})[l]), "A sample more similar than this to its nearest training image is a copy at this layer"],
+    ["C_T", (l) => fmtSimilarity((copying[l] || {}).c_t), "Data-copying test of Meehan et al. (2020): below about -3 is strong evidence of copying; n/a when too few samples"],
+    ["Precision", (l) => fmtSimilarity((prdc[l] || {}).precision), "PRDC: share of samples inside the training manifold (fidelity)"],
+    ["Recall", (l) => fmtSimilarity((prdc[l] || {}).recall), "PRDC: share of training images inside the samples' manifold (diversity)"],
+    ["Density", (l) => fmtSimilarity((prdc[l] || {}).density)],
+    ["Coverage", (l) => fmtSimilarity((prdc[l] || {}).coverage)],
+    ["Distinct top-1 (samples / unseen)", (l) => (distinct[l] ? `${distinct[l].generated.toFixed(1)} / ${distinct[l].heldout.toFixed(1)} of ${distinct[l].n}` : "–"),
+      "How many different training images are nearest to n samples, against n unseen real images: fewer for samples hints at mode collapse"],
+  ];
+  return [h("h3", null, "Per layer"), h("table", { class: "kv per-layer" },
+    h("thead", null, h("tr", null, h("th", null, ""), summary.layers.map((l) => h("th", null, l.layer, h("span", { class: "layer-label" }, ` ${l.label}`))))),
+    h("tbody", null, columns.map(([name, value, title]) =>
+      h("tr", { title }, h("th", { scope: "row" }, name), summary.layers.map((l) => h("td", { class: "mono" }, value(l.layer)))))))];
+}
+
+function curationPanel(stats) {
+  const curation = stats.curation;
+  const collapse = stats.mode_collapse || {};
+  if (!curation) return null;
+  const flags = Object.entries(curation.flags || {}).map(([name, count]) => `${name.replaceAll("_", " ")} ${count}`).join(", ");
+  return [h("h3", null, "Training set and samples"), keyValues([
+    ["Duplicate groups (training)", curation.duplicate_groups !== undefined ? `${curation.duplicate_groups} groups, ${curation.images_in_duplicate_groups} images` : undefined],
+    ["Outliers", curation.outliers],
+    ["Hubs", curation.hubs],
+    ["Pixel flags", flags || undefined],
+    ["Near-identical sample groups", collapse.duplicate_groups !== undefined ? `${collapse.duplicate_groups} groups, ${collapse.samples_in_duplicate_groups} samples` : undefined, "Groups of generated samples that are near copies of each other: mode collapse"],
+    ["Retrieval hubs", collapse.retrieval_hubs ? collapse.retrieval_hubs.length : undefined, "Training images retrieved by the samples far more often than chance"],
+  ])];
+}
+
+function warningsPanel(warnings) {
+  if (!Array.isArray(warnings) || !warnings.length) return null;
+  return [h("h3", null, "Warnings"), h("ul", { class: "warnings" }, warnings.map((w) => h("li", null, w)))];
+}
+
+function runSettings(run) {
   const weights = run.weights || {};
-  const settings = [
+  return [
     ["Training images", run.train_dir],
     ["Generated samples", run.generated_dir],
     ["Checkpoint", run.checkpoint || "–"],
@@ -16,32 +111,14 @@ export async function renderSummary(root) {
     ["Weights", [weights.requested, weights.source].filter(Boolean).join(" · ")],
     ["Preprocessing", run.preprocess],
     ["Input size", run.input_size ?? "native"],
+    ["Fit", run.fit ?? undefined],
     ["Index", run.index],
+    ["Seed", run.seed ?? undefined],
     ["Created", run.created],
   ];
-  const verdicts = Object.entries(summary.verdicts);
-  fill(root, 
-    h("h2", null, "Summary"),
-    h("div", { class: "stat-cards" },
-      statCard("Generated samples", summary.counts.generated),
-      statCard("Training images", summary.counts.training),
-      verdicts.map(([name, n]) => statCard(verdictBadge(name), `${n} (${Math.round((100 * n) / Math.max(1, summary.counts.generated))}%)`))),
-    summary.has_verdicts ? null : h("p", { class: "hint" }, "No verdicts yet (samples.csv is missing): the run was analysed without the verdict stage."),
-    h("h3", null, "Layers"),
-    h("ul", { class: "layer-list" }, summary.layers.map((l) => h("li", null, h("b", null, l.layer), ` (${l.label}): ${l.description}`))),
-    Object.keys(summary.statistics).length ? [h("h3", null, "Statistics"), statisticsTable(summary.statistics)] : null,
-    summary.plots.length ? [h("h3", null, "Plots"), h("div", { class: "plots" }, summary.plots.map((name) =>
-      h("figure", null, h("img", { src: source.plotUrl(name), alt: name, loading: "lazy" }), h("figcaption", null, name))))] : null,
-    h("h3", null, "Run settings"),
-    h("table", { class: "kv" }, h("tbody", null, settings.map(([key, value]) =>
-      h("tr", null, h("th", { scope: "row" }, key), h("td", { class: "mono" }, value ?? "–"))))));
 }
 
-function statCard(label, value) {
-  return h("div", { class: "stat" }, h("div", { class: "stat-value" }, String(value)), h("div", { class: "stat-label" }, label));
-}
-
-// summary.json is free-form: show nested objects as dotted keys, numbers to 4 significant digits.
+// summary.json in full: nested objects as dotted keys; long arrays and lists of objects summarised.
 function statisticsTable(statistics) {
   const rows = [];
   const walk = (prefix, value) => {
@@ -52,13 +129,15 @@ function statisticsTable(statistics) {
     }
   };
   walk("", statistics);
-  return h("table", { class: "kv" }, h("tbody", null, rows.map(([key, value]) =>
-    h("tr", null, h("th", { scope: "row" }, key), h("td", { class: "mono" }, value)))));
+  return keyValues(rows);
 }
 
 function formatValue(value) {
   if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toPrecision(4);
-  if (Array.isArray(value)) return value.length > 12 ? `[${value.length} values]` : value.map(formatValue).join(", ");
+  if (Array.isArray(value)) {
+    if (value.length > 12 || value.some((v) => v && typeof v === "object")) return `[${value.length} values]`;
+    return value.map(formatValue).join(", ");
+  }
   if (value === null) return "–";
   return String(value);
 }

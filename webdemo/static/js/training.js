@@ -9,8 +9,8 @@ import { openViewer } from "./tiles.js";
 const FILTERS = [
   ["outliers", "Outliers", "Images far from the rest of the training set: off-topic, broken or mislabelled pictures."],
   ["duplicates", "Duplicate groups", "Identical or near-identical training images, shown together: keep one per group."],
-  ["hubs", "Hubs", "Training images that come up as a neighbour of many samples, most often first."],
-  ["flagged", "Pixel flags", "Blank, low-contrast, tiny or otherwise suspicious pixels."],
+  ["hubs", "Hubs", "Training images near to many others, or retrieved by many generated samples; most retrieved first."],
+  ["flagged", "Pixel flags", "Near-blank, very dark, low-information or oddly shaped images."],
   ["all", "All", "Every training image the run knows."],
 ];
 const PAGE = 500;
@@ -107,7 +107,8 @@ function trainingCard(row, marks, setMark) {
   ];
   const badges = [
     row.is_outlier ? h("span", { class: "badge badge-warn" }, "outlier") : null,
-    row.is_hub ? h("span", { class: "badge badge-neutral" }, "hub") : null,
+    row.is_hub ? h("span", { class: "badge badge-neutral", title: "Near to many other training images: it answers many queries without resembling them" }, "hub") : null,
+    row.is_retrieval_hub ? h("span", { class: "badge badge-neutral", title: "Retrieved by the generated samples far more often than chance" }, "retrieval hub") : null,
     ...row.flags.map((flag) => h("span", { class: "badge badge-bad" }, flag.replaceAll("_", " "))),
   ];
   const card = h("div", { class: "tcard", dataset: { id: row.id } });

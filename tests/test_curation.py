@@ -1,0 +1,131 @@
+"""Curation maths with planted answers: duplicates, outliers, hubs, pixel flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from novelty import defaults
+from novelty.curation import (
+    aspect_ratio_score,
+    duplicate_components,
+    duplicate_threshold,
+    group_numbers,
+    k_occurrence,
+    outlier_distance,
+    outlier_scores,
+    pixel_scores,
+    quality_flags,
+    robust_z,
+    self_neighbours,
+    thumbnail,
+)
+from novelty.errors import NoveltyError
+
+
+def _collection(seed: int = 0, n: int = 300, d: int = 24):
+    """Clustered non-negative features with 12 planted near-duplicate pairs and one outlier (last row)."""
+    rng = np.random.default_rng(seed)
+    centres = np.abs(rng.standard_normal((10, d))) * 3
+    x = centres[rng.integers(0, 10, n)] + np.abs(rng.standard_normal((n, d)))
+    twins = np.arange(12) * 7
+    x[twins + 1] = x[twins] * 1.001 + 1e-4 * rng.random((12, d))  # near-exact copies
+    x[-1] = 0.0
+    x[-1, :2] = 50.0  # points away from every cluster
+    layer_b = np.sqrt(x) @ np.abs(rng.standard_normal((d, 16)))
+    return {"a": x, "b": layer_b}, twins
+
+
+def test_self_neighbours_remove_self_even_when_duplicates_tie():
+    x = np.array([[1.0, 0], [1.0, 0], [0, 1.0], [0.7, 0.7]])
+    idx, sims = self_neighbours(x, k=2)
+    assert idx.shape == (4, 2) and not (idx == np.arange(4)[:, None]).any()
+    assert idx[0, 0] == 1 and idx[1, 0] == 0 and sims[0, 0] == pytest.approx(1.0)
+
+
+def test_planted_duplicates_are_grouped_and_nothing_else():
+    feats, twins = _collection()
+    nb = {layer: self_neighbours(f, 10) for layer, f in feats.items()}
+    thresholds = {layer: duplicate_threshold(nb[layer][1][:, 0]) for layer in feats}
+    assert all(0.9 < t < 1.0 for t in thresholds.values())
+    numbers = group_numbers(duplicate_components(feats, nb, thresholds))
+    grouped = set(np.flatnonzero(numbers).tolist())
+    assert grouped == set(twins.tolist()) | set((twins + 1).tolist())
+    assert all(numbers[t] == numbers[t + 1] for t in twins) and numbers.max() == 12
+    assert numbers[twins[0]] == 1  # numbered by first member
+
+
+def test_a_pair_close_in_one_layer_only_is_not_a_duplicate():
+    feats, twins = _collection()
+    feats["b"] = feats["b"].copy()
+    feats["b"][twins[0] + 1] = feats["b"][5]  # the twin looks like something else in layer b
+    nb = {layer: self_neighbours(f, 10) for layer, f in feats.items()}
+    thresholds = {layer: duplicate_threshold(nb[layer][1][:, 0]) for layer in feats}
+    numbers = group_numbers(duplicate_components(feats, nb, thresholds))
+    assert numbers[twins[0]] == 0 and numbers[twins[1]] > 0
+
+
+def test_planted_outlier_ranks_first_even_when_saved_twice():
+    feats, _ = _collection()
+    for layer in feats:  # the outlier has an exact twin: its own group must not hide it
+        feats[layer] = np.vstack([feats[layer], feats[layer][-1:]])
+    n = len(feats["a"])
+    nb = {layer: self_neighbours(f, 10) for layer, f in feats.items()}
+    thresholds = {layer: duplicate_threshold(nb[layer][1][:, 0]) for layer in feats}
+    comps = duplicate_components(feats, nb, thresholds)
+    assert comps[n - 1] == comps[n - 2]
+    scores = outlier_scores({layer: outlier_distance(*nb[layer], comps) for layer in feats})
+    assert set(np.argsort(-scores)[:2].tolist()) == {n - 2, n - 1}
+    assert (scores[-2:] > defaults.OUTLIER_Z).all()
+    assert (scores > defaults.OUTLIER_Z).sum() <= 2 + 0.02 * n
+    # without excluding the group, the twin's distance of 0 would hide it
+    naive = outlier_distance(nb["a"][0], nb["a"][1], np.arange(n), k=1)
+    assert naive[-1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_robust_z():
+    z = robust_z(np.array([1.0, 2, 3, 4, 100]))
+    assert z[2] == 0 and z[-1] > 30
+    flat = robust_z(np.array([5.0, 5, 5, 5, 9]))  # MAD 0: mean absolute deviation takes over
+    assert flat[-1] > 0 and np.isfinite(flat).all()
+    assert (robust_z(np.ones(4)) == 0).all()
+
+
+def test_k_occurrence_finds_the_hub():
+    lists = np.array([[0, 1], [0, 2], [0, 3], [0, 1]])
+    np.testing.assert_array_equal(k_occurrence(lists, 5), [4, 2, 1, 1, 0])
+
+
+def test_pixel_scores_flag_what_they_say():
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    white = np.full((32, 32, 3), 250, np.uint8)
+    dark = (noise // 6).astype(np.uint8)
+    two_colours = np.zeros((32, 32, 3), np.uint8)
+    two_colours[:, 16:] = 200
+    flags = {name: quality_flags(pixel_scores(img).__dict__)
+             for name, img in [("noise", noise), ("white", white), ("dark", dark), ("two", two_colours)]}
+    assert flags["noise"] == {"near_blank": False, "very_dark": False, "low_information": False}
+    assert flags["white"]["near_blank"] and flags["white"]["low_information"] and not flags["white"]["very_dark"]
+    assert flags["dark"]["very_dark"] and not flags["dark"]["near_blank"]
+    assert flags["two"]["low_information"] and not flags["two"]["near_blank"]
+    assert aspect_ratio_score(100, 100) == 0 and aspect_ratio_score(300, 100) == pytest.approx(2 / 3)
+    assert quality_flags({"odd_aspect_ratio": aspect_ratio_score(200, 100)}) == {"odd_aspect_ratio": True}
+    with pytest.raises(NoveltyError):
+        pixel_scores(np.zeros((4, 4)))
+
+
+def test_thumbnail_reads_jpeg_and_png_small(tmp_path):
+    rng = np.random.default_rng(1)
+    big = rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    Image.fromarray(big).save(tmp_path / "a.jpg", quality=90)
+    Image.fromarray(big).convert("RGBA").save(tmp_path / "b.png")
+    (tmp_path / "c.jpg").write_bytes(b"not an image")
+    for name in ("a.jpg", "b.png"):
+        small, original = thumbnail(tmp_path / name)
+        assert original == (500, 300) and max(small.shape[:2]) <= 64 and small.shape[2] == 3
+    from novelty.images import ImageError
+
+    with pytest.raises(ImageError):
+        thumbnail(tmp_path / "c.jpg")

@@ -1,0 +1,158 @@
+"""judge_run on a planted run folder: memorised copies flagged, unseen samples not, files written."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from novelty.errors import NoveltyError
+from novelty.featurestore import FeatureStore
+from novelty.files import write_json
+from novelty.neighbors import save_neighbors, top_k
+from novelty.verdicts import assess, grouped_list, judge_run, layer_agreement
+
+N_TRAIN = 1000
+LAYERS = ("block1_pool", "block5_pool")
+
+
+def _features(rng: np.random.Generator, n: int, centres: np.ndarray) -> np.ndarray:
+    return np.abs(centres[rng.integers(0, len(centres), n)] + rng.standard_normal((n, centres.shape[1])))
+
+
+def _layers(x: np.ndarray, mix: np.ndarray) -> dict[str, np.ndarray]:
+    return {"block1_pool": x, "block5_pool": np.sqrt(x) @ mix}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A run folder: 1,000 training images (3 near-duplicate pairs, 1 outlier), 40 generated samples.
+
+    Generated 0-2 copy reference-side images, 3 copies a training image whatever its side, 4-39 are
+    fresh draws of the training distribution.
+    """
+    root = tmp_path_factory.mktemp("planted")
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((15, 32)) * 2
+    mix = np.abs(rng.standard_normal((32, 24)))
+    train = _features(rng, N_TRAIN, centres)
+    train[[11, 21, 31]] = train[[10, 20, 30]] * 1.0001
+    train[999] = 0.0
+    train[999, :3] = 40.0
+    fresh = _features(rng, 36, centres)
+    generated = np.vstack([train[[100, 200, 300]] * 1.0002, train[[500]] + 1e-3, fresh])
+    train_ids = [f"t{i:04d}.png" for i in range(N_TRAIN)]
+    gen_ids = [f"s{i:02d}.png" for i in range(len(generated))]
+    t_layers, g_layers = _layers(train, mix), _layers(generated, mix)
+    store = FeatureStore(root / "run" / "features", "float32")
+    for layer in LAYERS:
+        store.save("training", layer, train_ids, t_layers[layer], {"layer": layer})
+        store.save("generated", layer, gen_ids, g_layers[layer], {"layer": layer})
+        idx, sims = top_k(g_layers[layer], t_layers[layer], 24)
+        save_neighbors(root / "run" / "neighbors" / f"{layer}.json", gen_ids, train_ids, idx, sims)
+    train_dir = root / "train"
+    train_dir.mkdir()
+    for i, tid in enumerate(train_ids):  # tiny images for the pixel flags: one blank, one 3:1
+        if i == 7:
+            img = np.full((16, 16, 3), 255, np.uint8)
+        elif i == 8:
+            img = rng.integers(0, 256, (8, 24, 3), dtype=np.uint8)
+        else:
+            img = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(img).save(train_dir / tid)
+    write_json(root / "run" / "run.json", {"layers": list(LAYERS), "k": 24, "seed": 3,
+                                           "train_dir": str(train_dir)})
+    result = judge_run(root / "run", fpr=0.01, progress=False)
+    return root / "run", result
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_memorised_copies_are_flagged_and_unseen_samples_are_not(planted):
+    run, result = planted
+    rows = _rows(run / "samples.csv")
+    assert [r["is_copy"] for r in rows[:4]] == ["true"] * 4
+    assert [r["verdict"] for r in rows[:4]] == ["copy"] * 4
+    assert sum(r["is_copy"] == "true" for r in rows[4:]) <= 1  # 36 fresh samples at 1%
+    assert rows[0]["block1_pool_nearest_id"] == "t0100.png" and rows[3]["block5_pool_nearest_id"] == "t0500.png"
+    assert float(rows[0]["copy_score"]) > 0.99 and float(rows[0]["block1_pool_heldout_share"]) == 0.0
+    expected = {"id", "verdict", "copy_score", "is_copy", "copy_p_value", "layer_agreement", "duplicate_group"}
+    for layer in LAYERS:
+        expected |= {f"{layer}_{c}" for c in ("nearest_id", "similarity", "heldout_share", "p_value")}
+    assert set(rows[0]) == expected
+    assert result.summary["copies"]["count"] >= 4
+
+
+def test_training_table_outlier_duplicates_and_flags(planted):
+    run, _ = planted
+    rows = {r["id"]: r for r in _rows(run / "training.csv")}
+    assert len(rows) == N_TRAIN
+    ranked = sorted(rows.values(), key=lambda r: -float(r["outlier_score"]))
+    assert ranked[0]["id"] == "t0999.png" and ranked[0]["is_outlier"] == "true"
+    for a, b in ((10, 11), (20, 21), (30, 31)):
+        group = rows[f"t{a:04d}.png"]["duplicate_group"]
+        assert group and group == rows[f"t{b:04d}.png"]["duplicate_group"]
+    assert sum(bool(r["duplicate_group"]) for r in rows.values()) == 6
+    assert rows["t0007.png"]["is_near_blank"] == "true" and rows["t0008.png"]["is_odd_aspect_ratio"] == "true"
+    assert rows["t0009.png"]["is_near_blank"] == "false"
+    assert int(rows["t0100.png"]["times_retrieved"]) >= 2
+    sides = {r["split"] for r in (rows["t0010.png"], rows["t0011.png"])}
+    assert len(sides) == 1  # a duplicate group never straddles the split
+
+
+def test_summary_records_settings_and_statistics(planted):
+    run, result = planted
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.summary))
+    assert summary["settings"]["seed"] == 3 and summary["settings"]["holdout_fraction"] == 0.1
+    assert summary["settings"]["false_positive_rate"] == 0.01
+    assert summary["counts"] == {"training": 1000, "reference": 900, "heldout": 100, "generated": 40}
+    copies = summary["copies"]
+    assert copies["exact_interval"][0] <= copies["rate"] <= copies["exact_interval"][1]
+    assert set(summary["prdc"]) == set(LAYERS) and set(summary["copying_test"]) == set(LAYERS)
+    assert any("PRDC" in w for w in summary["warnings"])  # 40 samples: the numbers carry a warning
+    for layer in LAYERS:
+        assert len(summary["calibration"][layer]["quantiles"]) == 101
+        assert summary["calibration"][layer]["threshold"] is not None
+    assert summary["curation"]["duplicate_groups"] == 3 and summary["curation"]["outliers"] >= 1
+    assert summary["curation"]["flags"]["near_blank"] == 1
+    assert set(summary["plots"]) == {"similarity_block1_pool.png", "similarity_block5_pool.png",
+                                     "copy_rate.png", "outlier_scores.png", "copying_cells.png"}
+    for name in summary["plots"]:
+        assert (run / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evidence_groups_duplicates_once_with_a_count(planted):
+    run, _ = planted
+    evidence = json.loads((run / "evidence.json").read_text())
+    assert set(evidence) == {f"s{i:02d}.png" for i in range(40)}
+    ids = ["a", "b", "c", "d"]
+    comps = np.array([0, 0, 2, 3])
+    sizes = np.array([2, 2, 1, 1])
+    listed = grouped_list(np.array([2, 0, 1, 3]), np.array([0.9, 0.8, 0.7, 0.6]), comps, sizes, ids)
+    assert [(e["id"], e["count"], e["duplicates"]) for e in listed] == [("c", 1, []), ("a", 2, ["b"]), ("d", 1, [])]
+
+
+def test_layer_agreement_is_jaccard():
+    lists = {"x": np.array([[1, 2, 3, 4]]), "y": np.array([[3, 4, 5, 6]])}
+    assert layer_agreement(lists)[0] == pytest.approx(2 / 6)
+    assert np.isnan(layer_agreement({"x": lists["x"]})[0])
+
+
+def test_assess_rejects_mismatched_input():
+    x = np.ones((10, 4))
+    with pytest.raises(NoveltyError, match="same layers"):
+        assess({"a": x}, {"b": x}, [str(i) for i in range(10)], [str(i) for i in range(10)])
+    with pytest.raises(NoveltyError, match="training rows"):
+        assess({"a": x}, {"a": x}, [str(i) for i in range(9)], [str(i) for i in range(10)])
+
+
+def test_judge_run_needs_a_run_folder(tmp_path):
+    with pytest.raises(NoveltyError, match="not a run folder"):
+        judge_run(tmp_path)
