@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from novelty import defaults
 from novelty.errors import NoveltyError
@@ -80,8 +80,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         raise NoveltyError(f"cannot read {path}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Neighbour:
+class Neighbour(NamedTuple):
     """One training image in a generated sample's top-k list at one layer."""
 
     id: str  # TRAINING id

@@ -2,40 +2,46 @@
 how close genuinely unseen real images come?
 
 A raw cosine similarity means little on its own (VGG features are non-negative, so every top-1
-similarity on the masks lies between 0.77 and 0.95). The yardstick here is a HELD-OUT part of the
-training set: a seeded, group-aware split (:func:`holdout_split`) sets ``fraction`` of the training
-images aside; the rest is the REFERENCE part. For each held-out image and each layer we take its
-nearest-reference similarity: the distribution of "how close an unseen real image comes".
+similarity on the masks lies between 0.77 and 0.95). The yardstick is a HELD-OUT part of the
+training set: a seeded, group-aware split (:func:`holdout_split`, default 10%) picks the calibration
+images; the rest is the REFERENCE part (also the training side of the C_T test).
 
-Per layer, a generated sample with nearest-training similarity ``s`` gets
+The null distribution. Each held-out image is compared with every training image OUTSIDE its own
+near-duplicate group (:func:`leave_group_out_nearest`): an index that has never seen it nor any copy
+of it, and of almost the same size as the full training set a generated sample is compared with
+(so no correction for index size is needed). Its best similarity, per layer, is "how close an unseen
+real image comes".
 
-- ``heldout_share`` = share of held-out images whose nearest-reference similarity is ``>= s``
-  (0: closer than every unseen real image);
-- a conformal p-value ``p = (1 + #{h >= s}) / (1 + H)``, valid for any distribution;
-- a size correction: generated samples are compared with ALL ``|T|`` training images, held-out ones
-  only with the ``|R|`` reference images, and the nearest of more images is a little closer. Treating
-  the extra images as independent draws, ``p_T = 1 - (1 - p) ** (|T| / |R|)``. Without it the false
-  positive rate would run about 10% (relative) above the nominal one at the default 10% held out.
+Honest calibration. A held-out image with a near-duplicate elsewhere in the training set is not
+unseen: its near-1 similarity would push the threshold up to where nothing is ever flagged (on the
+masks, 15% of images have a near-duplicate and a plain split puts the 1% threshold at cosine 1.000).
+So (a) the split is made by duplicate GROUP (:mod:`novelty.curation` finds the groups): a group lies
+wholly on one side; and (b) a held-out image's own group is left out of its search.
 
-Honest calibration: a held-out image with a near-duplicate in the reference part is not unseen; it
-would inflate the null and hide real copies. The split is therefore made by duplicate GROUP
-(:mod:`novelty.curation` finds the groups): a group goes wholly to one side, so no held-out image
-has its own duplicate among the reference images.
+Per layer, for a GENERATED sample with nearest-training similarity ``s``:
 
-Layer combination (one verdict from several layers): the min-p rule, calibrated on the held-out set.
-A sample's statistic is ``m = min over layers of p_T``: it looks like a copy if ANY layer says so
-(a flip fools the spatial block1_pool but not always block5_pool; a colour jitter the reverse).
-Instead of a Bonferroni split of the false-positive rate (conservative when the layers agree, as
-they do), the null distribution of ``m`` is read off the held-out images themselves (each one's
-per-layer p-values computed leave-one-out against the other held-out images), so the correlation of
-the layers is accounted for exactly:
+- ``c`` = number of held-out images whose similarity is ``>= s``;
+- ``heldout_share = c / H`` (0: closer than every unseen real image);
+- ``p_value = (1 + c) / (1 + H)``, the conformal p-value of that layer alone.
 
-- ``copy_p_value = (1 + #{held-out m_j <= m}) / (1 + H)``, ``copy_score = 1 - copy_p_value``;
-- ``is_copy = copy_p_value <= fpr``; equivalently, ``is_copy`` when ANY layer's similarity exceeds
-  that layer's threshold in ``Calibration.thresholds`` (which the plots draw).
+Layer combination (one verdict from several layers): min-count, calibrated on the held-out set.
+A sample's statistic is ``t = min over layers of c`` (it looks like a copy if ANY layer says so: a
+flip fools the spatial block1_pool more than block5_pool, a colour jitter the reverse). The same
+statistic is computed for each held-out image against the OTHER held-out images, and
 
-With ``H`` held-out images the smallest possible p-value is ``1 / (1 + H)``: when it exceeds the
-chosen rate no sample can be flagged, and :attr:`Calibration.warnings` says so.
+- ``copy_p_value = (1 + #{held-out j: t_j <= t}) / (1 + H)``, ``copy_score = 1 - copy_p_value``;
+- ``is_copy = copy_p_value <= fpr``.
+
+This is a conformal p-value of the combined statistic, so the false positive rate on unseen real
+images is at most ``fpr`` whatever the correlation between layers (no Bonferroni split, which would
+be conservative when the layers agree, as they mostly do). Held-out counts leave out the sample
+itself, which can only make them smaller, so the rule errs on the conservative side. Equivalently,
+``is_copy`` when ANY layer's similarity exceeds that layer's threshold in
+:attr:`Calibration.thresholds` (the plots draw them): the ``(t* + 1)``-th highest held-out similarity
+of the layer, ``t*`` being the largest count the rule accepts.
+
+With ``H`` held-out images the rule can flag nothing when ``fpr * (1 + H)`` is too small (a held-out
+image always has count 0 in some layer); :attr:`Calibration.warnings` then says so.
 """
 
 from __future__ import annotations
@@ -101,17 +107,33 @@ def conformal_p_value(generated_similarity: np.ndarray, heldout_similarity: np.n
     return (1.0 + len(held) - np.searchsorted(held, gen, side="left")) / (1.0 + len(held))
 
 
-def size_corrected(p_value: np.ndarray, size_ratio: float) -> np.ndarray:
-    """p-value against ``size_ratio`` times as many training images: ``1 - (1 - p) ** size_ratio``."""
-    return 1.0 - (1.0 - np.asarray(p_value, dtype=np.float64)) ** size_ratio
+def _exceedance(similarity: np.ndarray, heldout_sorted: np.ndarray) -> np.ndarray:
+    """Number of held-out values ``>=`` each similarity (``heldout_sorted`` ascending): ``(N,)`` int64."""
+    return (len(heldout_sorted) - np.searchsorted(heldout_sorted, similarity, side="left")).astype(np.int64)
 
 
-def _leave_one_out_p(heldout_similarity: np.ndarray) -> np.ndarray:
-    """Each held-out value's conformal p-value against the OTHER held-out values: ``(H,)``."""
-    held = np.asarray(heldout_similarity, dtype=np.float64)
-    ordered = np.sort(held)
-    at_least = len(held) - np.searchsorted(ordered, held, side="left")  # includes the value itself
-    return at_least / len(held)  # (1 + (at_least - 1)) / (1 + (H - 1))
+def leave_group_out_nearest(heldout_features: np.ndarray, training_features: np.ndarray,
+                            heldout_index: np.ndarray, components: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest TRAINING image of each held-out image outside its own duplicate group.
+
+    ``heldout_features`` ``(H, D)`` are rows ``heldout_index`` of ``training_features`` ``(N, D)``;
+    ``components`` ``(N,)`` labels the duplicate groups. Returns (training indices ``(H,)`` int64,
+    cosine similarities ``(H,)`` float32).
+    """
+    from novelty.neighbors import top_k
+
+    components = np.asarray(components)
+    own = components[np.asarray(heldout_index)]
+    sizes = np.bincount(components)
+    width = int(min(len(training_features), sizes[own].max() + 1))
+    idx, sims = top_k(heldout_features, training_features, width)
+    other = components[idx] != own[:, None]
+    if not other.any(axis=1).all():
+        raise NoveltyError("a held-out image has no training image outside its own duplicate group")
+    first = other.argmax(axis=1)
+    rows = np.arange(len(idx))
+    return idx[rows, first], sims[rows, first]
 
 
 @dataclass
@@ -119,31 +141,26 @@ class Calibration:
     """The null distribution of nearest-training similarity, per layer, and the combined rule."""
 
     layers: tuple[str, ...]
-    heldout_similarity: dict[str, np.ndarray]  # layer -> (H,) nearest-reference similarity of held-out images
+    heldout_similarity: dict[str, np.ndarray]  # layer -> (H,) sorted ascending
     fpr: float
-    size_ratio: float  # |training| / |reference|
-    heldout_min_p: np.ndarray  # (H,) min over layers of leave-one-out p-values
-    min_p_cutoff: float  # is_copy when a sample's min-p is strictly below this (0: never)
+    heldout_min_count: np.ndarray  # (H,) sorted: min over layers of each held-out image's count among the others
+    max_count: int  # is_copy when a sample's min-count is at most this (-1: never)
     thresholds: dict[str, float]  # layer -> flag when similarity > this (inf: never)
     warnings: list[str] = field(default_factory=list)
 
     @property
     def n_heldout(self) -> int:
-        return len(self.heldout_min_p)
+        return len(self.heldout_min_count)
 
     def summary(self) -> dict:
         """JSON-ready description: rule, rate, thresholds and the held-out distribution per layer."""
         return {
-            "rule": "min-p over layers, calibrated on held-out images",
+            "rule": "any layer: min over layers of the held-out exceedance count, conformal p-value "
+                    "calibrated on held-out images",
             "false_positive_rate": self.fpr,
             "n_heldout": self.n_heldout,
-            "size_ratio": self.size_ratio,
-            "min_p_cutoff": self.min_p_cutoff,
+            "max_count": self.max_count,
             "thresholds": {layer: _finite_or_none(t) for layer, t in self.thresholds.items()},
-            "heldout_similarity": {
-                layer: {q: float(np.quantile(h, float(q))) for q in ("0.5", "0.9", "0.95", "0.99")}
-                | {"max": float(h.max())} for layer, h in self.heldout_similarity.items()
-            },
             "warnings": list(self.warnings),
         }
 
@@ -152,11 +169,11 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def calibrate(heldout_similarity: Mapping[str, np.ndarray], *, fpr: float = defaults.FALSE_POSITIVE_RATE,
-              n_training: int | None = None, n_reference: int | None = None) -> Calibration:
-    """Build the combined copy rule from each layer's held-out nearest-reference similarities ``(H,)``.
+def calibrate(heldout_similarity: Mapping[str, np.ndarray], *,
+              fpr: float = defaults.FALSE_POSITIVE_RATE) -> Calibration:
+    """Build the combined copy rule from each layer's held-out nearest-training similarities ``(H,)``.
 
-    ``n_training`` / ``n_reference`` give the size correction (both None: no correction).
+    Row j of every layer is the same held-out image.
     """
     if not 0.0 < fpr < 1.0:
         raise NoveltyError(f"false positive rate must be between 0 and 1 (exclusive), received {fpr}")
@@ -171,39 +188,32 @@ def calibrate(heldout_similarity: Mapping[str, np.ndarray], *, fpr: float = defa
     if any(not np.isfinite(h).all() for h in held.values()):
         raise NoveltyError("held-out similarities contain NaN or infinite values")
     n_held = sizes.pop()
-    if (n_training is None) != (n_reference is None):
-        raise NoveltyError("give both n_training and n_reference, or neither")
-    ratio = 1.0 if n_training is None else float(n_training) / float(n_reference)
-    if ratio < 1.0:
-        raise NoveltyError(f"n_training ({n_training}) must be at least n_reference ({n_reference})")
-
-    min_p = np.min([_leave_one_out_p(h) for h in held.values()], axis=0)
+    ordered = {layer: np.sort(h) for layer, h in held.items()}
+    # count among the OTHER held-out images: the image itself is always >= itself
+    min_count = np.sort(np.min([_exceedance(held[layer], ordered[layer]) - 1 for layer in layers], axis=0))
+    allowed = int(np.floor(fpr * (1 + n_held) + 1e-9)) - 1  # most held-out t_j <= t a flagged sample may have
+    # largest t with #{t_j <= t} <= allowed: just below the (allowed + 1)-th smallest t_j
+    max_count = -1 if allowed < 0 else (int(min_count[allowed]) - 1 if allowed < n_held else n_held)
+    thresholds = {}
+    for layer in layers:
+        descending = ordered[layer][::-1]
+        if max_count < 0:
+            thresholds[layer] = float("inf")
+        elif max_count >= n_held:
+            thresholds[layer] = float("-inf")
+        else:
+            thresholds[layer] = float(descending[max_count])  # count <= max_count  <=>  s > this
     warnings: list[str] = []
-    k = int(np.floor(fpr * (1 + n_held) + 1e-9)) - 1  # largest count of held-out min-p <= m allowed
-    if k < 0:
-        cutoff = 0.0
-        warnings.append(f"{n_held} held-out images cannot support a false positive rate of {fpr}: the "
-                        f"smallest possible p-value is {1 / (1 + n_held):.3g}; no sample is flagged "
-                        f"(hold out at least {int(np.ceil(1 / fpr)) - 1} images or raise the rate)")
-    else:
-        cutoff = float(np.sort(min_p)[k])
-    if k >= 0 and n_held * fpr < TAIL_IMAGES:
+    if max_count < 0:
+        warnings.append(f"{n_held} held-out images cannot support a false positive rate of {fpr}: no sample "
+                        f"can be flagged; hold out at least {int(np.ceil(len(layers) / fpr))} images "
+                        f"(--holdout) or raise the rate (--fpr)")
+    elif n_held * fpr < TAIL_IMAGES:
         warnings.append(f"the copy threshold rests on about {n_held * fpr:.1f} held-out images "
                         f"({n_held} held out at a false positive rate of {fpr}): treat it as rough; "
                         f"{int(np.ceil(TAIL_IMAGES / fpr))} held-out images would give {TAIL_IMAGES}")
-    thresholds = {}
-    counts = np.arange(n_held + 1)  # number of held-out similarities >= s
-    for layer, h in held.items():
-        p_at = size_corrected((1.0 + counts) / (1.0 + n_held), ratio)
-        allowed = int(np.sum(p_at < cutoff)) - 1  # flag when at most this many held-out come as close
-        if allowed < 0:
-            thresholds[layer] = float("inf")
-        elif allowed >= n_held:
-            thresholds[layer] = float("-inf")
-        else:
-            thresholds[layer] = float(np.sort(h)[::-1][allowed])
-    return Calibration(layers=layers, heldout_similarity=held, fpr=float(fpr), size_ratio=ratio,
-                       heldout_min_p=min_p, min_p_cutoff=cutoff, thresholds=thresholds, warnings=warnings)
+    return Calibration(layers=layers, heldout_similarity=ordered, fpr=float(fpr), heldout_min_count=min_count,
+                       max_count=max_count, thresholds=thresholds, warnings=warnings)
 
 
 @dataclass
@@ -211,7 +221,7 @@ class Verdicts:
     """Per GENERATED sample: per-layer evidence and the combined verdict, arrays of length N."""
 
     heldout_share: dict[str, np.ndarray]  # layer -> share of held-out images that come as close
-    p_value: dict[str, np.ndarray]  # layer -> size-corrected conformal p-value
+    p_value: dict[str, np.ndarray]  # layer -> conformal p-value of that layer alone
     copy_p_value: np.ndarray
     copy_score: np.ndarray  # 1 - copy_p_value
     is_copy: np.ndarray  # bool
@@ -226,15 +236,14 @@ def judge(calibration: Calibration, generated_similarity: Mapping[str, np.ndarra
     gen = {layer: np.asarray(generated_similarity[layer], dtype=np.float64).ravel() for layer in calibration.layers}
     if len({len(g) for g in gen.values()}) != 1:
         raise NoveltyError("every layer needs one similarity per generated sample")
-    shares = {layer: heldout_share(gen[layer], calibration.heldout_similarity[layer]) for layer in gen}
-    p = {layer: size_corrected(conformal_p_value(gen[layer], calibration.heldout_similarity[layer]),
-                               calibration.size_ratio) for layer in gen}
-    min_p = np.min(list(p.values()), axis=0)
-    ordered = np.sort(calibration.heldout_min_p)
-    copy_p = (1.0 + np.searchsorted(ordered, min_p, side="right")) / (1.0 + len(ordered))
-    is_copy = min_p < calibration.min_p_cutoff
-    return Verdicts(heldout_share=shares, p_value=p, copy_p_value=copy_p, copy_score=1.0 - copy_p,
-                    is_copy=is_copy)
+    n_held = calibration.n_heldout
+    counts = {layer: _exceedance(gen[layer], calibration.heldout_similarity[layer]) for layer in gen}
+    min_count = np.min(list(counts.values()), axis=0)
+    as_extreme = np.searchsorted(calibration.heldout_min_count, min_count, side="right")
+    copy_p = (1.0 + as_extreme) / (1.0 + n_held)
+    return Verdicts(heldout_share={layer: c / n_held for layer, c in counts.items()},
+                    p_value={layer: (1.0 + c) / (1.0 + n_held) for layer, c in counts.items()},
+                    copy_p_value=copy_p, copy_score=1.0 - copy_p, is_copy=min_count <= calibration.max_count)
 
 
 def bootstrap_interval(flags: np.ndarray, *, resamples: int = defaults.BOOTSTRAP_RESAMPLES,
@@ -253,13 +262,13 @@ def bootstrap_interval(flags: np.ndarray, *, resamples: int = defaults.BOOTSTRAP
 
 def clopper_pearson(successes: int, n: int, confidence: float = defaults.CONFIDENCE) -> tuple[float, float]:
     """Exact binomial interval for ``successes`` out of ``n``; stays honest at 0 and at n."""
-    from scipy.stats import beta
+    from scipy.special import betaincinv  # the beta quantile, without importing scipy.stats
 
     if n == 0:
         return float("nan"), float("nan")
     alpha = 1.0 - confidence
-    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
-    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    low = 0.0 if successes == 0 else float(betaincinv(successes, n - successes + 1, alpha / 2))
+    high = 1.0 if successes == n else float(betaincinv(successes + 1, n - successes, 1 - alpha / 2))
     return low, high
 
 

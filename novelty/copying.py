@@ -60,19 +60,28 @@ class CopyingTest:
         return out
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties given their average rank (scipy's ``rankdata``, without scipy.stats)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
+
+
 def mann_whitney_z(generated_distances: np.ndarray, heldout_distances: np.ndarray) -> float:
     """Z-score of the Mann-Whitney U of GENERATED vs HELD-OUT distances (negative: generated smaller).
 
     Ties are ranked by their average rank (counted half). Both inputs are 1-D and non-empty.
     """
-    from scipy.stats import rankdata
-
     q = np.asarray(generated_distances, dtype=np.float64).ravel()
     p = np.asarray(heldout_distances, dtype=np.float64).ravel()
     m, n = len(q), len(p)
     if m == 0 or n == 0:
         raise NoveltyError(f"Mann-Whitney needs points on both sides, received {m} generated and {n} held-out")
-    ranks = rankdata(np.concatenate([q, p]))
+    ranks = _average_ranks(np.concatenate([q, p]))
     u = ranks[:m].sum() - m * (m + 1) / 2.0  # pairs where the generated distance is the larger
     return float((u - m * n / 2.0) / np.sqrt(m * n * (m + n + 1) / 12.0))
 

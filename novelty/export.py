@@ -130,10 +130,11 @@ def export_data(view: RunView) -> dict[str, Any]:
         lists = {}
         for layer in view.layers:
             record = view.neighbour_list(ident, layer)
-            record.pop("sample")
+            del record["sample"], record["neighbors"]  # the page shows the tiles ("groups") only
             lists[layer] = record
         neighbours[ident] = lists
-    shown = {n["id"] for lists in neighbours.values() for record in lists.values() for n in record["neighbors"]}
+    shown = {i for lists in neighbours.values() for record in lists.values() for tile in record["groups"]
+             for i in tile["ids"]}
     training = [row for row in view.training_rows()
                 if row["id"] in shown or row["is_outlier"] or row["duplicate_group"] or row["flags"]
                 or row["is_hub"]]

@@ -171,9 +171,10 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
 
     # ---- calibration on a group-aware held-out split
     reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
-    held_top = {layer: top_k(train[layer][heldout], train[layer][reference], 1) for layer in layers}
-    held_sims = {layer: held_top[layer][1][:, 0] for layer in layers}
-    cal = calibration.calibrate(held_sims, fpr=fpr, n_training=n, n_reference=len(reference))
+    held_top = {layer: calibration.leave_group_out_nearest(train[layer][heldout], train[layer], heldout,
+                                                           components) for layer in layers}
+    held_sims = {layer: held_top[layer][1] for layer in layers}
+    cal = calibration.calibrate(held_sims, fpr=fpr)
     warnings += cal.warnings
     verdicts = calibration.judge(cal, {layer: gen_sims[layer][:, 0] for layer in layers})
     agreement = layer_agreement(gen_idx)
@@ -197,7 +198,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     distinct = {
         layer: {"n": size,
                 "generated": _distinct(gen_idx[layer][:, 0], size, rng),
-                "heldout": _distinct(held_top[layer][0][:, 0], size, rng)}
+                "heldout": _distinct(held_top[layer][0], size, rng)}
         for layer in layers
     }
     lap("mode_collapse")

@@ -11,7 +11,7 @@ from novelty.calibration import (
     heldout_share,
     holdout_split,
     judge,
-    size_corrected,
+    leave_group_out_nearest,
 )
 from novelty.errors import NoveltyError
 from novelty.neighbors import top_k
@@ -48,8 +48,6 @@ def test_shares_and_p_values_on_planted_numbers():
     gen = np.array([0.5, 0.4, 0.25, 0.0])
     np.testing.assert_allclose(heldout_share(gen, held), [0.0, 0.25, 0.5, 1.0])
     np.testing.assert_allclose(conformal_p_value(gen, held), [0.2, 0.4, 0.6, 1.0])
-    np.testing.assert_allclose(size_corrected(np.array([0.2]), 1.0), [0.2])
-    assert size_corrected(np.array([0.2]), 1.25)[0] == pytest.approx(1 - 0.8 ** 1.25)
 
 
 def _world(seed=0, n=3000, d=32):
@@ -67,11 +65,22 @@ def _nearest(queries, pool):
     return top_k(queries, pool, k=1)[1][:, 0]
 
 
+def _held_nearest(features, held):
+    """Held-out images against every other training image (no duplicate groups in these worlds)."""
+    return leave_group_out_nearest(features[held], features, held, np.arange(len(features)))[1]
+
+
+def test_leave_group_out_skips_the_image_and_its_duplicates():
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    comps = np.array([0, 0, 1, 2])  # rows 0 and 1 are one duplicate group
+    idx, sims = leave_group_out_nearest(x[[0, 3]], x, np.array([0, 3]), comps)
+    assert idx.tolist() == [2, 2] and sims[0] < 0.999
+
+
 def test_memorised_copy_is_flagged_and_unseen_sample_is_not():
     rng, draw, training, ref, held = _world()
     features = {"a": training, "b": np.abs(training) ** 1.5}  # two correlated "layers"
-    cal = calibrate({name: _nearest(f[held], f[ref]) for name, f in features.items()},
-                    fpr=0.01, n_training=len(training), n_reference=len(ref))
+    cal = calibrate({name: _held_nearest(f, held) for name, f in features.items()}, fpr=0.01)
     unseen = draw(5)
     generated = np.concatenate([training[ref[:2]], training[held[:1]] + 1e-3, unseen])
     gen_feats = {"a": generated, "b": np.abs(generated) ** 1.5}
@@ -87,8 +96,7 @@ def test_false_positive_rate_holds_for_fresh_samples_and_rule_equals_thresholds(
     rng, draw, training, ref, held = _world(seed=1, n=6000)
     fpr = 0.05
     features = {"a": training, "b": training[:, :16]}
-    cal = calibrate({name: _nearest(f[held], f[ref]) for name, f in features.items()},
-                    fpr=fpr, n_training=len(training), n_reference=len(ref))
+    cal = calibrate({name: _held_nearest(f, held) for name, f in features.items()}, fpr=fpr)
     fresh = draw(3000)
     sims = {"a": _nearest(fresh, training), "b": _nearest(fresh[:, :16], training[:, :16])}
     verdicts = judge(cal, sims)
@@ -97,15 +105,14 @@ def test_false_positive_rate_holds_for_fresh_samples_and_rule_equals_thresholds(
     assert np.array_equal(any_layer, verdicts.is_copy)
     assert np.array_equal(verdicts.is_copy, verdicts.copy_p_value <= fpr)
     # one layer alone at the same rate flags about as many; min-p does not double the rate
-    single = judge(calibrate({"a": cal.heldout_similarity["a"]}, fpr=fpr, n_training=len(training),
-                             n_reference=len(ref)), {"a": sims["a"]})
+    single = judge(calibrate({"a": _held_nearest(training, held)}, fpr=fpr), {"a": sims["a"]})
     assert abs(single.is_copy.mean() - verdicts.is_copy.mean()) < 0.03
 
 
 def test_too_few_heldout_images_flag_nothing_and_say_so():
     held = {"a": np.linspace(0.5, 0.9, 50)}
     cal = calibrate(held, fpr=0.01)
-    assert cal.min_p_cutoff == 0.0 and "cannot support" in cal.warnings[0]
+    assert cal.max_count == -1 and "cannot support" in cal.warnings[0]
     assert not judge(cal, {"a": np.array([1.0])}).is_copy.any()
     rough = calibrate({"a": np.linspace(0.5, 0.9, 299)}, fpr=0.01)
     assert "rough" in rough.warnings[0]

@@ -45,15 +45,16 @@ def test_the_site_inlines_its_data_and_loads_no_modules(exported):
     assert data["summary"]["counts"]["generated"] == 30
     for layer in LAYERS:
         lists = data["neighbours"]["g000.png"][layer]
-        assert lists["k"] == 24 and lists["neighbors"][0]["id"] == "t003.png"
+        assert lists["k"] == 24 and lists["groups"][0]["id"] == "t003.png"
+        assert sum(tile["count"] for tile in lists["groups"]) == 24
     assert data["neighbours"]["g001.png"]["block5_pool"]["groups"][0]["count"] == 2
 
 
 def test_every_image_the_page_shows_is_copied(exported):
     fixture, site = exported
     data = read_data(site)
-    shown = {n["id"] for lists in data["neighbours"].values() for record in lists.values()
-             for n in record["neighbors"]}
+    shown = {i for lists in data["neighbours"].values() for record in lists.values()
+             for tile in record["groups"] for i in tile["ids"]}
     assert shown <= set(data["images"]["training"])
     assert set(data["images"]["generated"]) == set(fixture.generated_ids)
     for kind, folder in (("generated", fixture.generated_dir), ("training", fixture.train_dir)):

@@ -270,7 +270,7 @@ def _start_cli_training(tmp_path: Path, checkpoint_every: int) -> tuple[subproce
     return process, out, log
 
 
-def _wait_for(process: subprocess.Popen, log: Path, ready, what: str, timeout: float = 240) -> None:
+def _wait_for(process: subprocess.Popen, log: Path, ready, what: str, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from fastapi import Request
@@ -26,11 +26,18 @@ class AppState:
         self.view = RunView.load(settings.run)
         self.samples = self.view.sample_list()
         self.sample_index = {record["id"]: i for i, record in enumerate(self.samples)}
-        self.training_rows = self.view.training_rows()
-        self.summary = self.view.summary()
         self._query_lock = threading.Lock()
         self._query_engine = None
         self.neighbour_bytes = lru_cache(maxsize=16384)(self._neighbour_bytes)
+
+    @cached_property
+    def training_rows(self) -> list[dict]:
+        """Built on the first request that needs them, not at start-up."""
+        return self.view.training_rows()
+
+    @cached_property
+    def summary(self) -> dict:
+        return self.view.summary()
 
     def check_sample(self, sample_id: str) -> int:
         index = self.sample_index.get(sample_id)
