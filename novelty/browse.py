@@ -224,12 +224,16 @@ class RunView:
         """Share of the run's held-out images whose nearest-training similarity at ``layer`` stays
         below ``similarity`` (0..1; 0.99 = closer than 99% of unseen real images come), read from the
         held-out quantiles in ``summary.json``; None when the run has no calibration."""
+        return self.calibrated_many(layer, [similarity])[0]
+
+    def calibrated_many(self, layer: str, similarities: list[float]) -> list[float | None]:
+        """:meth:`calibrated` for several similarities at once."""
         calibration = self.summary_data.get("calibration")
         table = calibration.get(layer) if isinstance(calibration, dict) else None
         quantiles = table.get("quantiles") if isinstance(table, dict) else None
-        if not isinstance(quantiles, list) or len(quantiles) < 2:
-            return None
-        return _share_below(quantiles, similarity)
+        if not isinstance(quantiles, list) or len(quantiles) < 2 or not similarities:
+            return [None] * len(similarities)
+        return _share_below(quantiles, similarities)
 
     def sample(self, sample_id: str) -> dict[str, Any]:
         """One GENERATED sample: verdict and copy score (when the run has verdicts), novelty, and per
@@ -289,10 +293,11 @@ class RunView:
         neighbors = []
         groups: list[dict[str, Any]] = []
         by_key: dict[str, dict[str, Any]] = {}
-        for rank, item in enumerate(items, start=1):
+        calibrated = self.calibrated_many(layer, [item.similarity for item in items])
+        for rank, (item, score) in enumerate(zip(items, calibrated, strict=True), start=1):
             key = self._groups.get(item.id)
             entry = {"rank": rank, "id": item.id, "similarity": _round(item.similarity),
-                     "calibrated": _round(self.calibrated(layer, item.similarity)), "group": key}
+                     "calibrated": _round(score), "group": key}
             neighbors.append(entry)
             if key is not None and key in by_key:
                 by_key[key]["ids"].append(item.id)
@@ -362,12 +367,12 @@ class RunView:
         }
 
 
-def _share_below(quantiles: list[float], value: float) -> float:
-    """The empirical CDF at ``value`` from evenly spaced quantiles (0%, ..., 100%), interpolated."""
+def _share_below(quantiles: list[float], values: list[float]) -> list[float]:
+    """The empirical CDF at each value from evenly spaced quantiles (0%, ..., 100%), interpolated."""
     import numpy as np
 
     levels = np.linspace(0.0, 1.0, len(quantiles))
-    return float(np.interp(value, np.asarray(quantiles, np.float64), levels, left=0.0, right=1.0))
+    return np.interp(values, np.asarray(quantiles, np.float64), levels, left=0.0, right=1.0).tolist()
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:

@@ -27,21 +27,21 @@ Per layer, for a GENERATED sample with nearest-training similarity ``s``:
 Layer combination (one verdict from several layers): min-count, calibrated on the held-out set.
 A sample's statistic is ``t = min over layers of c`` (it looks like a copy if ANY layer says so: a
 flip fools the spatial block1_pool more than block5_pool, a colour jitter the reverse). The same
-statistic is computed for each held-out image against the OTHER held-out images, and
+statistic is computed for every held-out image, counting among the other held-out images and the
+sample itself (full conformal: sample and held-out images are treated alike), and
 
 - ``copy_p_value = (1 + #{held-out j: t_j <= t}) / (1 + H)``, ``copy_score = 1 - copy_p_value``;
 - ``is_copy = copy_p_value <= fpr``.
 
-This is a conformal p-value of the combined statistic, so the false positive rate on unseen real
-images is at most ``fpr`` whatever the correlation between layers (no Bonferroni split, which would
-be conservative when the layers agree, as they mostly do). Held-out counts leave out the sample
-itself, which can only make them smaller, so the rule errs on the conservative side. Equivalently,
-``is_copy`` when ANY layer's similarity exceeds that layer's threshold in
-:attr:`Calibration.thresholds` (the plots draw them): the ``(t* + 1)``-th highest held-out similarity
-of the layer, ``t*`` being the largest count the rule accepts.
+Because it is a conformal p-value of the combined statistic, the share of genuinely unseen real
+images flagged is at most ``fpr`` whatever the correlation between layers, with no Bonferroni split
+(which would be conservative when the layers agree, as they mostly do). The validation harness
+(:mod:`novelty.validate`) measures it. For display, :attr:`Calibration.thresholds` gives per layer
+the similarity above which a sample is a copy on that layer ALONE (the plots draw it): a sample above
+any layer's line is a copy; one just under the lines of several layers can be one too.
 
-With ``H`` held-out images the rule can flag nothing when ``fpr * (1 + H)`` is too small (a held-out
-image always has count 0 in some layer); :attr:`Calibration.warnings` then says so.
+With ``H`` held-out images the smallest p-value is ``1 / (1 + H)``: below ``H = 1 / fpr - 1`` no
+sample can be flagged, and :attr:`Calibration.warnings` says so.
 """
 
 from __future__ import annotations
@@ -141,25 +141,50 @@ class Calibration:
     """The null distribution of nearest-training similarity, per layer, and the combined rule."""
 
     layers: tuple[str, ...]
-    heldout_similarity: dict[str, np.ndarray]  # layer -> (H,) sorted ascending
+    heldout_similarity: dict[str, np.ndarray]  # layer -> (H,), row j = held-out image j in every layer
     fpr: float
-    heldout_min_count: np.ndarray  # (H,) sorted: min over layers of each held-out image's count among the others
-    max_count: int  # is_copy when a sample's min-count is at most this (-1: never)
-    thresholds: dict[str, float]  # layer -> flag when similarity > this (inf: never)
+    thresholds: dict[str, float]  # layer -> a sample above this in this layer alone is a copy (inf: never)
     warnings: list[str] = field(default_factory=list)
+    _sorted: np.ndarray = field(init=False, repr=False)  # (L, H) ascending similarities per layer
+    _others: np.ndarray = field(init=False, repr=False)  # (H, L) count among the OTHER held-out images
+
+    def __post_init__(self) -> None:
+        sims = np.stack([self.heldout_similarity[layer] for layer in self.layers])  # (L, H)
+        self._sorted = np.sort(sims, axis=1)
+        self._others = np.stack([_exceedance(sims[i], self._sorted[i]) - 1 for i in range(len(self.layers))], axis=1)
 
     @property
     def n_heldout(self) -> int:
-        return len(self.heldout_min_count)
+        return self._others.shape[0]
+
+    def counts(self, generated_similarity: np.ndarray) -> np.ndarray:
+        """Exceedance counts ``(N, L)`` of GENERATED similarities ``(N, L)`` (layers in ``self.layers`` order)."""
+        return np.stack([_exceedance(generated_similarity[:, i], self._sorted[i])
+                         for i in range(len(self.layers))], axis=1)
+
+    def copy_p_values(self, generated_similarity: np.ndarray, block: int = 256) -> np.ndarray:
+        """Full-conformal p-values ``(N,)`` of GENERATED similarities ``(N, L)``.
+
+        Each held-out image's count is taken among the other held-out images AND the sample, so the
+        sample and the held-out images are treated alike (exchangeable under the null).
+        """
+        gen = np.asarray(generated_similarity, dtype=np.float64)
+        t_gen = self.counts(gen).min(axis=1)  # (N,)
+        held = np.stack([self.heldout_similarity[layer] for layer in self.layers], axis=1)  # (H, L)
+        out = np.empty(len(gen), dtype=np.float64)
+        for start in range(0, len(gen), block):
+            g = gen[start:start + block]
+            t_held = (self._others[None] + (g[:, None, :] >= held[None])).min(axis=2)  # (B, H)
+            out[start:start + block] = (1.0 + (t_held <= t_gen[start:start + block, None]).sum(axis=1))
+        return out / (1.0 + self.n_heldout)
 
     def summary(self) -> dict:
-        """JSON-ready description: rule, rate, thresholds and the held-out distribution per layer."""
+        """JSON-ready description: rule, rate and per-layer thresholds."""
         return {
-            "rule": "any layer: min over layers of the held-out exceedance count, conformal p-value "
-                    "calibrated on held-out images",
+            "rule": "any layer: min over layers of the held-out exceedance count, full-conformal p-value "
+                    "against held-out images",
             "false_positive_rate": self.fpr,
             "n_heldout": self.n_heldout,
-            "max_count": self.max_count,
             "thresholds": {layer: _finite_or_none(t) for layer, t in self.thresholds.items()},
             "warnings": list(self.warnings),
         }
@@ -167,6 +192,31 @@ class Calibration:
 
 def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
+
+
+def _alone_threshold(calibration: Calibration, layer_index: int) -> float:
+    """Lowest similarity above which a sample is a copy on this layer alone (others at -inf)."""
+    descending = calibration._sorted[layer_index][::-1]
+    n_layers = len(calibration.layers)
+
+    def flagged(position: int) -> bool:
+        probe = np.full((1, n_layers), -np.inf)
+        probe[0, layer_index] = np.nextafter(descending[position], np.inf)
+        return bool(calibration.copy_p_values(probe)[0] <= calibration.fpr)
+
+    if not flagged(0):
+        return float("inf")
+    low, high = 0, len(descending) - 1  # flagged(low) holds; flagged is monotone in position
+    if flagged(high):
+        return float("-inf") if calibration.copy_p_values(np.full((1, n_layers), -np.inf))[0] <= calibration.fpr \
+            else float(descending[high])
+    while high - low > 1:
+        mid = (low + high) // 2
+        if flagged(mid):
+            low = mid
+        else:
+            high = mid
+    return float(descending[low])
 
 
 def calibrate(heldout_similarity: Mapping[str, np.ndarray], *,
@@ -188,32 +238,19 @@ def calibrate(heldout_similarity: Mapping[str, np.ndarray], *,
     if any(not np.isfinite(h).all() for h in held.values()):
         raise NoveltyError("held-out similarities contain NaN or infinite values")
     n_held = sizes.pop()
-    ordered = {layer: np.sort(h) for layer, h in held.items()}
-    # count among the OTHER held-out images: the image itself is always >= itself
-    min_count = np.sort(np.min([_exceedance(held[layer], ordered[layer]) - 1 for layer in layers], axis=0))
-    allowed = int(np.floor(fpr * (1 + n_held) + 1e-9)) - 1  # most held-out t_j <= t a flagged sample may have
-    # largest t with #{t_j <= t} <= allowed: just below the (allowed + 1)-th smallest t_j
-    max_count = -1 if allowed < 0 else (int(min_count[allowed]) - 1 if allowed < n_held else n_held)
-    thresholds = {}
-    for layer in layers:
-        descending = ordered[layer][::-1]
-        if max_count < 0:
-            thresholds[layer] = float("inf")
-        elif max_count >= n_held:
-            thresholds[layer] = float("-inf")
-        else:
-            thresholds[layer] = float(descending[max_count])  # count <= max_count  <=>  s > this
-    warnings: list[str] = []
-    if max_count < 0:
-        warnings.append(f"{n_held} held-out images cannot support a false positive rate of {fpr}: no sample "
-                        f"can be flagged; hold out at least {int(np.ceil(len(layers) / fpr))} images "
-                        f"(--holdout) or raise the rate (--fpr)")
+    calibration = Calibration(layers=layers, heldout_similarity=held, fpr=float(fpr), thresholds={})
+    calibration.thresholds = {layer: _alone_threshold(calibration, i) for i, layer in enumerate(layers)}
+    if 1.0 / (1 + n_held) > fpr:
+        calibration.warnings.append(
+            f"{n_held} held-out images cannot support a false positive rate of {fpr}: the smallest "
+            f"possible p-value is {1 / (1 + n_held):.3g}, so no sample is flagged; hold out at least "
+            f"{int(np.ceil(1 / fpr)) - 1} images (--holdout) or raise the rate (--fpr)")
     elif n_held * fpr < TAIL_IMAGES:
-        warnings.append(f"the copy threshold rests on about {n_held * fpr:.1f} held-out images "
-                        f"({n_held} held out at a false positive rate of {fpr}): treat it as rough; "
-                        f"{int(np.ceil(TAIL_IMAGES / fpr))} held-out images would give {TAIL_IMAGES}")
-    return Calibration(layers=layers, heldout_similarity=ordered, fpr=float(fpr), heldout_min_count=min_count,
-                       max_count=max_count, thresholds=thresholds, warnings=warnings)
+        calibration.warnings.append(
+            f"the copy threshold rests on about {n_held * fpr:.1f} held-out images ({n_held} held out at "
+            f"a false positive rate of {fpr}): treat it as rough; {int(np.ceil(TAIL_IMAGES / fpr))} "
+            f"held-out images would give {TAIL_IMAGES}")
+    return calibration
 
 
 @dataclass
@@ -233,17 +270,16 @@ def judge(calibration: Calibration, generated_similarity: Mapping[str, np.ndarra
     if missing:
         raise NoveltyError(f"generated similarities missing for layers {missing}; calibrated on "
                            f"{list(calibration.layers)}")
-    gen = {layer: np.asarray(generated_similarity[layer], dtype=np.float64).ravel() for layer in calibration.layers}
-    if len({len(g) for g in gen.values()}) != 1:
+    columns = [np.asarray(generated_similarity[layer], dtype=np.float64).ravel() for layer in calibration.layers]
+    if len({len(c) for c in columns}) != 1:
         raise NoveltyError("every layer needs one similarity per generated sample")
+    gen = np.stack(columns, axis=1)
     n_held = calibration.n_heldout
-    counts = {layer: _exceedance(gen[layer], calibration.heldout_similarity[layer]) for layer in gen}
-    min_count = np.min(list(counts.values()), axis=0)
-    as_extreme = np.searchsorted(calibration.heldout_min_count, min_count, side="right")
-    copy_p = (1.0 + as_extreme) / (1.0 + n_held)
-    return Verdicts(heldout_share={layer: c / n_held for layer, c in counts.items()},
-                    p_value={layer: (1.0 + c) / (1.0 + n_held) for layer, c in counts.items()},
-                    copy_p_value=copy_p, copy_score=1.0 - copy_p, is_copy=min_count <= calibration.max_count)
+    counts = calibration.counts(gen)
+    copy_p = calibration.copy_p_values(gen)
+    return Verdicts(heldout_share={layer: counts[:, i] / n_held for i, layer in enumerate(calibration.layers)},
+                    p_value={layer: (1.0 + counts[:, i]) / (1.0 + n_held) for i, layer in enumerate(calibration.layers)},
+                    copy_p_value=copy_p, copy_score=1.0 - copy_p, is_copy=copy_p <= calibration.fpr + 1e-12)
 
 
 def bootstrap_interval(flags: np.ndarray, *, resamples: int = defaults.BOOTSTRAP_RESAMPLES,

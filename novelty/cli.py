@@ -117,6 +117,23 @@ def _layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+# Options shared by the commands that embed images (analyze, validate).
+LAYERS_OPTION = click.option("--layers", default=",".join(defaults.LAYERS), callback=_layers,
+                             help="Comma-separated VGG16 layers.")
+WEIGHTS_OPTION = click.option("--weights", default=defaults.WEIGHTS,
+                              help="imagenet, none (random init) or a Keras VGG16 weights file.")
+PREPROCESS_OPTION = click.option(
+    "--preprocess", type=click.Choice(defaults.PREPROCESS_MODES), default=defaults.PREPROCESS,
+    help="caffe: Keras preprocess_input (correct); original: x/127.5-1 as the 2018 demo.")
+INPUT_SIZE_OPTION = click.option("--input-size", type=click.IntRange(min=32), default=defaults.INPUT_SIZE,
+                                 help="Every image is fitted to this square before VGG16.")
+BATCH_SIZE_OPTION = click.option("--batch-size", type=click.IntRange(min=1), default=defaults.EMBED_BATCH_SIZE,
+                                 help="Images per VGG16 batch.")
+BLOCK1_REDUCE_OPTION = click.option(
+    "--block1-reduce", default=defaults.BLOCK1_REDUCE,
+    help="none, or pool:N to average-pool block1_pool N x N before flattening (less memory).")
+
+
 @main.command()
 @click.option("--train", "train_dir", required=True, type=click.Path(path_type=Path),
               help="Folder of training images.")
@@ -129,22 +146,16 @@ def _layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 @SEED
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Run folder (a re-run reuses its cached features).")
-@click.option("--layers", default=",".join(defaults.LAYERS), callback=_layers,
-              help="Comma-separated VGG16 layers.")
+@LAYERS_OPTION
 @click.option("--k", "k", type=click.IntRange(min=1), default=defaults.TOP_K, help="Neighbours per sample.")
-@click.option("--weights", default=defaults.WEIGHTS,
-              help="imagenet, none (random init) or a Keras VGG16 weights file.")
-@click.option("--preprocess", type=click.Choice(defaults.PREPROCESS_MODES), default=defaults.PREPROCESS,
-              help="caffe: Keras preprocess_input (correct); original: x/127.5-1 as the 2018 demo.")
-@click.option("--input-size", type=click.IntRange(min=32), default=defaults.INPUT_SIZE,
-              help="Every image is fitted to this square before VGG16.")
+@WEIGHTS_OPTION
+@PREPROCESS_OPTION
+@INPUT_SIZE_OPTION
 @FIT
-@click.option("--batch-size", type=click.IntRange(min=1), default=defaults.EMBED_BATCH_SIZE,
-              help="Images per VGG16 batch.")
+@BATCH_SIZE_OPTION
 @click.option("--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
               help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
-@click.option("--block1-reduce", default=defaults.BLOCK1_REDUCE,
-              help="none, or pool:N to average-pool block1_pool N x N before flattening (less memory).")
+@BLOCK1_REDUCE_OPTION
 @click.option("--index", type=click.Choice(["exact", "faiss"]), default=defaults.INDEX,
               help="Neighbour search backend (both exact).")
 def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None, n: int, seed: int,
@@ -176,6 +187,44 @@ def serve(run: Path, host: str, port: int) -> None:
     from webdemo.server import serve as run_server
 
     run_server(Settings(run=run), host=host, port=port, announce=lambda line: click.echo(line, err=True))
+
+
+@main.command()
+@click.option("--train", "train_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder of real images: some become planted copies, some unseen samples.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder: validation.json and a feature cache.")
+@WEIGHTS_OPTION
+@PREPROCESS_OPTION
+@INPUT_SIZE_OPTION
+@LAYERS_OPTION
+@FIT
+@BLOCK1_REDUCE_OPTION
+@click.option("--copies", type=click.IntRange(min=1), default=defaults.VALIDATE_COPIES,
+              help="Training images copied in each way (exact, flip, crop, jitter, jpeg).")
+@click.option("--unseen", "unseen_fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=defaults.VALIDATE_UNSEEN_FRACTION, help="Share of the images set aside as unseen samples.")
+@click.option("--holdout", "holdout_fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=defaults.HOLDOUT_FRACTION, help="Share of the training images held out for calibration.")
+@click.option("--fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=defaults.FALSE_POSITIVE_RATE, help="False positive rate of the copy verdict.")
+@BATCH_SIZE_OPTION
+@SEED
+def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_size: int,
+             layers: tuple[str, ...], fit_mode: str, block1_reduce: str, copies: int, unseen_fraction: float,
+             holdout_fraction: float, fpr: float, batch_size: int, seed: int) -> None:
+    """Plant known copies and unseen real images among samples; report what the copy verdict flags."""
+    from novelty.validate import REPORT_FILE
+    from novelty.validate import validate as run_validate
+
+    report = run_validate(train_dir, out, weights=weights, preprocess=preprocess, input_size=input_size,
+                          layers=layers, fit_mode=fit_mode, block1_reduce=block1_reduce, copies=copies,
+                          unseen_fraction=unseen_fraction, holdout_fraction=holdout_fraction, fpr=fpr,
+                          seed=seed, batch_size=batch_size)
+    click.echo(report.table())
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(f"Report: {out / REPORT_FILE}")
 
 
 @main.command("export")

@@ -66,6 +66,8 @@ OUTLIER_Z = 3.5  # is_outlier: modified z-score above this (Iglewicz and Hoaglin
 DUPLICATE_Z = 3.5  # near-duplicate pairs: nearest-neighbour log-distance this far below typical
 HUB_FACTOR = 5.0  # hub: retrieved into top-k lists this many times more often than chance
 BORDERLINE_RATE = 0.05  # verdict "borderline": not a copy, but closer than all but this share of unseen images
+VALIDATE_COPIES = 100  # validate: training images copied in each way (exact, flip, crop, jitter, jpeg)
+VALIDATE_UNSEEN_FRACTION = 0.1  # validate: share of the images set aside as unseen real samples
 QUALITY_THRESHOLDS = {  # pixel flags: score in [0, 1] (higher = worse) at or above which an image is flagged
     "near_blank": 0.95, "very_dark": 0.75, "low_information": 0.75, "odd_aspect_ratio": 0.5,
 }

@@ -36,13 +36,14 @@ def similarity_histogram(path: str | os.PathLike, layer: str, heldout: np.ndarra
                          threshold: float | None, fpr: float) -> None:
     """Nearest-training similarity of GENERATED samples against that of HELD-OUT real images."""
     plt, fig, ax = _figure()
-    values = np.concatenate([np.ravel(heldout), np.ravel(generated)])
-    bins = np.linspace(float(values.min()), float(max(values.max(), threshold or -np.inf)), 41)
+    shown = threshold is not None and np.isfinite(threshold)
+    values = np.concatenate([np.ravel(heldout), np.ravel(generated)] + ([[threshold]] if shown else []))
+    bins = np.linspace(float(values.min()), float(values.max()) + 1e-9, 41)
     ax.hist(heldout, bins=bins, density=True, alpha=0.55, color="tab:blue",
             label=f"held-out real, nearest reference image (n={len(heldout)})")
     ax.hist(generated, bins=bins, density=True, alpha=0.55, color="tab:orange",
             label=f"generated, nearest training image (n={len(generated)})")
-    if threshold is not None and np.isfinite(threshold):
+    if shown:
         ax.axvline(threshold, color="tab:red", linestyle="--",
                    label=f"copy threshold {threshold:.3f} (false positive rate {fpr:g})")
     ax.set_xlabel(f"cosine similarity to the nearest training image ({layer})")

@@ -101,6 +101,39 @@ def _distinct(values: np.ndarray, size: int, rng: np.random.Generator) -> float:
                           for _ in range(DISTINCT_SUBSETS)]))
 
 
+@dataclass
+class TrainingCalibration:
+    """What the training set alone decides: duplicate groups, the held-out split, the copy rule."""
+
+    self_neighbours: dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (N, k) other training images
+    duplicate_thresholds: dict[str, float]
+    components: np.ndarray  # (N,) duplicate-group labels (singletons have their own)
+    reference: np.ndarray  # training indices
+    heldout: np.ndarray  # training indices
+    heldout_nearest: dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (H,) index, similarity
+    calibration: object  # novelty.calibration.Calibration
+
+
+def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.TOP_K,
+                       holdout_fraction: float = defaults.HOLDOUT_FRACTION,
+                       fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int = defaults.SEED,
+                       progress: bool = False) -> TrainingCalibration:
+    """Duplicate groups, group-aware held-out split and calibrated copy rule from TRAINING ``{layer: (N, D)}``
+    (rows L2-normalised). :func:`assess` and the validation harness share this one path."""
+    from novelty import calibration, curation
+
+    layers = tuple(training)
+    n = len(training[layers[0]])
+    self_nb = {layer: curation.self_neighbours(training[layer], k, progress) for layer in layers}
+    thresholds = {layer: curation.duplicate_threshold(self_nb[layer][1][:, 0]) for layer in layers}
+    components = curation.duplicate_components(training, self_nb, thresholds)
+    reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
+    nearest = {layer: calibration.leave_group_out_nearest(training[layer][heldout], training[layer], heldout,
+                                                          components) for layer in layers}
+    cal = calibration.calibrate({layer: nearest[layer][1] for layer in layers}, fpr=fpr)
+    return TrainingCalibration(self_nb, thresholds, components, reference, heldout, nearest, cal)
+
+
 def _normalized(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     from novelty.neighbors import normalize
 
@@ -155,10 +188,11 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     gen_sims = {layer: np.asarray(generated_neighbours[layer][1], dtype=np.float64) for layer in layers}
     lap("load")
 
-    # ---- curation: neighbours within the training set, duplicates, outliers, hubs
-    self_nb = {layer: curation.self_neighbours(train[layer], k, progress) for layer in layers}
-    dup_thresholds = {layer: curation.duplicate_threshold(self_nb[layer][1][:, 0]) for layer in layers}
-    components = curation.duplicate_components(train, self_nb, dup_thresholds)
+    # ---- curation and calibration: neighbours within the training set, duplicates, held-out split
+    tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, progress=progress)
+    self_nb, dup_thresholds, components = tc.self_neighbours, tc.duplicate_thresholds, tc.components
+    reference, heldout, held_top, cal = tc.reference, tc.heldout, tc.heldout_nearest, tc.calibration
+    held_sims = {layer: held_top[layer][1] for layer in layers}
     group_no = curation.group_numbers(components)
     group_size = np.bincount(components)[components]
     distances = {layer: curation.outlier_distance(*self_nb[layer], components) for layer in layers}
@@ -167,18 +201,12 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     k_self = self_nb[layers[0]][0].shape[1]
     hub_score = np.mean([curation.k_occurrence(self_nb[layer][0], n) for layer in layers], axis=0) / k_self
     is_hub = hub_score >= defaults.HUB_FACTOR
-    lap("curation")
-
-    # ---- calibration on a group-aware held-out split
-    reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
-    held_top = {layer: calibration.leave_group_out_nearest(train[layer][heldout], train[layer], heldout,
-                                                           components) for layer in layers}
-    held_sims = {layer: held_top[layer][1] for layer in layers}
-    cal = calibration.calibrate(held_sims, fpr=fpr)
     warnings += cal.warnings
+    lap("curation_calibration")
+
     verdicts = calibration.judge(cal, {layer: gen_sims[layer][:, 0] for layer in layers})
     agreement = layer_agreement(gen_idx)
-    lap("calibration")
+    lap("verdicts")
 
     # ---- mode collapse among the generated samples
     if m >= 2:
@@ -213,13 +241,18 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         ct[layer] = data_copying_test(train[layer][reference], train[layer][heldout], gen[layer], seed=seed)
         warnings += [f"C_T {layer}: {w}" for w in ct[layer].warnings]
         if min(n, m) > defaults.PRDC_K:
-            prdc[layer] = compute_prdc(train[layer], gen[layer], defaults.PRDC_K).as_dict()
+            # equal set sizes, as in Naeem et al.: recall and coverage depend on the ratio of the sizes
+            prdc_rng = np.random.default_rng(seed)
+            size = min(n, m)
+            t_rows = np.sort(prdc_rng.choice(n, size, replace=False)) if n > size else slice(None)
+            g_rows = np.sort(prdc_rng.choice(m, size, replace=False)) if m > size else slice(None)
+            prdc[layer] = compute_prdc(train[layer][t_rows], gen[layer][g_rows], defaults.PRDC_K).as_dict()
     if not prdc:
         warnings.append(f"PRDC skipped: it needs more than {defaults.PRDC_K} samples on each side")
     elif min(n, m) < defaults.MIN_SET_SIZE:
-        warnings.append(f"PRDC and C_T from {m} generated and {n} training images: below "
-                        f"{defaults.MIN_SET_SIZE} per side they move by several hundredths between runs; "
-                        "compare runs of equal sizes only")
+        warnings.append(f"PRDC on {min(n, m)} images per side (a seeded subsample of the larger set) and C_T "
+                        f"on {m} generated samples: below {defaults.MIN_SET_SIZE} per side they move by "
+                        "several hundredths between runs; compare runs of equal sizes only")
     lap("statistics")
 
     # ---- per-sample rows and evidence

@@ -102,7 +102,8 @@ def test_false_positive_rate_holds_for_fresh_samples_and_rule_equals_thresholds(
     verdicts = judge(cal, sims)
     assert 0.02 < verdicts.is_copy.mean() < 0.08  # nominal 0.05
     any_layer = np.any([sims[layer] > cal.thresholds[layer] for layer in cal.layers], axis=0)
-    assert np.array_equal(any_layer, verdicts.is_copy)
+    assert not (any_layer & ~verdicts.is_copy).any()  # over a line: always a copy
+    assert (verdicts.is_copy & ~any_layer).sum() <= 0.1 * verdicts.is_copy.sum()  # under every line: rare
     assert np.array_equal(verdicts.is_copy, verdicts.copy_p_value <= fpr)
     # one layer alone at the same rate flags about as many; min-p does not double the rate
     single = judge(calibrate({"a": _held_nearest(training, held)}, fpr=fpr), {"a": sims["a"]})
@@ -112,7 +113,7 @@ def test_false_positive_rate_holds_for_fresh_samples_and_rule_equals_thresholds(
 def test_too_few_heldout_images_flag_nothing_and_say_so():
     held = {"a": np.linspace(0.5, 0.9, 50)}
     cal = calibrate(held, fpr=0.01)
-    assert cal.max_count == -1 and "cannot support" in cal.warnings[0]
+    assert cal.thresholds["a"] == np.inf and "cannot support" in cal.warnings[0]
     assert not judge(cal, {"a": np.array([1.0])}).is_copy.any()
     rough = calibrate({"a": np.linspace(0.5, 0.9, 299)}, fpr=0.01)
     assert "rough" in rough.warnings[0]

@@ -65,7 +65,7 @@ def planted(tmp_path_factory):
         Image.fromarray(img).save(train_dir / tid)
     write_json(root / "run" / "run.json", {"layers": list(LAYERS), "k": 24, "seed": 3,
                                            "train_dir": str(train_dir)})
-    result = judge_run(root / "run", fpr=0.01, progress=False)
+    result = judge_run(root / "run", fpr=0.02, progress=False)
     return root / "run", result
 
 
@@ -79,7 +79,7 @@ def test_memorised_copies_are_flagged_and_unseen_samples_are_not(planted):
     rows = _rows(run / "samples.csv")
     assert [r["is_copy"] for r in rows[:4]] == ["true"] * 4
     assert [r["verdict"] for r in rows[:4]] == ["copy"] * 4
-    assert sum(r["is_copy"] == "true" for r in rows[4:]) <= 1  # 36 fresh samples at 1%
+    assert sum(r["is_copy"] == "true" for r in rows[4:]) <= 2  # 36 fresh samples at 2%
     assert rows[0]["block1_pool_nearest_id"] == "t0100.png" and rows[3]["block5_pool_nearest_id"] == "t0500.png"
     assert float(rows[0]["copy_score"]) > 0.99 and float(rows[0]["block1_pool_heldout_share"]) == 0.0
     expected = {"id", "verdict", "copy_score", "is_copy", "copy_p_value", "layer_agreement", "duplicate_group"}
@@ -111,7 +111,7 @@ def test_summary_records_settings_and_statistics(planted):
     summary = json.loads((run / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary))
     assert summary["settings"]["seed"] == 3 and summary["settings"]["holdout_fraction"] == 0.1
-    assert summary["settings"]["false_positive_rate"] == 0.01
+    assert summary["settings"]["false_positive_rate"] == 0.02
     assert summary["counts"] == {"training": 1000, "reference": 900, "heldout": 100, "generated": 40}
     copies = summary["copies"]
     assert copies["exact_interval"][0] <= copies["rate"] <= copies["exact_interval"][1]

@@ -114,6 +114,17 @@ def test_neighbours_are_24_best_first_per_layer(web):
     assert len(short["neighbors"]) == 5
 
 
+def test_the_fast_path_answers_exactly_like_the_route(web):
+    _, client, _ = web
+    for params in ({"layer": "block5_pool"}, {"layer": "block1_pool", "k": "7"}):
+        fast = client.get("/api/samples/g004.png/neighbors", params=params)
+        routed = client.get("/api/samples/g004.png/neighbors", params={**params, "unknown": "1"})
+        assert fast.status_code == routed.status_code == 200
+        assert fast.content == routed.content and fast.headers["content-type"] == routed.headers["content-type"]
+    sub = client.get(f"/api/samples/{quote('sub/deep/t010.png')}/neighbors", params={"layer": "block5_pool"})
+    assert_error(sub, 404)  # a training id is not a sample, on either path
+
+
 def test_duplicate_training_images_become_one_tile_with_a_count(web):
     _, client, _ = web
     body = client.get("/api/samples/g001.png/neighbors", params={"layer": "block5_pool"}).json()

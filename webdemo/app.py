@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 import novelty
 from webdemo import errors
+from webdemo.fastpath import NeighbourFastPath
 from webdemo.routers import images, query, samples, summary, training
 from webdemo.settings import Settings
 from webdemo.state import AppState
@@ -31,5 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for module in (samples, training, summary, images, query):
         app.include_router(module.router)
+    app.add_middleware(NeighbourFastPath, state=state)
+    state.warm()
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -12,6 +13,8 @@ from fastapi import Request
 from novelty.browse import RunView
 from webdemo.errors import ApiError, not_found
 from webdemo.settings import Settings
+
+MAX_CACHED_LISTS = 40_000  # serialised neighbour lists kept in memory (about 5 KB each)
 
 
 def dumps(obj: Any) -> bytes:
@@ -28,7 +31,21 @@ class AppState:
         self.sample_index = {record["id"]: i for i, record in enumerate(self.samples)}
         self._query_lock = threading.Lock()
         self._query_engine = None
-        self.neighbour_bytes = lru_cache(maxsize=16384)(self._neighbour_bytes)
+        lists = len(self.samples) * len(self.view.layers)
+        self.neighbour_bytes = lru_cache(maxsize=max(4096, min(2 * lists, MAX_CACHED_LISTS)))(self._neighbour_bytes)
+
+    def warm(self) -> threading.Thread:
+        """Serialise every default neighbour list in a background thread, so that first clicks hit
+        the cache too; the server answers requests meanwhile."""
+        def run() -> None:
+            for record in self.samples[: MAX_CACHED_LISTS // max(1, len(self.view.layers))]:
+                for layer in self.view.layers:
+                    self.neighbour_bytes(record["id"], layer, self.view.k)
+                time.sleep(0)  # let request handlers have the GIL between samples
+
+        thread = threading.Thread(target=run, name="webdemo-warm", daemon=True)
+        thread.start()
+        return thread
 
     @cached_property
     def training_rows(self) -> list[dict]:
@@ -36,8 +53,18 @@ class AppState:
         return self.view.training_rows()
 
     @cached_property
-    def summary(self) -> dict:
-        return self.view.summary()
+    def sample_list_bytes(self) -> bytes:
+        """The whole gallery list in id order, the gallery's one request."""
+        counts: dict[str, int] = {}
+        for record in self.samples:
+            if record["verdict"]:
+                counts[record["verdict"]] = counts.get(record["verdict"], 0) + 1
+        return dumps({"total": len(self.samples), "items": self.samples, "verdicts": counts,
+                      "layers": self.view.layers})
+
+    @cached_property
+    def summary_bytes(self) -> bytes:
+        return dumps(self.view.summary())
 
     def check_sample(self, sample_id: str) -> int:
         index = self.sample_index.get(sample_id)

@@ -3,6 +3,8 @@
 export function h(tag, attrs, ...children) {
   const node = document.createElement(tag);
   if (attrs) {
+    // loading="lazy" must be set before src, or the image is fetched at once
+    if (attrs.loading) node.setAttribute("loading", attrs.loading);
     for (const [key, value] of Object.entries(attrs)) {
       if (value === null || value === undefined || value === false) continue;
       if (key === "class") node.className = value;

@@ -1,0 +1,220 @@
+"""Validation harness: plant known copies and unseen real images among "generated" samples, and
+measure what the copy verdict catches (``novelty validate``).
+
+From a folder of real images:
+
+1. every image is decoded, fitted and embedded (features cached under ``OUT/features``, keyed by
+   file content like a run's feature store), and near-duplicate groups are found (:mod:`novelty.curation`);
+2. a seeded, group-aware ``unseen_fraction`` of the images (seed + 1) is set aside as UNSEEN real
+   images: they play genuinely novel samples; the rest is the TRAINING set;
+3. the training set goes through exactly the verdict path of a run
+   (:func:`novelty.verdicts.calibrate_training`: duplicate groups, held-out split with ``seed``, copy
+   rule at ``fpr``);
+4. ``copies`` training images (seeded) are copied in each way of :data:`KINDS`, on the fitted
+   image: ``exact``; ``flip`` (mirrored left-right); ``crop`` (a random window of 75-90% of each side,
+   resized back); ``jitter`` (brightness, contrast and saturation each scaled by a random factor in
+   0.75-1.25); ``jpeg`` (re-encoded at quality 30);
+5. copies and unseen images are judged like generated samples, by the combined rule and by each
+   layer alone (calibrated at the same ``fpr``).
+
+The report gives, per kind of copy, the share flagged (true-positive rate) and, for the unseen real
+images, the share flagged (false-positive rate), each with an exact 95% interval; it is written to
+``OUT/validation.json`` and printed as a table.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from novelty import defaults
+from novelty.errors import NoveltyError
+from novelty.files import write_json
+
+KINDS: tuple[str, ...] = ("exact", "flip", "crop", "jitter", "jpeg")
+CROP_SIDE = (0.75, 0.90)  # share of each side kept by a crop
+JITTER = (0.75, 1.25)  # range of the brightness, contrast and saturation factors
+JPEG_QUALITY = 30
+COMBINED = "combined"
+UNSEEN = "unseen"
+GOALS = {"flip": 0.9, "crop": 0.9, "jitter": 0.9}  # least share of these copies to flag
+UNSEEN_GOAL = 0.05  # most share of unseen real images to flag
+REPORT_FILE = "validation.json"
+
+
+def inject(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A copy of an RGB uint8 ``(H, W, 3)`` image, made in the way ``kind`` (one of :data:`KINDS`)."""
+    from PIL import Image, ImageEnhance
+
+    if kind not in KINDS:
+        raise NoveltyError(f"unknown kind of copy {kind!r}; must be one of: {', '.join(KINDS)}")
+    arr = np.asarray(image, dtype=np.uint8)
+    if kind == "exact":
+        return arr.copy()
+    if kind == "flip":
+        return np.ascontiguousarray(arr[:, ::-1])
+    img = Image.fromarray(arr)
+    height, width = arr.shape[:2]
+    if kind == "crop":
+        side = rng.uniform(*CROP_SIDE)
+        w, h = max(1, round(width * side)), max(1, round(height * side))
+        left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+        img = img.crop((left, top, left + w, top + h)).resize((width, height), Image.Resampling.LANCZOS)
+    elif kind == "jitter":
+        for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            img = enhancer(img).enhance(float(rng.uniform(*JITTER)))
+    else:  # jpeg
+        buffer = io.BytesIO()
+        img.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        buffer.seek(0)
+        img = Image.open(buffer).convert("RGB")
+    return np.asarray(img, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Cell:
+    flagged: int
+    n: int
+    rate: float
+    interval: tuple[float, float]
+
+
+@dataclass
+class ValidationReport:
+    rates: dict[str, dict[str, Cell]]  # row (kind of copy, or "unseen") -> column (layer or "combined")
+    settings: dict
+    counts: dict
+    goals: dict
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"rates": {row: {col: asdict(cell) for col, cell in cols.items()} for row, cols in self.rates.items()},
+                "settings": self.settings, "counts": self.counts, "goals": self.goals, "warnings": self.warnings}
+
+    def table(self) -> str:
+        """The rates as a plain-text table: rows are kinds of copy, then the unseen real images."""
+        columns = list(next(iter(self.rates.values())))
+        width = max(12, *(len(c) + 2 for c in columns))
+        lines = [f"{'flagged':<22}" + "".join(f"{c:>{width}}" for c in columns)]
+        for row, cells in self.rates.items():
+            label = f"{row} copies" if row != UNSEEN else "unseen real (FPR)"
+            lines.append(f"{label:<22}" + "".join(
+                f"{cells[c].rate:>{width}.3f}" for c in columns))
+        n_copies = next(iter(self.rates[KINDS[0]].values())).n if KINDS[0] in self.rates else 0
+        lines.append(f"({n_copies} copies per kind, {self.counts['unseen']} unseen real images, "
+                     f"false positive rate {self.settings['false_positive_rate']}; exact 95% intervals in "
+                     f"{REPORT_FILE})")
+        return "\n".join(lines)
+
+
+def _cell(flags: np.ndarray) -> Cell:
+    from novelty.calibration import clopper_pearson
+
+    flagged, n = int(np.sum(flags)), int(len(flags))
+    return Cell(flagged, n, flagged / n if n else float("nan"), clopper_pearson(flagged, n))
+
+
+def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.ndarray]], *,
+             fpr: float = defaults.FALSE_POSITIVE_RATE, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
+             seed: int = defaults.SEED, k: int = defaults.TOP_K) -> tuple[dict[str, dict[str, Cell]], dict]:
+    """Flag rates of PROBE sets (``{row: {layer: (n, D)}}``, judged as GENERATED) against TRAINING
+    ``{layer: (N, D)}``, for the combined rule and each layer alone. Returns (rates, calibration summary)."""
+    from novelty.calibration import calibrate, judge
+    from novelty.neighbors import normalize, top_k
+    from novelty.verdicts import calibrate_training
+
+    train = {layer: normalize(x) for layer, x in training.items()}
+    tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed)
+    held = {layer: tc.heldout_nearest[layer][1] for layer in train}
+    rules = {COMBINED: tc.calibration} | {layer: calibrate({layer: held[layer]}, fpr=fpr) for layer in train}
+    rates: dict[str, dict[str, Cell]] = {}
+    for row, feats in probes.items():
+        nearest = {layer: top_k(feats[layer], train[layer], 1)[1][:, 0] for layer in train}
+        rates[row] = {}
+        for name, rule in rules.items():
+            verdict = judge(rule, {layer: nearest[layer] for layer in rule.layers})
+            rates[row][name] = _cell(verdict.is_copy)
+    summary = tc.calibration.summary() | {"n_reference": len(tc.reference), "n_heldout": len(tc.heldout)}
+    return rates, summary
+
+
+def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: str = defaults.WEIGHTS,
+             preprocess: str = defaults.PREPROCESS, input_size: int = defaults.INPUT_SIZE,
+             layers: tuple[str, ...] = defaults.LAYERS, fit_mode: str = defaults.FIT_MODE,
+             block1_reduce: str = defaults.BLOCK1_REDUCE,
+             copies: int = defaults.VALIDATE_COPIES, unseen_fraction: float = defaults.VALIDATE_UNSEEN_FRACTION,
+             holdout_fraction: float = defaults.HOLDOUT_FRACTION, fpr: float = defaults.FALSE_POSITIVE_RATE,
+             seed: int = defaults.SEED, batch_size: int = defaults.EMBED_BATCH_SIZE, extractor=None,
+             progress: bool = True) -> ValidationReport:
+    """Run the harness on the images in ``train_dir``; write ``out/validation.json``; return the report.
+
+    ``extractor``: a :class:`novelty.features.Extractor` to use instead of building one from
+    ``weights``, ``preprocess``, ``input_size``, ``layers``, ``block1_reduce`` and ``fit_mode``.
+    """
+    from novelty.analyze import decode_set
+    from novelty.calibration import holdout_split
+    from novelty.curation import duplicate_components, duplicate_threshold, self_neighbours
+    from novelty.featurestore import FeatureStore
+    from novelty.neighbors import normalize
+
+    if copies < 1:
+        raise NoveltyError(f"copies must be at least 1, received {copies}")
+    out = Path(out)
+    train_dir = Path(train_dir)
+    if train_dir.is_dir() and out.resolve().is_relative_to(train_dir.resolve()):
+        raise NoveltyError(f"the output folder {out} must not lie inside the image folder {train_dir}")
+    if extractor is None:
+        from novelty.features import Extractor
+
+        extractor = Extractor(weights=weights, preprocess=preprocess, input_size=input_size, layers=layers,
+                              block1_reduce=block1_reduce, seed=seed, fit_mode=fit_mode)
+    layers = tuple(extractor.layers)
+    images = decode_set("training", train_dir, extractor.input_size or input_size, fit_mode, progress)
+    n_all = len(images.ids)
+    if n_all < 10:
+        raise NoveltyError(f"validation needs at least 10 usable images, received {n_all} in {train_dir}")
+    store = FeatureStore(out / "features")
+    store.update("training", images.ids, images.sha256, images.images, extractor, batch_size, progress)
+    features = {layer: normalize(store.load("training", layer)[1]) for layer in layers}
+
+    # unseen real images: a group-aware split, so none has a near-duplicate left in the training set
+    nb = {layer: self_neighbours(features[layer], defaults.TOP_K) for layer in layers}
+    thresholds = {layer: duplicate_threshold(nb[layer][1][:, 0]) for layer in layers}
+    components = duplicate_components(features, nb, thresholds)
+    train_idx, unseen_idx = holdout_split(n_all, unseen_fraction, seed + 1, groups=components)
+    rng = np.random.default_rng(seed)
+    n_copies = min(copies, len(train_idx))
+    sources = np.sort(rng.choice(train_idx, n_copies, replace=False))
+
+    probes: dict[str, dict[str, np.ndarray]] = {}
+    for kind in KINDS:
+        if kind == "exact":  # identical pixels give identical features
+            probes[kind] = {layer: features[layer][sources] for layer in layers}
+            continue
+        made = np.stack([inject(images.images[i], kind, rng) for i in sources])
+        probes[kind] = extractor.embed(made, batch_size, progress, desc=f"embedding {kind} copies")
+    probes[UNSEEN] = {layer: features[layer][unseen_idx] for layer in layers}
+
+    rates, calibration = evaluate({layer: features[layer][train_idx] for layer in layers}, probes, fpr=fpr,
+                                  holdout_fraction=holdout_fraction, seed=seed)
+    goals = {kind: {"at_least": goal, "met": rates[kind][COMBINED].rate >= goal} for kind, goal in GOALS.items()}
+    goals[UNSEEN] = {"at_most": UNSEEN_GOAL, "met": rates[UNSEEN][COMBINED].rate <= UNSEEN_GOAL}
+    report = ValidationReport(
+        rates=rates,
+        settings={"train_dir": str(train_dir.resolve()), "weights": extractor.weights.to_json(),
+                  "preprocess": extractor.preprocess, "input_size": extractor.input_size, "fit": fit_mode,
+                  "layers": list(layers), "copies": n_copies, "unseen_fraction": unseen_fraction,
+                  "holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
+                  "kinds": {"crop_side": list(CROP_SIDE), "jitter": list(JITTER), "jpeg_quality": JPEG_QUALITY}},
+        counts={"images": n_all, "training": len(train_idx), "unseen": len(unseen_idx),
+                "copies_per_kind": n_copies, "skipped": images.skipped,
+                "training_heldout": calibration["n_heldout"]},
+        goals=goals,
+        warnings=list(calibration["warnings"]),
+    )
+    write_json(out / REPORT_FILE, report.as_dict() | {"calibration": calibration})
+    return report
