@@ -15,7 +15,7 @@ slow; the output says how many ran.
 
 Needs the masks training thumbnails in ../shared/datasets/masks/train (skips when absent).
 
-    python benchmarks/bench_training.py                      # 64 px, batch 64, about 2-3 minutes
+    python benchmarks/bench_training.py                      # 64 px, batch 64: 3-5 minutes on 2 busy cores
     python benchmarks/bench_training.py --base-filters 32 --steps 60
 """
 

@@ -131,7 +131,8 @@ BATCH_SIZE_OPTION = click.option("--batch-size", type=click.IntRange(min=1), def
                                  help="Images per VGG16 batch.")
 BLOCK1_REDUCE_OPTION = click.option(
     "--block1-reduce", default=defaults.BLOCK1_REDUCE,
-    help="none, or pool:N to average-pool block1_pool N x N before flattening (less memory).")
+    help="Shrink block1_pool: none, sketch:D (random projection to D values; keeps most neighbours) "
+         "or pool:N (N x N average pooling; keeps fewer).")
 
 
 @main.command()

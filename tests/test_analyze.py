@@ -216,7 +216,7 @@ def test_a_checkpoint_is_sampled_into_the_run_folder(data: dict[str, Path], extr
     (["--generated", "{gen}", "--checkpoint", "{gen}"], "give exactly one of"),
     (["--generated", "{gen}", "--k", "50"], "k=50 neighbours requested but only 12 usable training images"),
     (["--generated", "{gen}", "--layers", "block1_pool,fc1"], "unknown layer 'fc1'"),
-    (["--generated", "{gen}", "--block1-reduce", "pca:3"], "none or pool:N"),
+    (["--generated", "{gen}", "--block1-reduce", "pca:3"], "must be none, sketch:D"),
     (["--generated", "{root}/nowhere"], "generated image folder not found"),
     (["--generated", "{gen}", "--weights", "{root}/missing.h5"], "weights file not found"),
 ])

@@ -17,6 +17,7 @@ from novelty.features import (
     parse_reduce,
     preprocess,
     reduce_pool,
+    sketch,
 )
 
 
@@ -55,10 +56,25 @@ def test_reduce_pool_averages_blocks() -> None:
     out = reduce_pool(x, 2)
     assert out.shape == (2, 2, 2, 3)
     np.testing.assert_allclose(out[1, 0, 1], x[1, 0:2, 2:4].mean(axis=(0, 1)))
-    assert parse_reduce("pool:4") == 4 and parse_reduce("none") is None and parse_reduce(None) is None
-    for bad in ("pool:1", "pool:x", "pca:16"):
-        with pytest.raises(NoveltyError, match="none or pool:N"):
+    assert parse_reduce("pool:4") == ("pool", 4) and parse_reduce("sketch:64") == ("sketch", 64)
+    assert parse_reduce("none") is None and parse_reduce(None) is None
+    for bad in ("pool:1", "pool:x", "pca:16", "sketch:8"):
+        with pytest.raises(NoveltyError, match="must be none, sketch:D with D >= 16"):
             parse_reduce(bad)
+
+
+def test_sketch_preserves_inner_products_on_average() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 4096), dtype=np.float32)
+    x[1] = x[0] + 0.05 * rng.random(4096, dtype=np.float32)  # a planted near-copy of row 0
+    y = sketch(x, 1024)
+    assert y.shape == (40, 1024) and y.dtype == np.float32
+    np.testing.assert_array_equal(y, sketch(x, 1024))  # deterministic
+    exact = x @ x.T
+    ratio = (y @ y.T)[~np.eye(40, dtype=bool)] / exact[~np.eye(40, dtype=bool)]
+    assert abs(ratio.mean() - 1) < 0.05 and ratio.std() < 0.1
+    cosine = y @ y[0] / np.linalg.norm(y, axis=1) / np.linalg.norm(y[0])
+    assert np.argsort(-cosine)[1] == 1  # the near-copy stays the nearest
 
 
 def test_conv_flops_match_vgg16_at_224() -> None:
@@ -100,10 +116,16 @@ def test_images_of_another_size_are_fitted_to_the_input_size(extractor: Extracto
 
 
 def test_block1_reduction_shrinks_only_block1(images: np.ndarray) -> None:
-    reduced = Extractor(weights="none", input_size=32, layers=("block1_pool", "block5_pool"), block1_reduce="pool:4")
+    layers = ("block1_pool", "block5_pool")
+    reduced = Extractor(weights="none", input_size=32, layers=layers, block1_reduce="pool:4")
     out = reduced.embed(images[:2], progress=False)
-    assert out["block1_pool"].shape == (2, 4 * 4 * 64) and out["block5_pool"].shape == (2, 512)
-    assert reduced.params("block1_pool")["block1_reduce"] == 4 and reduced.params("block5_pool")["block1_reduce"] is None
+    assert out["block1_pool"].shape == (2, 4 * 4 * 64) == (2, reduced.feature_dim("block1_pool"))
+    assert out["block5_pool"].shape == (2, 512)
+    assert reduced.params("block1_pool")["block1_reduce"] == "pool:4"
+    assert reduced.params("block5_pool")["block1_reduce"] is None
+    sketched = Extractor(weights="none", input_size=32, layers=layers, block1_reduce="sketch:256")
+    out = sketched.embed(images[:2], progress=False)
+    assert out["block1_pool"].shape == (2, 256) == (2, sketched.feature_dim("block1_pool"))
 
 
 def test_params_key_every_setting(extractor: Extractor) -> None:

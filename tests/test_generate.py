@@ -198,3 +198,20 @@ def test_the_installed_command_reports_a_missing_checkpoint_without_a_traceback(
     assert done.returncode == 1
     assert done.stderr.strip() == f"Error: checkpoint not found: {tmp_path / 'nowhere'}"
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_the_bundled_checkpoint_loads_and_generates_reproducibly(tmp_path: Path) -> None:
+    """The shipped 64 px checkpoint must keep loading: it pins the architecture and layer names."""
+    from novelty.assets import BUNDLED_CHECKPOINT
+
+    if not (BUNDLED_CHECKPOINT / GENERATOR_FILE).is_file():
+        pytest.skip(f"no bundled checkpoint at {BUNDLED_CHECKPOINT}")
+    first = generate(BUNDLED_CHECKPOINT, tmp_path / "a", n=4, seed=11)
+    second = generate(BUNDLED_CHECKPOINT, tmp_path / "b", n=4, seed=11)
+    assert _files(first) == _files(second)
+    manifest = json.loads((first / MANIFEST_FILE).read_text())
+    assert manifest["config"]["image_size"] == 64
+    images = np.stack([np.asarray(Image.open(p)) for p in sorted((first / SAMPLES_DIR).iterdir())])
+    assert images.shape == (4, 64, 64, 3)
+    assert images.std() > 20  # a trained generator draws pictures, not flat grey
+    assert len({image.tobytes() for image in images}) == 4

@@ -196,6 +196,13 @@ def test_summary_shows_statistics_and_plots(page, server, shots):
     page.screenshot(path=shots / "summary.png", full_page=True)
 
 
+def test_api_docs_render_offline(page, server, shots):
+    page.goto(server + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock")
+    assert "/api/samples/{sample_id}/neighbors" in page.locator(".swagger-ui").inner_text()
+    page.screenshot(path=shots / "docs.png")
+
+
 def test_static_export_opens_from_file_without_a_server(page, fixture_run, tmp_path, shots):
     from novelty.export import export_site
 
