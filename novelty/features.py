@@ -10,8 +10,8 @@ Two preprocessing modes (``defaults.PREPROCESS_MODES``):
 Optionally ``block1_pool`` (65,536 values per image at 64 px) is reduced (``block1_reduce``):
 ``"sketch:D"`` keeps D values by signed feature hashing, a sparse random projection that preserves
 cosines on average (:func:`sketch`); ``"pool:N"`` averages N x N cells (:func:`reduce_pool`). On the
-masks, the top-24 lists keep 0.94 (sketch:16384), 0.88 (sketch:4096) but only 0.78 (pool:2) and
-0.57 (pool:4) of the exact entries (benchmarks/bench_analyze.py): prefer the sketch.
+masks (64 px), the top-24 lists keep 0.92 (sketch:16384), 0.86 (sketch:4096), 0.74 (sketch:1024) but
+only 0.74 (pool:2) and 0.49 (pool:4) of the exact entries (benchmarks/bench_analyze.py --full).
 TensorFlow/Keras are imported only when a model is first needed.
 """
 
