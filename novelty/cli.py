@@ -209,11 +209,13 @@ def serve(run: Path, host: str, port: int) -> None:
               default=defaults.HOLDOUT_FRACTION, help="Share of the training images held out for calibration.")
 @click.option("--fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=defaults.FALSE_POSITIVE_RATE, help="False positive rate of the copy verdict.")
+@click.option("--mirror/--no-mirror", default=True,
+              help="Also search with every sample flipped left-right, as analyze's verdicts do.")
 @BATCH_SIZE_OPTION
 @SEED
 def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_size: int,
              layers: tuple[str, ...], fit_mode: str, block1_reduce: str, copies: int, unseen_fraction: float,
-             holdout_fraction: float, fpr: float, batch_size: int, seed: int) -> None:
+             holdout_fraction: float, fpr: float, mirror: bool, batch_size: int, seed: int) -> None:
     """Plant known copies and unseen real images among samples; report what the copy verdict flags."""
     from novelty.validate import REPORT_FILE
     from novelty.validate import validate as run_validate
@@ -221,7 +223,7 @@ def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_si
     report = run_validate(train_dir, out, weights=weights, preprocess=preprocess, input_size=input_size,
                           layers=layers, fit_mode=fit_mode, block1_reduce=block1_reduce, copies=copies,
                           unseen_fraction=unseen_fraction, holdout_fraction=holdout_fraction, fpr=fpr,
-                          seed=seed, batch_size=batch_size)
+                          seed=seed, batch_size=batch_size, mirror=mirror)
     click.echo(report.table())
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)

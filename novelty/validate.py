@@ -11,11 +11,12 @@ From a folder of real images:
    (:func:`novelty.verdicts.calibrate_training`: duplicate groups, held-out split with ``seed``, copy
    rule at ``fpr``);
 4. ``copies`` training images (seeded) are copied in each way of :data:`KINDS`, on the fitted
-   image: ``exact``; ``flip`` (mirrored left-right); ``crop`` (a random window of 75-90% of each side,
-   resized back); ``jitter`` (brightness, contrast and saturation each scaled by a random factor in
+   image: ``exact``; ``flip`` (mirrored left-right); ``crop95``, ``crop90``, ``crop80`` (a window
+   keeping 95%, 90% or 80% of each side at a random place, resized back); ``jitter`` (brightness, contrast and saturation each scaled by a random factor in
    0.75-1.25); ``jpeg`` (re-encoded at quality 30);
 5. copies and unseen images are judged like generated samples, by the combined rule and by each
-   layer alone (calibrated at the same ``fpr``).
+   layer alone (calibrated at the same ``fpr``), with the mirror search of ``judge_run`` unless
+   ``mirror=False`` (each probe and held-out image is then also embedded flipped left-right).
 
 The report gives, per kind of copy, the share flagged (true-positive rate) and, for the unseen real
 images, the share flagged (false-positive rate), each with an exact 95% interval; it is written to
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,13 +37,13 @@ from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import write_json
 
-KINDS: tuple[str, ...] = ("exact", "flip", "crop", "jitter", "jpeg")
-CROP_SIDE = (0.75, 0.90)  # share of each side kept by a crop
+CROPS = {"crop95": 0.95, "crop90": 0.90, "crop80": 0.80}  # share of each side a crop keeps
+KINDS: tuple[str, ...] = ("exact", "flip", *CROPS, "jitter", "jpeg")
 JITTER = (0.75, 1.25)  # range of the brightness, contrast and saturation factors
 JPEG_QUALITY = 30
 COMBINED = "combined"
 UNSEEN = "unseen"
-GOALS = {"flip": 0.9, "crop": 0.9, "jitter": 0.9}  # least share of these copies to flag
+GOALS = {"flip": 0.9, **{kind: 0.9 for kind in CROPS}, "jitter": 0.9}  # least share of these copies to flag
 UNSEEN_GOAL = 0.05  # most share of unseen real images to flag
 REPORT_FILE = "validation.json"
 
@@ -59,8 +61,8 @@ def inject(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
         return np.ascontiguousarray(arr[:, ::-1])
     img = Image.fromarray(arr)
     height, width = arr.shape[:2]
-    if kind == "crop":
-        side = rng.uniform(*CROP_SIDE)
+    if kind in CROPS:
+        side = CROPS[kind]
         w, h = max(1, round(width * side)), max(1, round(height * side))
         left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
         img = img.crop((left, top, left + w, top + h)).resize((width, height), Image.Resampling.LANCZOS)
@@ -119,21 +121,32 @@ def _cell(flags: np.ndarray) -> Cell:
 
 
 def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.ndarray]], *,
+             mirrored_probes: dict[str, dict[str, np.ndarray]] | None = None,
+             training_mirrored: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
              fpr: float = defaults.FALSE_POSITIVE_RATE, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
              seed: int = defaults.SEED, k: int = defaults.TOP_K) -> tuple[dict[str, dict[str, Cell]], dict]:
     """Flag rates of PROBE sets (``{row: {layer: (n, D)}}``, judged as GENERATED) against TRAINING
-    ``{layer: (N, D)}``, for the combined rule and each layer alone. Returns (rates, calibration summary)."""
+    ``{layer: (N, D)}``, for the combined rule and each layer alone. Returns (rates, calibration summary).
+
+    ``mirrored_probes`` (the probes flipped left-right) and ``training_mirrored`` (flipped training
+    images by index) turn on the mirror search, as in :func:`novelty.verdicts.assess`.
+    """
     from novelty.calibration import calibrate, judge
     from novelty.neighbors import normalize, top_k
-    from novelty.verdicts import calibrate_training
+    from novelty.verdicts import calibrate_training, nearest_with_mirror
 
     train = {layer: normalize(x) for layer, x in training.items()}
-    tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed)
+    tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
+                            mirrored=training_mirrored)
     held = {layer: tc.heldout_nearest[layer][1] for layer in train}
     rules = {COMBINED: tc.calibration} | {layer: calibrate({layer: held[layer]}, fpr=fpr) for layer in train}
     rates: dict[str, dict[str, Cell]] = {}
     for row, feats in probes.items():
-        nearest = {layer: top_k(feats[layer], train[layer], 1)[1][:, 0] for layer in train}
+        nearest = {}
+        for layer in train:
+            idx, sims = top_k(feats[layer], train[layer], 1)
+            flipped = normalize(mirrored_probes[row][layer]) if mirrored_probes is not None else None
+            nearest[layer] = nearest_with_mirror((idx[:, 0], sims[:, 0]), flipped, train[layer])[1]
         rates[row] = {}
         for name, rule in rules.items():
             verdict = judge(rule, {layer: nearest[layer] for layer in rule.layers})
@@ -148,9 +161,12 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
              block1_reduce: str = defaults.BLOCK1_REDUCE,
              copies: int = defaults.VALIDATE_COPIES, unseen_fraction: float = defaults.VALIDATE_UNSEEN_FRACTION,
              holdout_fraction: float = defaults.HOLDOUT_FRACTION, fpr: float = defaults.FALSE_POSITIVE_RATE,
-             seed: int = defaults.SEED, batch_size: int = defaults.EMBED_BATCH_SIZE, extractor=None,
-             progress: bool = True) -> ValidationReport:
+             seed: int = defaults.SEED, batch_size: int = defaults.EMBED_BATCH_SIZE, mirror: bool = True,
+             extractor=None, progress: bool = True) -> ValidationReport:
     """Run the harness on the images in ``train_dir``; write ``out/validation.json``; return the report.
+
+    ``mirror``: judge with the mirror search, as ``judge_run`` does by default (every probe and
+    held-out image is also embedded flipped left-right).
 
     ``extractor``: a :class:`novelty.features.Extractor` to use instead of building one from
     ``weights``, ``preprocess``, ``input_size``, ``layers``, ``block1_reduce`` and ``fit_mode``.
@@ -191,16 +207,29 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     sources = np.sort(rng.choice(train_idx, n_copies, replace=False))
 
     probes: dict[str, dict[str, np.ndarray]] = {}
+    mirrored: dict[str, dict[str, np.ndarray]] = {}
+
+    def flipped(batch: np.ndarray, what: str) -> dict[str, np.ndarray]:
+        return extractor.embed(np.ascontiguousarray(batch[:, :, ::-1]), batch_size, progress,
+                               desc=f"embedding mirrored {what}")
+
     for kind in KINDS:
+        made = np.stack([inject(images.images[i], kind, rng) for i in sources])
         if kind == "exact":  # identical pixels give identical features
             probes[kind] = {layer: features[layer][sources] for layer in layers}
-            continue
-        made = np.stack([inject(images.images[i], kind, rng) for i in sources])
-        probes[kind] = extractor.embed(made, batch_size, progress, desc=f"embedding {kind} copies")
+        else:
+            probes[kind] = extractor.embed(made, batch_size, progress, desc=f"embedding {kind} copies")
+        if mirror:
+            mirrored[kind] = flipped(made, f"{kind} copies")
     probes[UNSEEN] = {layer: features[layer][unseen_idx] for layer in layers}
+    if mirror:
+        mirrored[UNSEEN] = flipped(images.images[unseen_idx], "unseen images")
 
-    rates, calibration = evaluate({layer: features[layer][train_idx] for layer in layers}, probes, fpr=fpr,
-                                  holdout_fraction=holdout_fraction, seed=seed)
+    rates, calibration = evaluate(
+        {layer: features[layer][train_idx] for layer in layers}, probes,
+        mirrored_probes=mirrored if mirror else None,
+        training_mirrored=(lambda rows: flipped(images.images[train_idx[rows]], "held-out images")) if mirror else None,
+        fpr=fpr, holdout_fraction=holdout_fraction, seed=seed)
     goals = {kind: {"at_least": goal, "met": rates[kind][COMBINED].rate >= goal} for kind, goal in GOALS.items()}
     goals[UNSEEN] = {"at_most": UNSEEN_GOAL, "met": rates[UNSEEN][COMBINED].rate <= UNSEEN_GOAL}
     report = ValidationReport(
@@ -209,7 +238,8 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
                   "preprocess": extractor.preprocess, "input_size": extractor.input_size, "fit": fit_mode,
                   "layers": list(layers), "copies": n_copies, "unseen_fraction": unseen_fraction,
                   "holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
-                  "kinds": {"crop_side": list(CROP_SIDE), "jitter": list(JITTER), "jpeg_quality": JPEG_QUALITY}},
+                  "mirror_search": mirror,
+                  "kinds": {"crop_side": CROPS, "jitter": list(JITTER), "jpeg_quality": JPEG_QUALITY}},
         counts={"images": n_all, "training": len(train_idx), "unseen": len(unseen_idx),
                 "copies_per_kind": n_copies, "skipped": images.skipped,
                 "training_heldout": calibration["n_heldout"]},

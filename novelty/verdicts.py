@@ -28,7 +28,7 @@ import io
 import itertools
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,9 +117,15 @@ class TrainingCalibration:
 def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.TOP_K,
                        holdout_fraction: float = defaults.HOLDOUT_FRACTION,
                        fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int = defaults.SEED,
+                       mirrored: Callable[[np.ndarray], Mapping[str, np.ndarray]] | None = None,
                        progress: bool = False) -> TrainingCalibration:
     """Duplicate groups, group-aware held-out split and calibrated copy rule from TRAINING ``{layer: (N, D)}``
-    (rows L2-normalised). :func:`assess` and the validation harness share this one path."""
+    (rows L2-normalised). :func:`assess` and the validation harness share this one path.
+
+    ``mirrored(indices)``: features ``{layer: (len(indices), D)}`` of those training images flipped
+    left-right; given, a held-out image's similarity is the better of itself and its mirror image
+    (as for generated samples, see :func:`nearest_with_mirror`).
+    """
     from novelty import calibration, curation
 
     layers = tuple(training)
@@ -130,8 +136,32 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
     reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
     nearest = {layer: calibration.leave_group_out_nearest(training[layer][heldout], training[layer], heldout,
                                                           components) for layer in layers}
+    if mirrored is not None:
+        flipped = _normalized(mirrored(heldout))
+        for layer in layers:
+            alt = calibration.leave_group_out_nearest(flipped[layer], training[layer], heldout, components)
+            better = alt[1] > nearest[layer][1]
+            nearest[layer] = (np.where(better, alt[0], nearest[layer][0]), np.where(better, alt[1], nearest[layer][1]))
     cal = calibration.calibrate({layer: nearest[layer][1] for layer in layers}, fpr=fpr)
     return TrainingCalibration(self_nb, thresholds, components, reference, heldout, nearest, cal)
+
+
+def nearest_with_mirror(nearest: tuple[np.ndarray, np.ndarray], mirrored_features: np.ndarray | None,
+                        training: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The better of a GENERATED sample's nearest TRAINING image and its mirror image's.
+
+    ``nearest`` = (indices ``(M,)``, similarities ``(M,)``) of the samples as they are;
+    ``mirrored_features`` ``(M, D)`` the samples flipped left-right (None: no mirror search);
+    ``training`` ``(N, D)``. Returns (indices, similarities, mirrored ``(M,)`` bool).
+    """
+    from novelty.neighbors import top_k
+
+    idx, sims = np.asarray(nearest[0]), np.asarray(nearest[1], dtype=np.float64)
+    if mirrored_features is None:
+        return idx, sims, np.zeros(len(idx), dtype=bool)
+    m_idx, m_sims = top_k(mirrored_features, training, 1)
+    better = m_sims[:, 0] > sims
+    return np.where(better, m_idx[:, 0], idx), np.where(better, m_sims[:, 0], sims), better
 
 
 def _normalized(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -145,11 +175,17 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
            generated_neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None, *,
            k: int = defaults.TOP_K, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
            fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int = defaults.SEED,
+           generated_mirrored: Mapping[str, np.ndarray] | None = None,
+           training_mirrored: Callable[[np.ndarray], Mapping[str, np.ndarray]] | None = None,
            progress: bool = False) -> Assessment:
     """Verdicts for GENERATED ``{layer: (M, D)}`` against TRAINING ``{layer: (N, D)}`` features.
 
     ``generated_neighbours[layer]`` = ``(indices (M, k), similarities (M, k))`` into TRAINING rows,
     best first (as written to ``neighbors/<layer>.json``); None computes them.
+    ``generated_mirrored`` (features of the samples flipped left-right) and ``training_mirrored``
+    (a function giving those of training images by index) turn on the mirror search: each sample,
+    and each held-out image alike, is judged by the better of itself and its mirror image, so a
+    mirrored copy is caught like a plain one. Give both or neither.
     """
     from novelty import calibration, curation
     from novelty.copying import data_copying_test
@@ -178,6 +214,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         timings[stage] = round(now - clock, 3)
         clock = now
 
+    if (generated_mirrored is None) != (training_mirrored is None):
+        raise NoveltyError("mirror search needs both generated_mirrored and training_mirrored, or neither")
     warnings: list[str] = []
     train = _normalized(training)
     gen = _normalized(generated)
@@ -189,7 +227,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     lap("load")
 
     # ---- curation and calibration: neighbours within the training set, duplicates, held-out split
-    tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, progress=progress)
+    tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
+                            mirrored=training_mirrored, progress=progress)
     self_nb, dup_thresholds, components = tc.self_neighbours, tc.duplicate_thresholds, tc.components
     reference, heldout, held_top, cal = tc.reference, tc.heldout, tc.heldout_nearest, tc.calibration
     held_sims = {layer: held_top[layer][1] for layer in layers}
@@ -204,7 +243,10 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     warnings += cal.warnings
     lap("curation_calibration")
 
-    verdicts = calibration.judge(cal, {layer: gen_sims[layer][:, 0] for layer in layers})
+    mirrored = _normalized(generated_mirrored) if generated_mirrored is not None else {}
+    best = {layer: nearest_with_mirror((gen_idx[layer][:, 0], gen_sims[layer][:, 0]), mirrored.get(layer),
+                                       train[layer]) for layer in layers}
+    verdicts = calibration.judge(cal, {layer: best[layer][1] for layer in layers})
     agreement = layer_agreement(gen_idx)
     lap("verdicts")
 
@@ -267,9 +309,9 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
                "layer_agreement": "" if np.isnan(agreement[i]) else round(float(agreement[i]), 6),
                "duplicate_group": int(gen_group[i]) or ""}
         for layer in layers:
-            j = int(gen_idx[layer][i, 0])
-            row[f"{layer}_nearest_id"] = training_ids[j]
-            row[f"{layer}_similarity"] = round(float(gen_sims[layer][i, 0]), 6)
+            row[f"{layer}_nearest_id"] = training_ids[int(best[layer][0][i])]
+            row[f"{layer}_similarity"] = round(float(best[layer][1][i]), 6)
+            row[f"{layer}_mirrored"] = bool(best[layer][2][i])
             row[f"{layer}_heldout_share"] = round(float(verdicts.heldout_share[layer][i]), 6)
             row[f"{layer}_p_value"] = round(float(verdicts.p_value[layer][i]), 6)
         samples.append(row)
@@ -316,6 +358,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     summary = {
         "settings": {"holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
                      "layers": list(layers), "k": int(gen_idx[layers[0]].shape[1]), "prdc_k": defaults.PRDC_K,
+                     "mirror_search": generated_mirrored is not None,
                      "borderline_rate": borderline, "duplicate_z": defaults.DUPLICATE_Z,
                      "outlier_z": defaults.OUTLIER_Z, "outlier_k": defaults.OUTLIER_K,
                      "hub_factor": defaults.HUB_FACTOR, "confidence": defaults.CONFIDENCE,
@@ -343,7 +386,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         "warnings": warnings,
         "timings": timings,
     }
-    plot_data = {"held_sims": held_sims, "gen_sims": {layer: gen_sims[layer][:, 0] for layer in layers},
+    plot_data = {"held_sims": held_sims, "gen_sims": {layer: best[layer][1] for layer in layers},
                  "thresholds": cal.thresholds, "outlier_score": outlier_score, "rate": rate,
                  "ct": ct}
     return Assessment(samples, training_rows, evidence, summary, plot_data)
@@ -422,12 +465,59 @@ class JudgeResult:
     files: list[Path]
 
 
+def _build_extractor(manifest: dict, layers: Sequence[str]):
+    """The extractor a run's features were made with, rebuilt from ``run.json``."""
+    from novelty.features import Extractor
+
+    weights = manifest.get("weights") or {}
+    return Extractor(weights=weights.get("requested", defaults.WEIGHTS),
+                     preprocess=manifest.get("preprocess", defaults.PREPROCESS),
+                     input_size=manifest.get("input_size", defaults.INPUT_SIZE), layers=layers,
+                     block1_reduce=(manifest.get("features") or {}).get("block1_reduce", defaults.BLOCK1_REDUCE),
+                     seed=int(weights.get("seed", manifest.get("seed", defaults.SEED))),
+                     fit_mode=manifest.get("fit", defaults.FIT_MODE))
+
+
+def _mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: Sequence[str],
+                   generated_ids: Sequence[str], extractor, progress: bool):
+    """(generated mirrored features, training mirrored function) for :func:`assess`, by re-reading the
+    images of the run and embedding them flipped with the run's own extractor. Raises NoveltyError
+    when that cannot be done faithfully (images moved, other extractor settings)."""
+    from novelty.images import ImageError, load
+
+    size = int(manifest.get("input_size") or defaults.INPUT_SIZE)
+    fit_mode = manifest.get("fit", defaults.FIT_MODE)
+    folders = {"training": manifest.get("train_dir"), "generated": manifest.get("generated_dir")}
+    if not all(folders.values()) or not all(Path(f).is_dir() for f in folders.values()):
+        raise NoveltyError(f"image folders not found ({folders['training']}, {folders['generated']})")
+    if extractor is None:
+        extractor = _build_extractor(manifest, layers)
+    for set_name in folders:
+        for layer in layers:
+            meta = store.meta(set_name, layer) or {}
+            if meta.get("params") != extractor.params(layer):
+                raise NoveltyError(f"the {set_name} {layer} features were made with other extractor settings")
+
+    def embed_flipped(set_name: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        try:
+            batch = np.stack([load(Path(folders[set_name]) / ident, size, fit_mode)[:, ::-1] for ident in ids])
+        except (ImageError, OSError) as exc:
+            raise NoveltyError(f"cannot re-read a {set_name} image: {exc}") from None
+        return extractor.embed(np.ascontiguousarray(batch), progress=progress, desc=f"embedding mirrored {set_name}")
+
+    return (embed_flipped("generated", generated_ids),
+            lambda indices: embed_flipped("training", [training_ids[i] for i in indices]))
+
+
 def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
-              fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int | None = None,
-              pixel_flags: bool = True, plots: bool = True, progress: bool = True) -> JudgeResult:
+              fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int | None = None, mirror: bool = True,
+              extractor=None, pixel_flags: bool = True, plots: bool = True, progress: bool = True) -> JudgeResult:
     """Judge a run folder written by ``novelty analyze`` and write its verdict and curation files.
 
-    ``seed`` None uses the run's seed (``run.json`` "seed", else ``defaults.SEED``).
+    ``seed`` None uses the run's seed (``run.json`` "seed", else ``defaults.SEED``). ``mirror``: also
+    search with each generated sample (and held-out image) flipped left-right, embedded with
+    ``extractor`` (None: rebuilt from ``run.json``); when that is impossible the run is judged
+    without it and a warning says why.
     """
     from novelty import plots as plotting
     from novelty.featurestore import FeatureStore
@@ -460,9 +550,18 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     if any(v is None for v in neighbours.values()):
         neighbours = None
 
+    mirrored, mirror_warning = (None, None), None
+    if mirror:
+        try:
+            mirrored = _mirror_search(manifest, store, layers, training_ids, generated_ids, extractor, progress)
+        except NoveltyError as exc:
+            mirror_warning = f"mirror search off: {exc}"
     result = assess(training, generated, training_ids, generated_ids, neighbours, k=k,
-                    holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, progress=progress)
+                    holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, generated_mirrored=mirrored[0],
+                    training_mirrored=mirrored[1], progress=progress)
     summary = result.summary
+    if mirror_warning:
+        summary["warnings"].append(mirror_warning)
     if pixel_flags:
         started = time.perf_counter()
         train_dir = Path(manifest["train_dir"]) if manifest.get("train_dir") else None

@@ -23,13 +23,14 @@ def test_injections_do_what_they_say():
     img = _image(1)
     assert np.array_equal(inject(img, "exact", rng), img)
     assert np.array_equal(inject(img, "flip", rng), img[:, ::-1])
-    for kind in ("crop", "jitter", "jpeg"):
+    for kind in ("crop95", "crop80", "jitter", "jpeg"):
         made = inject(img, kind, rng)
         assert made.shape == img.shape and made.dtype == np.uint8
         assert not np.array_equal(made, img)
     # a crop keeps a window of the image: its centre matches a rescaled part, not the whole
     smooth = np.repeat(np.repeat(_image(2, 8), 4, axis=0), 4, axis=1)
-    assert np.abs(inject(smooth, "crop", rng).astype(int) - smooth).mean() > 1
+    assert np.abs(inject(smooth, "crop80", rng).astype(int) - smooth).mean() > \
+        np.abs(inject(smooth, "crop95", rng).astype(int) - smooth).mean() > 0
     with pytest.raises(NoveltyError, match="unknown kind"):
         inject(img, "rotate", rng)
 
@@ -102,7 +103,7 @@ def test_validate_writes_a_report_with_every_kind(tmp_path):
     saved = json.loads((tmp_path / "out" / "validation.json").read_text())
     assert saved["rates"]["exact"]["combined"]["flagged"] == 12
     assert saved["settings"]["seed"] == 0 and saved["settings"]["false_positive_rate"] == 0.05
-    assert set(saved["goals"]) == {"flip", "crop", "jitter", UNSEEN}
+    assert set(saved["goals"]) == {"flip", "crop95", "crop90", "crop80", "jitter", UNSEEN}
     table = report.table()
     assert "unseen real (FPR)" in table and "flip copies" in table
     with pytest.raises(NoveltyError, match="inside the image folder"):

@@ -65,7 +65,7 @@ def planted(tmp_path_factory):
         Image.fromarray(img).save(train_dir / tid)
     write_json(root / "run" / "run.json", {"layers": list(LAYERS), "k": 24, "seed": 3,
                                            "train_dir": str(train_dir)})
-    result = judge_run(root / "run", fpr=0.02, progress=False)
+    result = judge_run(root / "run", fpr=0.02, mirror=False, progress=False)
     return root / "run", result
 
 
@@ -84,7 +84,7 @@ def test_memorised_copies_are_flagged_and_unseen_samples_are_not(planted):
     assert float(rows[0]["copy_score"]) > 0.99 and float(rows[0]["block1_pool_heldout_share"]) == 0.0
     expected = {"id", "verdict", "copy_score", "is_copy", "copy_p_value", "layer_agreement", "duplicate_group"}
     for layer in LAYERS:
-        expected |= {f"{layer}_{c}" for c in ("nearest_id", "similarity", "heldout_share", "p_value")}
+        expected |= {f"{layer}_{c}" for c in ("nearest_id", "similarity", "mirrored", "heldout_share", "p_value")}
     assert set(rows[0]) == expected
     assert result.summary["copies"]["count"] >= 4
 
@@ -156,3 +156,45 @@ def test_assess_rejects_mismatched_input():
 def test_judge_run_needs_a_run_folder(tmp_path):
     with pytest.raises(NoveltyError, match="not a run folder"):
         judge_run(tmp_path)
+
+
+def test_mirror_search_catches_a_mirrored_copy(tmp_path):
+    """Features from a pixel stand-in extractor; sample 0 is a training image flipped left-right."""
+    from test_validate import PixelExtractor
+
+    from novelty.images import load
+
+    rng = np.random.default_rng(5)
+    train_dir, gen_dir = tmp_path / "train", tmp_path / "gen"
+    train_dir.mkdir()
+    gen_dir.mkdir()
+    train_imgs = rng.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8)
+    for i, img in enumerate(train_imgs):
+        Image.fromarray(img).save(train_dir / f"t{i:03d}.png")
+    gen_imgs = [train_imgs[5][:, ::-1], train_imgs[7], *rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)]
+    for i, img in enumerate(gen_imgs):
+        Image.fromarray(np.ascontiguousarray(img)).save(gen_dir / f"s{i}.png")
+    fake = PixelExtractor()
+    store = FeatureStore(tmp_path / "run" / "features", "float32")
+    for set_name, folder in (("training", train_dir), ("generated", gen_dir)):
+        ids = sorted(p.name for p in folder.iterdir())
+        feats = fake.embed(np.stack([load(folder / i, 32) for i in ids]))
+        for layer in fake.layers:
+            store.save(set_name, layer, ids, feats[layer], fake.params(layer))
+    write_json(tmp_path / "run" / "run.json", {"layers": list(fake.layers), "k": 10, "seed": 0, "input_size": 32,
+                                               "fit": "crop", "train_dir": str(train_dir),
+                                               "generated_dir": str(gen_dir)})
+    plain = judge_run(tmp_path / "run", fpr=0.05, mirror=False, pixel_flags=False, plots=False, progress=False)
+    rows = _rows(tmp_path / "run" / "samples.csv")
+    assert rows[0]["is_copy"] == "false" and rows[1]["is_copy"] == "true"
+    assert plain.summary["settings"]["mirror_search"] is False
+    mirrored = judge_run(tmp_path / "run", fpr=0.05, extractor=fake, pixel_flags=False, plots=False, progress=False)
+    rows = _rows(tmp_path / "run" / "samples.csv")
+    assert rows[0]["is_copy"] == "true" and rows[0]["fine_mirrored"] == "true"
+    assert rows[0]["fine_nearest_id"] == "t005.png" and rows[1]["fine_mirrored"] == "false"
+    assert sum(r["is_copy"] == "true" for r in rows[2:]) <= 1  # fresh noise at 5%, 40 held out
+    assert mirrored.summary["settings"]["mirror_search"] is True
+    # the images gone: judged without the mirror search, and told why
+    (gen_dir / "s0.png").unlink()
+    fallback = judge_run(tmp_path / "run", fpr=0.05, extractor=fake, pixel_flags=False, plots=False, progress=False)
+    assert any(w.startswith("mirror search off") for w in fallback.summary["warnings"])
