@@ -8,9 +8,10 @@ loaded arrays; :func:`judge_run` loads a run folder, calls :func:`assess` and wr
 
 What a run gets (see the README for the columns):
 
-- per GENERATED sample: nearest training image, similarity, share of held-out images that come as
-  close and p-value per layer; the combined ``copy_score`` / ``copy_p_value`` / ``is_copy`` (min-p
-  over layers, calibrated on held-out images, see :mod:`novelty.calibration`); a ``verdict`` word
+- per GENERATED sample: nearest training image, similarity (the better of the sample and its mirror
+  image, ``<layer>_mirrored`` saying which), share of held-out images that come as close and
+  p-value per layer; the combined ``copy_score`` / ``copy_p_value`` / ``is_copy`` (any layer,
+  calibrated on held-out images, see :mod:`novelty.calibration`); a ``verdict`` word
   (``copy``; ``borderline`` when not a copy but ``copy_p_value <= BORDERLINE_RATE``; ``novel``);
   ``layer_agreement`` (mean Jaccard index of the layers' top-k lists); its near-duplicate group
   among the generated samples;
