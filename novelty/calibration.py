@@ -22,7 +22,9 @@ Mirror search (on by default in :func:`novelty.verdicts.judge_run`): a GAN train
 augmentation can reproduce a training image mirrored, which the spatial VGG features barely
 recognise (on the masks 35% of mirrored copies were caught without it, 100% with it). Each sample is
 then also embedded flipped left-right and its similarity is the better of the two; held-out images
-get exactly the same treatment, so the calibration stays honest.
+get exactly the same treatment, so the calibration stays honest, and a held-out image's mirrored
+search also skips the training images that are near-duplicates of its mirror image (collections
+hold mirrored duplicates too: on the masks, two held-out images at cosine 0.99 otherwise).
 
 Per layer, for a GENERATED sample with nearest-training similarity ``s``:
 
@@ -52,7 +54,7 @@ sample can be flagged, and :attr:`Calibration.warnings` says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,25 +121,31 @@ def _exceedance(similarity: np.ndarray, heldout_sorted: np.ndarray) -> np.ndarra
 
 
 def leave_group_out_nearest(heldout_features: np.ndarray, training_features: np.ndarray,
-                            heldout_index: np.ndarray, components: np.ndarray
-                            ) -> tuple[np.ndarray, np.ndarray]:
+                            heldout_index: np.ndarray, components: np.ndarray, *,
+                            exclude: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                            extra: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Nearest TRAINING image of each held-out image outside its own duplicate group.
 
-    ``heldout_features`` ``(H, D)`` are rows ``heldout_index`` of ``training_features`` ``(N, D)``;
-    ``components`` ``(N,)`` labels the duplicate groups. Returns (training indices ``(H,)`` int64,
-    cosine similarities ``(H,)`` float32).
+    ``heldout_features`` ``(H, D)`` belong to training rows ``heldout_index`` of
+    ``training_features`` ``(N, D)``; ``components`` ``(N,)`` labels the duplicate groups.
+    ``exclude(rows, cols)``, when given, marks further (held-out row, training index) pairs to skip
+    (each held-out image looks ``extra`` places further down its list for them). Returns (training
+    indices ``(H,)`` int64, cosine similarities ``(H,)`` float32).
     """
     from novelty.neighbors import top_k
 
     components = np.asarray(components)
     own = components[np.asarray(heldout_index)]
     sizes = np.bincount(components)
-    width = int(min(len(training_features), sizes[own].max() + 1))
+    width = int(min(len(training_features), sizes[own].max() + 1 + (extra if exclude is not None else 0)))
     idx, sims = top_k(heldout_features, training_features, width)
-    other = components[idx] != own[:, None]
-    if not other.any(axis=1).all():
+    usable = components[idx] != own[:, None]
+    if exclude is not None:
+        rows = np.repeat(np.arange(len(idx)), width)
+        usable &= ~np.asarray(exclude(rows, idx.ravel()), dtype=bool).reshape(idx.shape)
+    if not usable.any(axis=1).all():
         raise NoveltyError("a held-out image has no training image outside its own duplicate group")
-    first = other.argmax(axis=1)
+    first = usable.argmax(axis=1)
     rows = np.arange(len(idx))
     return idx[rows, first], sims[rows, first]
 

@@ -40,7 +40,7 @@ def similarity_histogram(path: str | os.PathLike, layer: str, heldout: np.ndarra
     values = np.concatenate([np.ravel(heldout), np.ravel(generated)] + ([[threshold]] if shown else []))
     bins = np.linspace(float(values.min()), float(values.max()) + 1e-9, 41)
     ax.hist(heldout, bins=bins, density=True, alpha=0.55, color="tab:blue",
-            label=f"held-out real, nearest reference image (n={len(heldout)})")
+            label=f"held-out real, nearest training image outside its group (n={len(heldout)})")
     ax.hist(generated, bins=bins, density=True, alpha=0.55, color="tab:orange",
             label=f"generated, nearest training image (n={len(generated)})")
     if shown:

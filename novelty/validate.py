@@ -173,7 +173,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     """
     from novelty.analyze import decode_set
     from novelty.calibration import holdout_split
-    from novelty.curation import duplicate_components, duplicate_threshold, self_neighbours
+    from novelty.curation import duplicate_components, duplicate_rule, self_neighbours
     from novelty.featurestore import FeatureStore
     from novelty.neighbors import normalize
 
@@ -199,8 +199,8 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
 
     # unseen real images: a group-aware split, so none has a near-duplicate left in the training set
     nb = {layer: self_neighbours(features[layer], defaults.TOP_K) for layer in layers}
-    thresholds = {layer: duplicate_threshold(nb[layer][1][:, 0]) for layer in layers}
-    components = duplicate_components(features, nb, thresholds)
+    rule = duplicate_rule({layer: nb[layer][1][:, 0] for layer in layers})
+    components = duplicate_components(features, nb, rule)
     train_idx, unseen_idx = holdout_split(n_all, unseen_fraction, seed + 1, groups=components)
     rng = np.random.default_rng(seed)
     n_copies = min(copies, len(train_idx))

@@ -107,7 +107,7 @@ class TrainingCalibration:
     """What the training set alone decides: duplicate groups, the held-out split, the copy rule."""
 
     self_neighbours: dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (N, k) other training images
-    duplicate_thresholds: dict[str, float]
+    duplicate_rule: object  # novelty.curation.DuplicateRule
     components: np.ndarray  # (N,) duplicate-group labels (singletons have their own)
     reference: np.ndarray  # training indices
     heldout: np.ndarray  # training indices
@@ -132,19 +132,26 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
     layers = tuple(training)
     n = len(training[layers[0]])
     self_nb = {layer: curation.self_neighbours(training[layer], k, progress) for layer in layers}
-    thresholds = {layer: curation.duplicate_threshold(self_nb[layer][1][:, 0]) for layer in layers}
-    components = curation.duplicate_components(training, self_nb, thresholds)
+    rule = curation.duplicate_rule({layer: self_nb[layer][1][:, 0] for layer in layers})
+    components = curation.duplicate_components(training, self_nb, rule)
     reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
     nearest = {layer: calibration.leave_group_out_nearest(training[layer][heldout], training[layer], heldout,
                                                           components) for layer in layers}
     if mirrored is not None:
         flipped = _normalized(mirrored(heldout))
+
+        def mirror_duplicate(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            # a training image that is a near-duplicate of the held-out image's MIRROR is its own copy too
+            return rule.is_duplicate({layer: curation.pair_similarity(flipped[layer], training[layer], rows, cols)
+                                      for layer in layers})
+
         for layer in layers:
-            alt = calibration.leave_group_out_nearest(flipped[layer], training[layer], heldout, components)
+            alt = calibration.leave_group_out_nearest(flipped[layer], training[layer], heldout, components,
+                                                      exclude=mirror_duplicate)
             better = alt[1] > nearest[layer][1]
             nearest[layer] = (np.where(better, alt[0], nearest[layer][0]), np.where(better, alt[1], nearest[layer][1]))
     cal = calibration.calibrate({layer: nearest[layer][1] for layer in layers}, fpr=fpr)
-    return TrainingCalibration(self_nb, thresholds, components, reference, heldout, nearest, cal)
+    return TrainingCalibration(self_nb, rule, components, reference, heldout, nearest, cal)
 
 
 def nearest_with_mirror(nearest: tuple[np.ndarray, np.ndarray], mirrored_features: np.ndarray | None,
@@ -230,7 +237,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     # ---- curation and calibration: neighbours within the training set, duplicates, held-out split
     tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
                             mirrored=training_mirrored, progress=progress)
-    self_nb, dup_thresholds, components = tc.self_neighbours, tc.duplicate_thresholds, tc.components
+    self_nb, dup_rule, components = tc.self_neighbours, tc.duplicate_rule, tc.components
     reference, heldout, held_top, cal = tc.reference, tc.heldout, tc.heldout_nearest, tc.calibration
     held_sims = {layer: held_top[layer][1] for layer in layers}
     group_no = curation.group_numbers(components)
@@ -254,7 +261,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     # ---- mode collapse among the generated samples
     if m >= 2:
         gen_nb = {layer: curation.self_neighbours(gen[layer], k, False) for layer in layers}
-        gen_components = curation.duplicate_components(gen, gen_nb, dup_thresholds)
+        gen_components = curation.duplicate_components(gen, gen_nb, dup_rule)
     else:
         gen_components = np.zeros(1, np.int64)
     gen_group = curation.group_numbers(gen_components)
@@ -378,7 +385,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
             "retrieval_hubs": retrieval_hubs,
         },
         "curation": {
-            "duplicate_thresholds": {layer: round(t, 6) for layer, t in dup_thresholds.items()},
+            "duplicate_thresholds": {layer: round(t, 6) for layer, t in dup_rule.thresholds().items()},
+            "duplicate_rule": "mean over layers of the robust z of log(1 - cosine) <= -duplicate_z",
             "duplicate_groups": int(group_no.max()),
             "images_in_duplicate_groups": int((group_size > 1).sum()),
             "outliers": int(is_outlier.sum()),

@@ -127,3 +127,12 @@ def test_bad_calibration_input():
     cal = calibrate({"a": np.linspace(0, 1, 200)}, fpr=0.05)
     with pytest.raises(NoveltyError, match="missing for layers"):
         judge(cal, {"b": np.ones(3)})
+
+
+def test_leave_group_out_can_skip_more_pairs():
+    x = np.array([[1.0, 0.0], [0.99, 0.05], [0.9, 0.3], [0.0, 1.0]])
+    comps = np.arange(4)
+    idx, _ = leave_group_out_nearest(x[[0]], x, np.array([0]), comps)
+    assert idx.tolist() == [1]
+    idx, _ = leave_group_out_nearest(x[[0]], x, np.array([0]), comps, exclude=lambda rows, cols: cols == 1)
+    assert idx.tolist() == [2]

@@ -10,7 +10,7 @@ from novelty import defaults
 from novelty.curation import (
     aspect_ratio_score,
     duplicate_components,
-    duplicate_threshold,
+    duplicate_rule,
     group_numbers,
     k_occurrence,
     outlier_distance,
@@ -47,9 +47,9 @@ def test_self_neighbours_remove_self_even_when_duplicates_tie():
 def test_planted_duplicates_are_grouped_and_nothing_else():
     feats, twins = _collection()
     nb = {layer: self_neighbours(f, 10) for layer, f in feats.items()}
-    thresholds = {layer: duplicate_threshold(nb[layer][1][:, 0]) for layer in feats}
-    assert all(0.9 < t < 1.0 for t in thresholds.values())
-    numbers = group_numbers(duplicate_components(feats, nb, thresholds))
+    rule = duplicate_rule({layer: nb[layer][1][:, 0] for layer in feats})
+    assert all(0.9 < t < 1.0 for t in rule.thresholds().values())
+    numbers = group_numbers(duplicate_components(feats, nb, rule))
     grouped = set(np.flatnonzero(numbers).tolist())
     assert grouped == set(twins.tolist()) | set((twins + 1).tolist())
     assert all(numbers[t] == numbers[t + 1] for t in twins) and numbers.max() == 12
@@ -61,8 +61,8 @@ def test_a_pair_close_in_one_layer_only_is_not_a_duplicate():
     feats["b"] = feats["b"].copy()
     feats["b"][twins[0] + 1] = feats["b"][5]  # the twin looks like something else in layer b
     nb = {layer: self_neighbours(f, 10) for layer, f in feats.items()}
-    thresholds = {layer: duplicate_threshold(nb[layer][1][:, 0]) for layer in feats}
-    numbers = group_numbers(duplicate_components(feats, nb, thresholds))
+    rule = duplicate_rule({layer: nb[layer][1][:, 0] for layer in feats})
+    numbers = group_numbers(duplicate_components(feats, nb, rule))
     assert numbers[twins[0]] == 0 and numbers[twins[1]] > 0
 
 
@@ -72,8 +72,7 @@ def test_planted_outlier_ranks_first_even_when_saved_twice():
         feats[layer] = np.vstack([feats[layer], feats[layer][-1:]])
     n = len(feats["a"])
     nb = {layer: self_neighbours(f, 10) for layer, f in feats.items()}
-    thresholds = {layer: duplicate_threshold(nb[layer][1][:, 0]) for layer in feats}
-    comps = duplicate_components(feats, nb, thresholds)
+    comps = duplicate_components(feats, nb, duplicate_rule({layer: nb[layer][1][:, 0] for layer in feats}))
     assert comps[n - 1] == comps[n - 2]
     scores = outlier_scores({layer: outlier_distance(*nb[layer], comps) for layer in feats})
     assert set(np.argsort(-scores)[:2].tolist()) == {n - 2, n - 1}
@@ -129,3 +128,16 @@ def test_thumbnail_reads_jpeg_and_png_small(tmp_path):
 
     with pytest.raises(ImageError):
         thumbnail(tmp_path / "c.jpg")
+
+
+def test_duplicate_rule_averages_the_layers():
+    rng = np.random.default_rng(4)
+    nearest = {"a": 1 - np.exp(rng.normal(-2, 0.5, 500)), "b": 1 - np.exp(rng.normal(-1, 0.5, 500))}
+    rule = duplicate_rule(nearest, z=3.5)
+    t = rule.thresholds()
+    assert t["a"] == pytest.approx(1 - np.exp(-2 - 3.5 * 0.5), abs=0.01)
+    just_under_a = 1 - (1 - t["a"]) * 1.2  # a little less close than the single-layer line at a
+    very_close_b = 1 - (1 - t["b"]) * 0.05
+    pairs = {"a": np.array([just_under_a, 1.0, just_under_a]), "b": np.array([very_close_b, 0.2, 0.2])}
+    # slightly under at a but far past at b: a duplicate; identical at a but unrelated at b: not one
+    assert rule.is_duplicate(pairs).tolist() == [True, False, False]

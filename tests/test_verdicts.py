@@ -40,8 +40,8 @@ def planted(tmp_path_factory):
     mix = np.abs(rng.standard_normal((32, 24)))
     train = _features(rng, N_TRAIN, centres)
     train[[11, 21, 31]] = train[[10, 20, 30]] * 1.0001
-    train[999] = 0.0
-    train[999, :3] = 40.0
+    train[-1] = 0.0
+    train[-1, :3] = 40.0
     fresh = _features(rng, 36, centres)
     generated = np.vstack([train[[100, 200, 300]] * 1.0002, train[[500]] + 1e-3, fresh])
     train_ids = [f"t{i:04d}.png" for i in range(N_TRAIN)]
@@ -94,7 +94,7 @@ def test_training_table_outlier_duplicates_and_flags(planted):
     rows = {r["id"]: r for r in _rows(run / "training.csv")}
     assert len(rows) == N_TRAIN
     ranked = sorted(rows.values(), key=lambda r: -float(r["outlier_score"]))
-    assert ranked[0]["id"] == "t0999.png" and ranked[0]["is_outlier"] == "true"
+    assert ranked[0]["id"] == f"t{N_TRAIN - 1:04d}.png" and ranked[0]["is_outlier"] == "true"
     for a, b in ((10, 11), (20, 21), (30, 31)):
         group = rows[f"t{a:04d}.png"]["duplicate_group"]
         assert group and group == rows[f"t{b:04d}.png"]["duplicate_group"]
@@ -198,3 +198,26 @@ def test_mirror_search_catches_a_mirrored_copy(tmp_path):
     (gen_dir / "s0.png").unlink()
     fallback = judge_run(tmp_path / "run", fpr=0.05, extractor=fake, pixel_flags=False, plots=False, progress=False)
     assert any(w.startswith("mirror search off") for w in fallback.summary["warnings"])
+
+
+def test_mirror_duplicates_do_not_inflate_the_calibration():
+    """30 training images are mirror images of 30 others; held-out ones must not match their twin."""
+    from test_validate import PixelExtractor
+
+    from novelty.neighbors import normalize
+    from novelty.verdicts import calibrate_training
+
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
+    images[1:60:2] = images[0:60:2][:, :, ::-1]
+    fake = PixelExtractor()
+    feats = {layer: normalize(x) for layer, x in fake.embed(images).items()}
+
+    def mirrored(rows):
+        return fake.embed(np.ascontiguousarray(images[rows][:, :, ::-1]))
+
+    tc = calibrate_training(feats, k=10, holdout_fraction=0.3, fpr=0.05, seed=0, mirrored=mirrored)
+    twins = np.isin(tc.heldout, np.arange(60))
+    assert twins.sum() >= 5  # some held-out images have their mirror twin in the training set
+    for layer in fake.layers:
+        assert tc.heldout_nearest[layer][1].max() < 0.99
