@@ -21,7 +21,6 @@ import importlib.metadata
 import importlib.util
 import io
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from novelty import __version__, defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, sha256_file, write_json, write_text
 from novelty.runfolder import RunFolder
+from novelty.stopwatch import Stopwatch
 
 FILES_COLUMNS = ("set", "id", "sha256", "width", "height", "mode", "status", "reason")
 VERSION_PACKAGES = ("numpy", "pillow", "keras", "tensorflow", "tensorflow-cpu", "onnx", "faiss-cpu")
@@ -174,14 +174,8 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         raise NoveltyError(f"unknown index {options.index!r}; must be one of: {', '.join(BACKENDS)}")
     if train.is_dir() and _inside(run.root, train):
         raise NoveltyError(f"the run folder {run.root} must not lie inside the training folder {train}")
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 3)
-        clock = now
+    watch = Stopwatch()
+    lap, timings = watch.lap, watch.timings
 
     if extractor is None:
         extractor = Extractor(weights=options.weights, preprocess=options.preprocess,

@@ -253,3 +253,35 @@ class Extractor:
         return {layer: np.concatenate(parts) if parts else
                 np.zeros((0, self.feature_dim(layer, np.shape(images)[1])), np.float32)
                 for layer, parts in chunks.items()}
+
+
+class MirroredExtractor:
+    """An :class:`Extractor` seen through a left-right flip: the same layers and settings, every image
+    mirrored before it is embedded, and ``"view": "mirror"`` in each cache key, so a feature store keeps
+    (and caches) a set's mirrored features apart from its plain ones."""
+
+    view = "mirror"
+
+    def __init__(self, base: Extractor):
+        self.base = base
+        self.layers = base.layers
+
+    def params(self, layer: str) -> dict:
+        return self.base.params(layer) | {"view": self.view}
+
+    def feature_dim(self, layer: str, image_size: int | None = None) -> int:
+        return self.base.feature_dim(layer, image_size)
+
+    @staticmethod
+    def _mirror(images: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(images)[:, :, ::-1])
+
+    def embed_batches(self, images: np.ndarray, batch_size: int = defaults.EMBED_BATCH_SIZE,
+                      progress: bool = True, desc: str = "embedding") -> Iterator[dict[str, np.ndarray]]:
+        """:meth:`Extractor.embed_batches` of the images flipped left-right."""
+        return self.base.embed_batches(self._mirror(images), batch_size, progress, f"{desc} (mirrored)")
+
+    def embed(self, images: np.ndarray, batch_size: int = defaults.EMBED_BATCH_SIZE,
+              progress: bool = True, desc: str = "embedding") -> dict[str, np.ndarray]:
+        """:meth:`Extractor.embed` of the images flipped left-right."""
+        return self.base.embed(self._mirror(images), batch_size, progress, f"{desc} (mirrored)")

@@ -174,6 +174,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     from novelty.analyze import decode_set
     from novelty.calibration import holdout_split
     from novelty.curation import duplicate_components, duplicate_rule, self_neighbours
+    from novelty.features import MirroredExtractor
     from novelty.featurestore import FeatureStore
     from novelty.neighbors import normalize
 
@@ -209,9 +210,10 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     probes: dict[str, dict[str, np.ndarray]] = {}
     mirrored: dict[str, dict[str, np.ndarray]] = {}
 
+    mirror_extractor = MirroredExtractor(extractor)
+
     def flipped(batch: np.ndarray, what: str) -> dict[str, np.ndarray]:
-        return extractor.embed(np.ascontiguousarray(batch[:, :, ::-1]), batch_size, progress,
-                               desc=f"embedding mirrored {what}")
+        return mirror_extractor.embed(batch, batch_size, progress, desc=f"embedding {what}")
 
     for kind in KINDS:
         made = np.stack([inject(images.images[i], kind, rng) for i in sources])

@@ -28,7 +28,6 @@ import csv
 import io
 import itertools
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
 from novelty.runfolder import RunFolder
+from novelty.stopwatch import Stopwatch
 
 EVIDENCE_FILE = "evidence.json"
 DISTINCT_SUBSETS = 200  # random subsets averaged for the distinct-top-1 comparison
@@ -213,14 +213,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         raise NoveltyError(f"verdicts need at least 4 training images, received {n}")
     if m < 1:
         raise NoveltyError("verdicts need at least 1 generated sample")
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 3)
-        clock = now
+    watch = Stopwatch()
+    lap, timings = watch.lap, watch.timings
 
     if (generated_mirrored is None) != (training_mirrored is None):
         raise NoveltyError("mirror search needs both generated_mirrored and training_mirrored, or neither")
@@ -472,6 +466,7 @@ class JudgeResult:
     run: Path
     summary: dict
     files: list[Path]
+    cached: bool = False  # True: the files were already up to date and nothing was recomputed
 
 
 def _build_extractor(manifest: dict, layers: Sequence[str]):
@@ -489,9 +484,11 @@ def _build_extractor(manifest: dict, layers: Sequence[str]):
 
 def _mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: Sequence[str],
                    generated_ids: Sequence[str], extractor, progress: bool):
-    """(generated mirrored features, training mirrored function) for :func:`assess`, by re-reading the
-    images of the run and embedding them flipped with the run's own extractor. Raises NoveltyError
-    when that cannot be done faithfully (images moved, other extractor settings)."""
+    """(generated mirrored features, training mirrored function) for :func:`assess`: the run's images
+    flipped left-right, embedded with the run's own extractor and cached in its feature store (sets
+    ``<set>_mirrored``, keyed by file content like the plain ones). Raises NoveltyError when that cannot
+    be done faithfully (images moved, other extractor settings)."""
+    from novelty.features import MirroredExtractor
     from novelty.images import ImageError, load
 
     size = int(manifest.get("input_size") or defaults.INPUT_SIZE)
@@ -501,32 +498,93 @@ def _mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: S
         raise NoveltyError(f"image folders not found ({folders['training']}, {folders['generated']})")
     if extractor is None:
         extractor = _build_extractor(manifest, layers)
+    hashes = {}
     for set_name in folders:
         for layer in layers:
             meta = store.meta(set_name, layer) or {}
             if meta.get("params") != extractor.params(layer):
                 raise NoveltyError(f"the {set_name} {layer} features were made with other extractor settings")
+        meta = store.meta(set_name, layers[0])
+        hashes[set_name] = dict(zip(meta.get("ids") or [], meta.get("sha256") or [], strict=False))
+    mirror = MirroredExtractor(extractor)
 
     def embed_flipped(set_name: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        try:
-            batch = np.stack([load(Path(folders[set_name]) / ident, size, fit_mode)[:, ::-1] for ident in ids])
-        except (ImageError, OSError) as exc:
-            raise NoveltyError(f"cannot re-read a {set_name} image: {exc}") from None
-        return extractor.embed(np.ascontiguousarray(batch), progress=progress, desc=f"embedding mirrored {set_name}")
+        mirror_set = f"{set_name}_mirrored"
+        shas = [hashes[set_name].get(ident) or "" for ident in ids]
+
+        def cached() -> list[tuple[dict[str, int], np.ndarray | None]]:
+            return [store.cached_rows(mirror_set, layer, mirror.params(layer)) for layer in layers]
+
+        found = cached()
+        if not all(sha and sha in rows for rows, _ in found for sha in shas):
+            try:
+                batch = np.stack([load(Path(folders[set_name]) / ident, size, fit_mode) for ident in ids])
+            except (ImageError, OSError) as exc:
+                raise NoveltyError(f"cannot re-read a {set_name} image: {exc}") from None
+            store.update(mirror_set, list(ids), shas, batch, mirror, progress=progress)
+            found = cached()
+        return {layer: np.asarray(feats[[rows[sha] for sha in shas]], np.float32)
+                for layer, (rows, feats) in zip(layers, found, strict=True)}
 
     return (embed_flipped("generated", generated_ids),
             lambda indices: embed_flipped("training", [training_ids[i] for i in indices]))
 
 
+VERDICTS_FORMAT = 1  # bump when what judge_run computes changes: older cached verdicts are then recomputed
+
+
+def _cache_key(run: RunFolder, manifest: dict, store, layers: Sequence[str], settings: dict, extractor) -> str:
+    """What the verdict files of a run depend on, hashed: the feature rows (ids, file hashes, data file
+    and extractor settings of every set and layer), the neighbour lists, the image folders, the
+    settings and the code's version. The same key means :func:`judge_run` would write the same files."""
+    import hashlib
+    import json
+
+    from novelty import __version__
+    from novelty.files import sha256_file
+
+    features = {}
+    for set_name in ("training", "generated"):
+        for layer in layers:
+            meta = store.meta(set_name, layer) or {}
+            features[f"{set_name}/{layer}"] = [meta.get(key) for key in ("params", "data", "ids", "sha256")]
+    neighbours = {layer: sha256_file(run.neighbors(layer)) if run.neighbors(layer).is_file() else None
+                  for layer in layers}
+    parts = {"novelty": __version__, "format": VERDICTS_FORMAT, "settings": settings, "features": features,
+             "neighbors": neighbours, "folders": [manifest.get("train_dir"), manifest.get("generated_dir")],
+             "extractor": None if extractor is None else [extractor.params(layer) for layer in layers]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cached_result(run: RunFolder, key: str) -> JudgeResult | None:
+    """The verdicts already written with cache key ``key``, when every file is still there."""
+    try:
+        summary = read_json(run.summary_json)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("cache_key") != key:
+        return None
+    files = [run.samples_csv, run.training_csv, run.root / EVIDENCE_FILE, run.summary_json]
+    files += [run.plots_dir / name for name in summary.get("plots") or []]
+    if not all(path.is_file() for path in files):
+        return None
+    return JudgeResult(run.root, summary, files, cached=True)
+
+
 def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
               fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int | None = None, mirror: bool = True,
-              extractor=None, pixel_flags: bool = True, plots: bool = True, progress: bool = True) -> JudgeResult:
+              extractor=None, pixel_flags: bool = True, plots: bool = True, progress: bool = True,
+              cache: bool = True) -> JudgeResult:
     """Judge a run folder written by ``novelty analyze`` and write its verdict and curation files.
 
     ``seed`` None uses the run's seed (``run.json`` "seed", else ``defaults.SEED``). ``mirror``: also
     search with each generated sample (and held-out image) flipped left-right, embedded with
-    ``extractor`` (None: rebuilt from ``run.json``); when that is impossible the run is judged
-    without it and a warning says why.
+    ``extractor`` (None: rebuilt from ``run.json``) and cached in the run's feature store; when that is
+    impossible the run is judged without it and a warning says why.
+
+    ``cache``: when the files were already written from the same features, neighbour lists, folders
+    and settings by this version (``summary.json`` "cache_key", see :func:`_cache_key`), return them
+    as they are (``JudgeResult.cached``) instead of recomputing.
     """
     from novelty import plots as plotting
     from novelty.featurestore import FeatureStore
@@ -543,6 +601,11 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
         seed = int(manifest.get("seed", defaults.SEED))
     k = int(manifest.get("k") or defaults.TOP_K)
     store = FeatureStore(run.features_dir)
+    settings = {"holdout_fraction": holdout_fraction, "fpr": fpr, "seed": seed, "mirror": mirror, "k": k,
+                "pixel_flags": pixel_flags, "plots": plots}
+    key = _cache_key(run, manifest, store, layers, settings, extractor)
+    if cache and (previous := _cached_result(run, key)) is not None:
+        return previous
     training, generated, neighbours = {}, {}, {}
     training_ids = generated_ids = None
     for layer in layers:
@@ -559,20 +622,23 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     if any(v is None for v in neighbours.values()):
         neighbours = None
 
+    watch = Stopwatch()
     mirrored, mirror_warning = (None, None), None
     if mirror:
         try:
             mirrored = _mirror_search(manifest, store, layers, training_ids, generated_ids, extractor, progress)
         except NoveltyError as exc:
             mirror_warning = f"mirror search off: {exc}"
+    mirror_seconds = watch.lap("mirror_search")
     result = assess(training, generated, training_ids, generated_ids, neighbours, k=k,
                     holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, generated_mirrored=mirrored[0],
                     training_mirrored=mirrored[1], progress=progress)
+    watch.lap("assess")
     summary = result.summary
+    summary["timings"]["mirror_search_embedding"] = mirror_seconds
     if mirror_warning:
         summary["warnings"].append(mirror_warning)
     if pixel_flags:
-        started = time.perf_counter()
         train_dir = Path(manifest["train_dir"]) if manifest.get("train_dir") else None
         rows, warns = pixel_rows(train_dir, training_ids, progress)
         for row, extra in zip(result.training, rows, strict=True):
@@ -580,18 +646,19 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
         summary["warnings"] += warns
         summary["curation"]["flags"] = {name: sum(r.get(f"is_{name}") is True for r in result.training)
                                         for name in _quality_names()}
-        summary["timings"]["pixel_flags"] = round(time.perf_counter() - started, 3)
+        summary["timings"]["pixel_flags"] = watch.lap("pixel_flags")
 
     written = [run.samples_csv, run.training_csv, run.root / EVIDENCE_FILE, run.summary_json]
     write_text(run.samples_csv, _csv_text(result.samples))
     write_text(run.training_csv, _csv_text(result.training))
     write_json(run.root / EVIDENCE_FILE, result.evidence, indent=None)
     if plots:
-        started = time.perf_counter()
+        watch.lap("write")
         written += _write_plots(run, result, plotting)
-        summary["timings"]["plots"] = round(time.perf_counter() - started, 3)
+        summary["timings"]["plots"] = watch.lap("plots")
     summary["plots"] = sorted(p.name for p in written if p.suffix == ".png")
-    write_json(run.summary_json, summary)
+    summary["cache_key"] = key
+    write_json(run.summary_json, summary)  # last: its cache key vouches for the files before it
     return JudgeResult(run.root, summary, written)
 
 

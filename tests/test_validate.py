@@ -128,3 +128,17 @@ def test_cli_validate_rejects_a_missing_folder(tmp_path):
     result = CliRunner().invoke(main, ["validate", "--train", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
                                        "--weights", "none"])
     assert result.exit_code == 1 and "Error:" in result.output and "Traceback" not in result.output
+
+
+def test_mirrored_extractor_flips_and_keys_its_cache_apart():
+    from novelty.features import MirroredExtractor
+
+    base = PixelExtractor()
+    mirror = MirroredExtractor(base)
+    images = np.random.default_rng(3).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    got = mirror.embed(images)
+    want = base.embed(images[:, :, ::-1])
+    for layer in base.layers:
+        np.testing.assert_array_equal(got[layer], want[layer])
+        assert not np.array_equal(got[layer], base.embed(images)[layer])
+        assert mirror.params(layer) != base.params(layer) and mirror.params(layer)["view"] == "mirror"

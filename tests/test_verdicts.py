@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 
 from novelty.errors import NoveltyError
 from novelty.featurestore import FeatureStore
-from novelty.files import write_json
+from novelty.files import sha256_file, write_json
 from novelty.neighbors import save_neighbors, top_k
 from novelty.verdicts import assess, grouped_list, judge_run, layer_agreement
 
@@ -158,8 +159,9 @@ def test_judge_run_needs_a_run_folder(tmp_path):
         judge_run(tmp_path)
 
 
-def test_mirror_search_catches_a_mirrored_copy(tmp_path):
-    """Features from a pixel stand-in extractor; sample 0 is a training image flipped left-right."""
+def _pixel_run(tmp_path):
+    """A run folder with features from a pixel stand-in extractor; sample 0 is training image 5
+    flipped left-right, sample 1 is training image 7. Returns (run folder, extractor, generated folder)."""
     from test_validate import PixelExtractor
 
     from novelty.images import load
@@ -180,24 +182,57 @@ def test_mirror_search_catches_a_mirrored_copy(tmp_path):
         ids = sorted(p.name for p in folder.iterdir())
         feats = fake.embed(np.stack([load(folder / i, 32) for i in ids]))
         for layer in fake.layers:
-            store.save(set_name, layer, ids, feats[layer], fake.params(layer))
+            store.save(set_name, layer, ids, feats[layer], fake.params(layer), [sha256_file(folder / i) for i in ids])
     write_json(tmp_path / "run" / "run.json", {"layers": list(fake.layers), "k": 10, "seed": 0, "input_size": 32,
                                                "fit": "crop", "train_dir": str(train_dir),
                                                "generated_dir": str(gen_dir)})
-    plain = judge_run(tmp_path / "run", fpr=0.05, mirror=False, pixel_flags=False, plots=False, progress=False)
-    rows = _rows(tmp_path / "run" / "samples.csv")
+    return tmp_path / "run", fake, gen_dir
+
+
+def test_mirror_search_catches_a_mirrored_copy(tmp_path):
+    run, fake, gen_dir = _pixel_run(tmp_path)
+    plain = judge_run(run, fpr=0.05, mirror=False, pixel_flags=False, plots=False, progress=False)
+    rows = _rows(run / "samples.csv")
     assert rows[0]["is_copy"] == "false" and rows[1]["is_copy"] == "true"
     assert plain.summary["settings"]["mirror_search"] is False
-    mirrored = judge_run(tmp_path / "run", fpr=0.05, extractor=fake, pixel_flags=False, plots=False, progress=False)
-    rows = _rows(tmp_path / "run" / "samples.csv")
+    mirrored = judge_run(run, fpr=0.05, extractor=fake, pixel_flags=False, plots=False, progress=False)
+    rows = _rows(run / "samples.csv")
     assert rows[0]["is_copy"] == "true" and rows[0]["fine_mirrored"] == "true"
     assert rows[0]["fine_nearest_id"] == "t005.png" and rows[1]["fine_mirrored"] == "false"
     assert sum(r["is_copy"] == "true" for r in rows[2:]) <= 1  # fresh noise at 5%, 40 held out
     assert mirrored.summary["settings"]["mirror_search"] is True
-    # the images gone: judged without the mirror search, and told why
+    # the image gone and its mirrored features not cached: judged without the mirror search, told why
     (gen_dir / "s0.png").unlink()
-    fallback = judge_run(tmp_path / "run", fpr=0.05, extractor=fake, pixel_flags=False, plots=False, progress=False)
+    shutil.rmtree(run / "features" / "generated_mirrored")
+    fallback = judge_run(run, fpr=0.05, extractor=fake, pixel_flags=False, plots=False, progress=False, cache=False)
     assert any(w.startswith("mirror search off") for w in fallback.summary["warnings"])
+
+
+def test_a_rerun_reuses_the_verdicts_and_the_mirrored_features(tmp_path):
+    run, fake, _ = _pixel_run(tmp_path)
+    calls = []
+    embed_batches = fake.embed_batches
+
+    def counting(images, *args, **kwargs):
+        calls.append(len(images))
+        return embed_batches(images, *args, **kwargs)
+
+    fake.embed_batches = counting
+    first = judge_run(run, fpr=0.05, extractor=fake, pixel_flags=False, plots=False, progress=False)
+    embedded = sum(calls)
+    assert not first.cached and embedded == 5 + first.summary["counts"]["heldout"]  # samples, held-out, flipped
+    stamp = (run / "samples.csv").stat().st_mtime_ns
+    again = judge_run(run, fpr=0.05, extractor=fake, pixel_flags=False, plots=False, progress=False)
+    assert again.cached and sum(calls) == embedded and (run / "samples.csv").stat().st_mtime_ns == stamp
+    assert again.summary["copies"] == first.summary["copies"]
+    # another setting: recomputed, but the mirrored features come from the feature store
+    other = judge_run(run, fpr=0.1, extractor=fake, pixel_flags=False, plots=False, progress=False)
+    assert not other.cached and sum(calls) == embedded
+    assert other.summary["settings"]["false_positive_rate"] == 0.1
+    # a verdict file gone: recomputed
+    (run / "training.csv").unlink()
+    assert not judge_run(run, fpr=0.1, extractor=fake, pixel_flags=False, plots=False, progress=False).cached
+    assert (run / "training.csv").is_file()
 
 
 def test_mirror_duplicates_do_not_inflate_the_calibration():
