@@ -55,6 +55,9 @@ class AnalyzeOptions:
     index: str = defaults.INDEX
     progress: bool = True
     verdicts: bool = True  # run novelty.verdicts.judge_run at the end, when that module exists
+    holdout_fraction: float = defaults.HOLDOUT_FRACTION  # the verdicts' settings (judge_run)
+    fpr: float = defaults.FALSE_POSITIVE_RATE
+    mirror: bool = True
 
 
 @dataclass
@@ -79,6 +82,7 @@ class AnalyzeResult:
     counts: dict
     timings: dict
     embedded: dict  # set -> images embedded in this run (0 for a fully cached re-run)
+    verdicts: dict | None = None  # the verdicts' summary.json, when they ran
 
 
 def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE,
@@ -251,12 +255,15 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         "versions": versions(),
     }
     write_json(run.run_json, manifest)
+    summary = None
     if options.verdicts and importlib.util.find_spec("novelty.verdicts") is not None:
         from novelty import verdicts
 
-        verdicts.judge_run(run.root, progress=options.progress)
+        judged = verdicts.judge_run(run.root, holdout_fraction=options.holdout_fraction, fpr=options.fpr,
+                                    mirror=options.mirror, progress=options.progress)
+        summary = getattr(judged, "summary", None)
         lap("verdicts")
         manifest = read_json(run.run_json)  # keep anything judge_run added
         manifest["timings"] = timings
         write_json(run.run_json, manifest)
-    return AnalyzeResult(run.root, counts, timings, embedded)
+    return AnalyzeResult(run.root, counts, timings, embedded, summary)

@@ -134,6 +134,15 @@ BLOCK1_REDUCE_OPTION = click.option(
     help="Shrink block1_pool: none, sketch:D (random projection to D values; keeps most neighbours) "
          "or pool:N (N x N average pooling; keeps fewer).")
 
+HOLDOUT_OPTION = click.option(
+    "--holdout", "holdout_fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=defaults.HOLDOUT_FRACTION, help="Share of the training images held out to calibrate the copy verdict.")
+FPR_OPTION = click.option("--fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                          default=defaults.FALSE_POSITIVE_RATE,
+                          help="False positive rate of the copy verdict (share of unseen real images flagged).")
+MIRROR_OPTION = click.option("--mirror/--no-mirror", default=True,
+                             help="Copy verdict: also search with every sample flipped left-right.")
+
 
 @main.command()
 @click.option("--train", "train_dir", required=True, type=click.Path(path_type=Path),
@@ -159,22 +168,33 @@ BLOCK1_REDUCE_OPTION = click.option(
 @BLOCK1_REDUCE_OPTION
 @click.option("--index", type=click.Choice(["exact", "faiss"]), default=defaults.INDEX,
               help="Neighbour search backend (both exact).")
+@HOLDOUT_OPTION
+@FPR_OPTION
+@MIRROR_OPTION
 def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None, n: int, seed: int,
             out: Path, layers: tuple[str, ...], k: int, weights: str, preprocess: str, input_size: int,
-            fit_mode: str, batch_size: int, feature_dtype: str, block1_reduce: str, index: str) -> None:
+            fit_mode: str, batch_size: int, feature_dtype: str, block1_reduce: str, index: str,
+            holdout_fraction: float, fpr: float, mirror: bool) -> None:
     """Find the nearest training images of every generated image; write the run folder OUT."""
     from novelty.analyze import AnalyzeOptions
     from novelty.analyze import analyze as run_analyze
 
     options = AnalyzeOptions(layers=layers, k=k, weights=weights, preprocess=preprocess,
                              input_size=input_size, batch_size=batch_size, fit_mode=fit_mode,
-                             feature_dtype=feature_dtype, block1_reduce=block1_reduce, index=index)
+                             feature_dtype=feature_dtype, block1_reduce=block1_reduce, index=index,
+                             holdout_fraction=holdout_fraction, fpr=fpr, mirror=mirror)
     result = run_analyze(train_dir, out, generated=generated_dir, checkpoint=checkpoint, n=n, seed=seed,
                          options=options)
     counts = result.counts
     click.echo(f"Compared {counts['generated']} generated with {counts['training']} training images "
                f"({counts['skipped']} files skipped, see {out / 'files.csv'}); "
                f"embedded {sum(result.embedded.values())} new images")
+    if result.verdicts:
+        copies = result.verdicts.get("copies") or {}
+        if copies.get("n"):
+            click.echo(f"Copies: {copies['count']} of {copies['n']} samples flagged at a false positive rate of "
+                       f"{fpr:g} (about {copies['expected_false_positives']:.1f} expected by chance); "
+                       f"see {out / 'samples.csv'} and {out / 'summary.json'}")
     click.echo(f"Run folder: {out}")
 
 
@@ -205,12 +225,9 @@ def serve(run: Path, host: str, port: int) -> None:
               help="Training images copied in each way (exact, flip, crop, jitter, jpeg).")
 @click.option("--unseen", "unseen_fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=defaults.VALIDATE_UNSEEN_FRACTION, help="Share of the images set aside as unseen samples.")
-@click.option("--holdout", "holdout_fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=defaults.HOLDOUT_FRACTION, help="Share of the training images held out for calibration.")
-@click.option("--fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=defaults.FALSE_POSITIVE_RATE, help="False positive rate of the copy verdict.")
-@click.option("--mirror/--no-mirror", default=True,
-              help="Also search with every sample flipped left-right, as analyze's verdicts do.")
+@HOLDOUT_OPTION
+@FPR_OPTION
+@MIRROR_OPTION
 @BATCH_SIZE_OPTION
 @SEED
 def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_size: int,

@@ -47,11 +47,17 @@ def _save(path: Path, image: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def judged() -> list:
-    """A stand-in ``novelty.verdicts`` for this module: records each judge_run call."""
+    """A stand-in ``novelty.verdicts`` for this module: records each judge_run call and its settings."""
     calls: list = []
     fake = types.ModuleType("novelty.verdicts")
     fake.__spec__ = importlib.machinery.ModuleSpec("novelty.verdicts", None)
-    fake.judge_run = lambda run, progress=True: calls.append(Path(run))
+
+    def judge_run(run, progress=True, **settings):
+        calls.append(Path(run))
+        fake.settings = settings
+        return types.SimpleNamespace(summary={"copies": {"count": 1, "n": 3, "expected_false_positives": 0.03}})
+
+    fake.judge_run = judge_run
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "novelty.verdicts", fake)
         patch.setattr(novelty, "verdicts", fake, raising=False)
@@ -78,9 +84,11 @@ def run(data: dict[str, Path], judged: list) -> Path:
     out = data["root"] / "run"
     result = CliRunner().invoke(main, ["analyze", "--train", str(data["train"]), "--generated", str(data["gen"]),
                                        "--out", str(out), "--weights", "none", "--input-size", str(SIZE),
-                                       "--k", str(K)])
+                                       "--k", str(K), "--fpr", "0.05", "--holdout", "0.2", "--no-mirror"])
     assert result.exit_code == 0, result.output
     assert "Compared 3 generated with 12 training images (1 files skipped" in result.output
+    assert "Copies: 1 of 3 samples flagged at a false positive rate of 0.05" in result.output
+    assert sys.modules["novelty.verdicts"].settings == {"holdout_fraction": 0.2, "fpr": 0.05, "mirror": False}
     return out
 
 
