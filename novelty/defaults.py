@@ -54,6 +54,8 @@ INDEX = "exact"  # analyze's neighbour search backend: exact numpy, or faiss (al
 
 # Verdicts and curation
 HOLDOUT_FRACTION = 0.1
+CLOSEST_HELDOUT = 8  # closest held-out pairs listed in summary.json and plotted
+PLOT_THUMBNAIL = 96  # px, images in plots
 FALSE_POSITIVE_RATE = 0.01
 PRDC_K = 5  # Naeem et al. (2020) recommend k = 5
 MIN_SET_SIZE = 1000  # below this many samples per side, PRDC and C_T carry a warning

@@ -15,13 +15,16 @@ import numpy as np
 from novelty.files import write_bytes
 
 
-def _figure(width: float = 6.4, height: float = 4.0):
+def _figure(width: float = 6.4, height: float = 4.0, grid: tuple[int, int] | None = None):
+    """(pyplot, figure, axes): one axes, or a ``(rows, columns)`` array of them with ``grid``."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    return plt, *plt.subplots(figsize=(width, height), dpi=100)
+    if grid is None:
+        return plt, *plt.subplots(figsize=(width, height), dpi=100)
+    return plt, *plt.subplots(*grid, figsize=(width, height), dpi=100, squeeze=False)
 
 
 def _save(plt, fig, path: str | os.PathLike) -> None:
@@ -101,4 +104,19 @@ def copying_cells(path: str | os.PathLike, z_by_layer: Mapping[str, Sequence[flo
     ax.set_xlabel("cell (k-means on training features); missing bars: too few samples")
     ax.set_ylabel("Mann-Whitney Z (negative: closer than real)")
     ax.legend(fontsize=8)
+    _save(plt, fig, path)
+
+
+def image_pairs(path: str | os.PathLike, pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], title: str) -> None:
+    """Pairs of RGB uint8 images side by side, each pair captioned, in rows of up to four pairs."""
+    per_row = min(4, len(pairs))
+    rows = -(-len(pairs) // per_row)
+    plt, fig, axes = _figure(3.2 * per_row, 2.0 * rows + 0.5, grid=(rows, per_row))
+    for ax, (a, b, caption) in zip(axes.ravel(), pairs, strict=False):
+        gap = np.full((a.shape[0], max(2, a.shape[1] // 16), 3), 255, np.uint8)
+        ax.imshow(np.concatenate([a, gap, b], axis=1))
+        ax.set_title(caption, fontsize=6.5)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
     _save(plt, fig, path)

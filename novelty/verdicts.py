@@ -19,7 +19,11 @@ What a run gets (see the README for the columns):
   generated samples retrieve it, pixel flags;
 - set level: the copy rate with intervals, C_T per layer, PRDC per layer, signs of mode collapse
   (near-duplicate groups among samples, distinct top-1 training images against unseen real images,
-  retrieval hubs), and warnings where the numbers are too few to mean much.
+  retrieval hubs), and warnings where the numbers are too few to mean much;
+- the calibration's upper end: the held-out images that come closest to a training image outside
+  their own duplicate group, listed in ``summary.json`` and shown side by side in
+  ``plots/closest_heldout_pairs.png`` (when such a pair is a re-framing of one picture, the copy
+  threshold rises to pass it: the plot shows why).
 """
 
 from __future__ import annotations
@@ -178,6 +182,27 @@ def _normalized(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {layer: normalize(x) for layer, x in features.items()}
 
 
+def _closest_heldout(cal, heldout_nearest: Mapping[str, tuple[np.ndarray, np.ndarray]], heldout: np.ndarray,
+                     training_ids: Sequence[str], count: int = defaults.CLOSEST_HELDOUT) -> list[dict]:
+    """The held-out images that come closest to a training image outside their own duplicate group,
+    most copy-like first (the combined rule's p-value): the yardstick's upper end, which sets the
+    copy threshold. Each: held-out id, its nearest training id at the layer that says most, and the
+    similarity per layer."""
+    from novelty import calibration
+
+    held_sims = {layer: heldout_nearest[layer][1] for layer in cal.layers}
+    judged = calibration.judge(cal, held_sims)
+    order = np.lexsort((-np.max([held_sims[layer] for layer in cal.layers], axis=0), judged.copy_p_value))
+    pairs = []
+    for i in order[:count]:
+        layer = min(cal.layers, key=lambda name: (judged.p_value[name][i], -held_sims[name][i]))
+        pairs.append({"heldout_id": training_ids[heldout[i]],
+                      "nearest_id": training_ids[heldout_nearest[layer][0][i]], "layer": layer,
+                      "similarity": {name: round(float(held_sims[name][i]), 6) for name in cal.layers},
+                      "copy_p_value": round(float(judged.copy_p_value[i]), 6)})
+    return pairs
+
+
 def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray],
            training_ids: Sequence[str], generated_ids: Sequence[str],
            generated_neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None, *,
@@ -243,6 +268,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     hub_score = np.mean([curation.k_occurrence(self_nb[layer][0], n) for layer in layers], axis=0) / k_self
     is_hub = hub_score >= defaults.HUB_FACTOR
     warnings += cal.warnings
+    closest_heldout = _closest_heldout(cal, held_top, heldout, training_ids)
     lap("curation_calibration")
 
     mirrored = _normalized(generated_mirrored) if generated_mirrored is not None else {}
@@ -389,7 +415,9 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         "warnings": warnings,
         "timings": timings,
     }
+    summary["calibration"]["closest_heldout"] = closest_heldout
     plot_data = {"held_sims": held_sims, "gen_sims": {layer: best[layer][1] for layer in layers},
+                 "closest_heldout": closest_heldout,
                  "thresholds": cal.thresholds, "outlier_score": outlier_score, "rate": rate,
                  "ct": ct}
     return Assessment(samples, training_rows, evidence, summary, plot_data)
@@ -530,7 +558,7 @@ def _mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: S
             lambda indices: embed_flipped("training", [training_ids[i] for i in indices]))
 
 
-VERDICTS_FORMAT = 1  # bump when what judge_run computes changes: older cached verdicts are then recomputed
+VERDICTS_FORMAT = 2  # bump when what judge_run computes changes: older cached verdicts are then recomputed
 
 
 def _cache_key(run: RunFolder, manifest: dict, store, layers: Sequence[str], settings: dict, extractor) -> str:
@@ -668,6 +696,28 @@ def _quality_names() -> tuple[str, ...]:
     return QUALITY_FLAGS
 
 
+def _pair_images(run: RunFolder, pairs: Sequence[dict]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(held-out image, nearest training image, caption) for :func:`novelty.plots.image_pairs`,
+    read from the run's training folder; pairs whose files cannot be read are left out."""
+    from novelty.images import ImageError, load
+
+    try:
+        train_dir = Path(read_json(run.run_json).get("train_dir") or "")
+    except (OSError, ValueError):
+        return []
+    if not pairs or not train_dir.is_dir():
+        return []
+    shown = []
+    for pair in pairs:
+        try:
+            a, b = (load(train_dir / pair[key], defaults.PLOT_THUMBNAIL) for key in ("heldout_id", "nearest_id"))
+        except (ImageError, OSError):
+            continue
+        sims = ", ".join(f"{layer.split('_')[0]} {value:.3f}" for layer, value in pair["similarity"].items())
+        shown.append((a, b, f"{pair['heldout_id']} ~ {pair['nearest_id']}\n{sims}"))
+    return shown
+
+
 def _write_plots(run: RunFolder, result: Assessment, plotting) -> list[Path]:
     data, summary = result.plot_data, result.summary
     fpr = summary["settings"]["false_positive_rate"]
@@ -684,6 +734,12 @@ def _write_plots(run: RunFolder, result: Assessment, plotting) -> list[Path]:
     path = run.plots_dir / "outlier_scores.png"
     plotting.outlier_histogram(path, data["outlier_score"], defaults.OUTLIER_Z)
     paths.append(path)
+    pairs = _pair_images(run, data["closest_heldout"])
+    if pairs:
+        path = run.plots_dir / "closest_heldout_pairs.png"
+        plotting.image_pairs(path, pairs, "The held-out real images (left) that come closest to a training image "
+                                          "(right): the unseen images the copy threshold must not flag")
+        paths.append(path)
     path = run.plots_dir / "copying_cells.png"
     plotting.copying_cells(path, {layer: [c.z for c in t.cells] for layer, t in data["ct"].items()},
                            {layer: (None if np.isnan(t.c_t) else t.c_t) for layer, t in data["ct"].items()})

@@ -124,7 +124,17 @@ def test_summary_records_settings_and_statistics(planted):
     assert summary["curation"]["duplicate_groups"] == 3 and summary["curation"]["outliers"] >= 1
     assert summary["curation"]["flags"]["near_blank"] == 1
     assert set(summary["plots"]) == {"similarity_block1_pool.png", "similarity_block5_pool.png",
-                                     "copy_rate.png", "outlier_scores.png", "copying_cells.png"}
+                                     "copy_rate.png", "outlier_scores.png", "copying_cells.png",
+                                     "closest_heldout_pairs.png"}
+    closest = summary["calibration"]["closest_heldout"]
+    assert len(closest) == 8
+    p_values = [pair["copy_p_value"] for pair in closest]
+    assert p_values == sorted(p_values) and p_values[0] < p_values[-1] <= 1
+    groups = {r["id"]: r["duplicate_group"] for r in _rows(run / "training.csv")}
+    for pair in closest:  # a held-out image is never paired with itself or a member of its own group
+        assert pair["heldout_id"] != pair["nearest_id"] and pair["layer"] in LAYERS
+        assert set(pair["similarity"]) == set(LAYERS)
+        assert not groups[pair["heldout_id"]] or groups[pair["heldout_id"]] != groups[pair["nearest_id"]]
     for name in summary["plots"]:
         assert (run / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

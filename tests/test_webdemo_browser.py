@@ -165,17 +165,21 @@ def test_query_upload_shows_nearest_training_images(page, server, fixture_run, s
 
 
 def test_training_curation_marks_and_exports_the_list(page, server, shots):
+    from playwright.sync_api import expect  # retries until the page re-renders: no race under load
+
     page.goto(server + "/#/training?filter=outliers")
     ready(page, "training")
     cards = page.locator(".tcard")
     assert cards.evaluate_all("cards => cards.map(c => c.dataset.id)") == ["outlier.png"]
     cards.first.locator(".mark.reject").click()
-    assert cards.first.locator(".mark.reject").get_attribute("aria-pressed") == "true"
+    expect(cards.first.locator(".mark.reject")).to_have_attribute("aria-pressed", "true")
     page.goto(server + "/#/training?filter=duplicates")
     ready(page, "training")
     assert page.locator(".dup-group .tcard").count() == 2
     page.locator(".tcard[data-id='dup/b.png'] .mark.reject").click()
     page.locator(".tcard[data-id='dup/a.png'] .mark.keep").click()
+    expect(page.locator(".tcard[data-id='dup/b.png'] .mark.reject")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator(".tcard[data-id='dup/a.png'] .mark.keep")).to_have_attribute("aria-pressed", "true")
     page.screenshot(path=shots / "training.png", full_page=True)
     with page.expect_download() as download:
         page.locator("#export-reject").click()
@@ -183,7 +187,7 @@ def test_training_curation_marks_and_exports_the_list(page, server, shots):
     assert text == "dup/b.png\noutlier.png\n"
     page.reload()
     ready(page, "training")  # marks survive a reload
-    assert page.locator(".tcard[data-id='dup/a.png'] .mark.keep").get_attribute("aria-pressed") == "true"
+    expect(page.locator(".tcard[data-id='dup/a.png'] .mark.keep")).to_have_attribute("aria-pressed", "true")
 
 
 def test_summary_shows_statistics_and_plots(page, server, shots):
