@@ -234,7 +234,7 @@ def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_si
              layers: tuple[str, ...], fit_mode: str, block1_reduce: str, copies: int, unseen_fraction: float,
              holdout_fraction: float, fpr: float, mirror: bool, batch_size: int, seed: int) -> None:
     """Plant known copies and unseen real images among samples; report what the copy verdict flags."""
-    from novelty.validate import REPORT_FILE
+    from novelty.validate import PLOT_FILE, REPORT_FILE
     from novelty.validate import validate as run_validate
 
     report = run_validate(train_dir, out, weights=weights, preprocess=preprocess, input_size=input_size,
@@ -244,7 +244,7 @@ def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_si
     click.echo(report.table())
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    click.echo(f"Report: {out / REPORT_FILE}")
+    click.echo(f"Report: {out / REPORT_FILE}; plot: {out / PLOT_FILE}")
 
 
 @main.command("export")

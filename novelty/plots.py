@@ -120,3 +120,27 @@ def image_pairs(path: str | os.PathLike, pairs: Sequence[tuple[np.ndarray, np.nd
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
     _save(plt, fig, path)
+
+
+def validation_rates(path: str | os.PathLike, rates: Mapping[str, Mapping[str, tuple[float, float, float]]],
+                     copy_goal: float, unseen_goal: float, fpr: float, unseen_row: str = "unseen") -> None:
+    """Share flagged per kind of planted copy and for unseen real images: one bar per column (the
+    combined verdict, then each layer alone) with its exact 95% interval, and the goals as lines.
+    ``rates[row][column] = (rate, low, high)``."""
+    plt, fig, ax = _figure(8.0, 4.8)
+    rows = list(rates)
+    columns = list(next(iter(rates.values())))
+    width = 0.8 / len(columns)
+    for j, column in enumerate(columns):
+        values = np.array([rates[row][column] for row in rows], dtype=np.float64)
+        x = np.arange(len(rows)) + (j - (len(columns) - 1) / 2) * width
+        ax.bar(x, values[:, 0], width=width, label=column,
+               yerr=[values[:, 0] - values[:, 1], values[:, 2] - values[:, 0]], capsize=2)
+    ax.axhline(copy_goal, color="tab:green", linestyle="--", linewidth=1, label=f"copies: goal >= {copy_goal:g}")
+    ax.axhline(unseen_goal, color="tab:red", linestyle=":", linewidth=1,
+               label=f"{unseen_row} real images: goal <= {unseen_goal:g}")
+    ax.set_xticks(np.arange(len(rows)), [f"{row}\n(false positives)" if row == unseen_row else row for row in rows])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"share flagged at a false positive rate of {fpr:g}")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+    _save(plt, fig, path)

@@ -20,7 +20,7 @@ From a folder of real images:
 
 The report gives, per kind of copy, the share flagged (true-positive rate) and, for the unseen real
 images, the share flagged (false-positive rate), each with an exact 95% interval; it is written to
-``OUT/validation.json`` and printed as a table.
+``OUT/validation.json``, drawn in ``OUT/validation.png`` and printed as a table.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ UNSEEN = "unseen"
 GOALS = {"flip": 0.9, **{kind: 0.9 for kind in CROPS}, "jitter": 0.9}  # least share of these copies to flag
 UNSEEN_GOAL = 0.05  # most share of unseen real images to flag
 REPORT_FILE = "validation.json"
+PLOT_FILE = "validation.png"  # the rates as bars with their intervals and the goals
 
 
 def inject(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -162,8 +163,9 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
              copies: int = defaults.VALIDATE_COPIES, unseen_fraction: float = defaults.VALIDATE_UNSEEN_FRACTION,
              holdout_fraction: float = defaults.HOLDOUT_FRACTION, fpr: float = defaults.FALSE_POSITIVE_RATE,
              seed: int = defaults.SEED, batch_size: int = defaults.EMBED_BATCH_SIZE, mirror: bool = True,
-             extractor=None, progress: bool = True) -> ValidationReport:
-    """Run the harness on the images in ``train_dir``; write ``out/validation.json``; return the report.
+             extractor=None, progress: bool = True, plot: bool = True) -> ValidationReport:
+    """Run the harness on the images in ``train_dir``; write ``out/validation.json`` (and, with
+    ``plot``, the rates as bars in ``out/validation.png``); return the report.
 
     ``mirror``: judge with the mirror search, as ``judge_run`` does by default (every probe and
     held-out image is also embedded flipped left-right).
@@ -249,4 +251,10 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
         warnings=list(calibration["warnings"]),
     )
     write_json(out / REPORT_FILE, report.as_dict() | {"calibration": calibration})
+    if plot:
+        from novelty.plots import validation_rates
+
+        validation_rates(out / PLOT_FILE, {row: {col: (cell.rate, *cell.interval) for col, cell in cols.items()}
+                                           for row, cols in rates.items()},
+                         min(GOALS.values()), UNSEEN_GOAL, fpr, UNSEEN)
     return report

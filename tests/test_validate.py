@@ -106,6 +106,7 @@ def test_validate_writes_a_report_with_every_kind(tmp_path):
     assert set(saved["goals"]) == {"flip", "crop95", "crop90", "crop80", "jitter", UNSEEN}
     table = report.table()
     assert "unseen real (FPR)" in table and "flip copies" in table
+    assert (tmp_path / "out" / "validation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(NoveltyError, match="inside the image folder"):
         validate(train, train / "out", extractor=PixelExtractor(), progress=False)
 
@@ -119,6 +120,7 @@ def test_cli_validate_with_random_weights(tmp_path):
                                        "--fpr", "0.2", "--layers", "block1_pool,block5_pool"])
     assert result.exit_code == 0, result.output
     assert "exact copies" in result.output and "validation.json" in result.output
+    assert "validation.png" in result.output and (tmp_path / "out" / "validation.png").is_file()
     saved = json.loads((tmp_path / "out" / "validation.json").read_text())
     assert saved["rates"]["exact"]["combined"]["flagged"] == 3
     assert saved["settings"]["weights"]["requested"] == "none"
