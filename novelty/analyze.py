@@ -30,7 +30,7 @@ import numpy as np
 
 from novelty import __version__, defaults
 from novelty.errors import NoveltyError
-from novelty.files import read_json, sha256_file, write_json, write_text
+from novelty.files import is_inside, read_json, sha256_file, write_json, write_text
 from novelty.runfolder import RunFolder
 from novelty.stopwatch import Stopwatch
 
@@ -55,7 +55,7 @@ class AnalyzeOptions:
     index: str = defaults.INDEX
     progress: bool = True
     verdicts: bool = True  # run novelty.verdicts.judge_run at the end, when that module exists
-    holdout_fraction: float = defaults.HOLDOUT_FRACTION  # the verdicts' settings (judge_run)
+    holdout_fraction: float = defaults.HOLDOUT_FRACTION  # the verdicts' settings (judge_run; in summary.json)
     fpr: float = defaults.FALSE_POSITIVE_RATE
     mirror: bool = True
 
@@ -127,11 +127,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = path.resolve(), folder.resolve()
-    return path == folder or folder in path.parents
-
-
 def _previous_search(run: RunFolder) -> dict:
     """The ``"search"`` entry of an earlier ``run.json`` in this folder (what its neighbour lists
     were computed from), or {}."""
@@ -176,7 +171,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         raise NoveltyError(f"k must be a positive integer, received: {options.k}")
     if options.index not in BACKENDS:
         raise NoveltyError(f"unknown index {options.index!r}; must be one of: {', '.join(BACKENDS)}")
-    if train.is_dir() and _inside(run.root, train):
+    if train.is_dir() and is_inside(run.root, train):
         raise NoveltyError(f"the run folder {run.root} must not lie inside the training folder {train}")
     watch = Stopwatch()
     lap, timings = watch.lap, watch.timings
@@ -192,7 +187,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     generated_dir = resolve_generated(run.root, generated, checkpoint, n, seed)
     if not generated_dir.is_dir():
         raise NoveltyError(f"generated image folder not found: {generated_dir}")
-    if _inside(run.root, generated_dir) and checkpoint is None:
+    if is_inside(run.root, generated_dir) and checkpoint is None:
         raise NoveltyError(f"the run folder {run.root} must not lie inside the generated folder {generated_dir}")
     if checkpoint is not None:
         lap("generate")

@@ -104,15 +104,13 @@ def holdout_split(n: int, fraction: float = defaults.HOLDOUT_FRACTION, seed: int
 def heldout_share(generated_similarity: np.ndarray, heldout_similarity: np.ndarray) -> np.ndarray:
     """Share of held-out similarities ``>=`` each GENERATED similarity: ``(N,)`` float64 in [0, 1]."""
     held = np.sort(np.asarray(heldout_similarity, dtype=np.float64))
-    gen = np.asarray(generated_similarity, dtype=np.float64)
-    return (len(held) - np.searchsorted(held, gen, side="left")) / len(held)
+    return _exceedance(np.asarray(generated_similarity, dtype=np.float64), held) / len(held)
 
 
 def conformal_p_value(generated_similarity: np.ndarray, heldout_similarity: np.ndarray) -> np.ndarray:
     """``(1 + #{held-out >= s}) / (1 + H)`` for each GENERATED similarity ``s``: ``(N,)`` float64."""
     held = np.sort(np.asarray(heldout_similarity, dtype=np.float64))
-    gen = np.asarray(generated_similarity, dtype=np.float64)
-    return (1.0 + len(held) - np.searchsorted(held, gen, side="left")) / (1.0 + len(held))
+    return (1.0 + _exceedance(np.asarray(generated_similarity, dtype=np.float64), held)) / (1.0 + len(held))
 
 
 def _exceedance(similarity: np.ndarray, heldout_sorted: np.ndarray) -> np.ndarray:

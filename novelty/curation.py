@@ -186,6 +186,16 @@ def duplicate_components(features: Mapping[str, np.ndarray],
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
+def duplicate_groups(features: Mapping[str, np.ndarray], k: int = defaults.TOP_K, progress: bool = False
+                     ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], DuplicateRule, np.ndarray]:
+    """The near-duplicate groups of one set ``{layer: (N, D)}`` (rows L2-normalised), from scratch:
+    (its :func:`self_neighbours` per layer, the :func:`duplicate_rule` learnt from them, the
+    :func:`duplicate_components` labels ``(N,)``)."""
+    self_nb = {layer: self_neighbours(x, k, progress) for layer, x in features.items()}
+    rule = duplicate_rule({layer: nb[1][:, 0] for layer, nb in self_nb.items()})
+    return self_nb, rule, duplicate_components(features, self_nb, rule)
+
+
 def group_numbers(components: np.ndarray) -> np.ndarray:
     """Group number per image: 0 for an image without duplicates, else 1..G, numbered by first member."""
     components = np.asarray(components)

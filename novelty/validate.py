@@ -35,7 +35,7 @@ import numpy as np
 
 from novelty import defaults
 from novelty.errors import NoveltyError
-from novelty.files import write_json
+from novelty.files import is_inside, write_json
 
 CROPS = {"crop95": 0.95, "crop90": 0.90, "crop80": 0.80}  # share of each side a crop keeps
 KINDS: tuple[str, ...] = ("exact", "flip", *CROPS, "jitter", "jpeg")
@@ -175,7 +175,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     """
     from novelty.analyze import decode_set
     from novelty.calibration import holdout_split
-    from novelty.curation import duplicate_components, duplicate_rule, self_neighbours
+    from novelty.curation import duplicate_groups
     from novelty.features import MirroredExtractor
     from novelty.featurestore import FeatureStore
     from novelty.neighbors import normalize
@@ -184,7 +184,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
         raise NoveltyError(f"copies must be at least 1, received {copies}")
     out = Path(out)
     train_dir = Path(train_dir)
-    if train_dir.is_dir() and out.resolve().is_relative_to(train_dir.resolve()):
+    if train_dir.is_dir() and is_inside(out, train_dir):
         raise NoveltyError(f"the output folder {out} must not lie inside the image folder {train_dir}")
     if extractor is None:
         from novelty.features import Extractor
@@ -201,9 +201,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     features = {layer: normalize(store.load("training", layer)[1]) for layer in layers}
 
     # unseen real images: a group-aware split, so none has a near-duplicate left in the training set
-    nb = {layer: self_neighbours(features[layer], defaults.TOP_K) for layer in layers}
-    rule = duplicate_rule({layer: nb[layer][1][:, 0] for layer in layers})
-    components = duplicate_components(features, nb, rule)
+    components = duplicate_groups(features)[2]
     train_idx, unseen_idx = holdout_split(n_all, unseen_fraction, seed + 1, groups=components)
     rng = np.random.default_rng(seed)
     n_copies = min(copies, len(train_idx))

@@ -135,9 +135,7 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
 
     layers = tuple(training)
     n = len(training[layers[0]])
-    self_nb = {layer: curation.self_neighbours(training[layer], k, progress) for layer in layers}
-    rule = curation.duplicate_rule({layer: self_nb[layer][1][:, 0] for layer in layers})
-    components = curation.duplicate_components(training, self_nb, rule)
+    self_nb, rule, components = curation.duplicate_groups(training, k, progress)
     reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
     nearest = {layer: calibration.leave_group_out_nearest(training[layer][heldout], training[layer], heldout,
                                                           components) for layer in layers}
@@ -152,8 +150,7 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
         for layer in layers:
             alt = calibration.leave_group_out_nearest(flipped[layer], training[layer], heldout, components,
                                                       exclude=mirror_duplicate)
-            better = alt[1] > nearest[layer][1]
-            nearest[layer] = (np.where(better, alt[0], nearest[layer][0]), np.where(better, alt[1], nearest[layer][1]))
+            nearest[layer] = _better_of(nearest[layer], alt)[:2]
     cal = calibration.calibrate({layer: nearest[layer][1] for layer in layers}, fpr=fpr)
     return TrainingCalibration(self_nb, rule, components, reference, heldout, nearest, cal)
 
@@ -172,8 +169,14 @@ def nearest_with_mirror(nearest: tuple[np.ndarray, np.ndarray], mirrored_feature
     if mirrored_features is None:
         return idx, sims, np.zeros(len(idx), dtype=bool)
     m_idx, m_sims = top_k(mirrored_features, training, 1)
-    better = m_sims[:, 0] > sims
-    return np.where(better, m_idx[:, 0], idx), np.where(better, m_sims[:, 0], sims), better
+    return _better_of((idx, sims), (m_idx[:, 0], m_sims[:, 0]))
+
+
+def _better_of(plain: tuple[np.ndarray, np.ndarray], mirrored: tuple[np.ndarray, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, the (index, similarity) pair with the higher similarity, and whether it is the mirrored one."""
+    better = mirrored[1] > plain[1]
+    return np.where(better, mirrored[0], plain[0]), np.where(better, mirrored[1], plain[1]), better
 
 
 def _normalized(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -528,12 +531,11 @@ def _mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: S
         extractor = _build_extractor(manifest, layers)
     hashes = {}
     for set_name in folders:
-        for layer in layers:
-            meta = store.meta(set_name, layer) or {}
+        metas = [store.meta(set_name, layer) or {} for layer in layers]
+        for layer, meta in zip(layers, metas, strict=True):
             if meta.get("params") != extractor.params(layer):
                 raise NoveltyError(f"the {set_name} {layer} features were made with other extractor settings")
-        meta = store.meta(set_name, layers[0])
-        hashes[set_name] = dict(zip(meta.get("ids") or [], meta.get("sha256") or [], strict=False))
+        hashes[set_name] = dict(zip(metas[0].get("ids") or [], metas[0].get("sha256") or [], strict=False))
     mirror = MirroredExtractor(extractor)
 
     def embed_flipped(set_name: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -666,8 +668,8 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     summary["timings"]["mirror_search_embedding"] = mirror_seconds
     if mirror_warning:
         summary["warnings"].append(mirror_warning)
+    train_dir = Path(manifest["train_dir"]) if manifest.get("train_dir") else None
     if pixel_flags:
-        train_dir = Path(manifest["train_dir"]) if manifest.get("train_dir") else None
         rows, warns = pixel_rows(train_dir, training_ids, progress)
         for row, extra in zip(result.training, rows, strict=True):
             row.update(extra)
@@ -682,7 +684,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     write_json(run.root / EVIDENCE_FILE, result.evidence, indent=None)
     if plots:
         watch.lap("write")
-        written += _write_plots(run, result, plotting)
+        written += _write_plots(run, result, plotting, train_dir)
         summary["timings"]["plots"] = watch.lap("plots")
     summary["plots"] = sorted(p.name for p in written if p.suffix == ".png")
     summary["cache_key"] = key
@@ -696,16 +698,12 @@ def _quality_names() -> tuple[str, ...]:
     return QUALITY_FLAGS
 
 
-def _pair_images(run: RunFolder, pairs: Sequence[dict]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+def _pair_images(train_dir: Path | None, pairs: Sequence[dict]) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """(held-out image, nearest training image, caption) for :func:`novelty.plots.image_pairs`,
     read from the run's training folder; pairs whose files cannot be read are left out."""
     from novelty.images import ImageError, load
 
-    try:
-        train_dir = Path(read_json(run.run_json).get("train_dir") or "")
-    except (OSError, ValueError):
-        return []
-    if not pairs or not train_dir.is_dir():
+    if not pairs or train_dir is None or not train_dir.is_dir():
         return []
     shown = []
     for pair in pairs:
@@ -718,7 +716,7 @@ def _pair_images(run: RunFolder, pairs: Sequence[dict]) -> list[tuple[np.ndarray
     return shown
 
 
-def _write_plots(run: RunFolder, result: Assessment, plotting) -> list[Path]:
+def _write_plots(run: RunFolder, result: Assessment, plotting, train_dir: Path | None) -> list[Path]:
     data, summary = result.plot_data, result.summary
     fpr = summary["settings"]["false_positive_rate"]
     paths = []
@@ -734,7 +732,7 @@ def _write_plots(run: RunFolder, result: Assessment, plotting) -> list[Path]:
     path = run.plots_dir / "outlier_scores.png"
     plotting.outlier_histogram(path, data["outlier_score"], defaults.OUTLIER_Z)
     paths.append(path)
-    pairs = _pair_images(run, data["closest_heldout"])
+    pairs = _pair_images(train_dir, data["closest_heldout"])
     if pairs:
         path = run.plots_dir / "closest_heldout_pairs.png"
         plotting.image_pairs(path, pairs, "The held-out real images (left) that come closest to a training image "

@@ -15,7 +15,7 @@ class LayerScore(BaseModel):
     calibrated: float | None = Field(
         description="Calibrated score in 0..1: share of held-out (unseen) training images whose nearest "
                     "training image is less similar than this (1 - heldout_share); null without calibration")
-    p_value: float | None = Field(description="Size-corrected conformal p-value of this layer (samples.csv)")
+    p_value: float | None = Field(description="Conformal p-value of this layer alone (samples.csv)")
 
 
 class Agreement(BaseModel):
