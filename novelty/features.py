@@ -279,9 +279,9 @@ class MirroredExtractor:
     def embed_batches(self, images: np.ndarray, batch_size: int = defaults.EMBED_BATCH_SIZE,
                       progress: bool = True, desc: str = "embedding") -> Iterator[dict[str, np.ndarray]]:
         """:meth:`Extractor.embed_batches` of the images flipped left-right."""
-        return self.base.embed_batches(self._mirror(images), batch_size, progress, f"{desc} (mirrored)")
+        return self.base.embed_batches(self._mirror(images), batch_size, progress, desc)
 
     def embed(self, images: np.ndarray, batch_size: int = defaults.EMBED_BATCH_SIZE,
               progress: bool = True, desc: str = "embedding") -> dict[str, np.ndarray]:
         """:meth:`Extractor.embed` of the images flipped left-right."""
-        return self.base.embed(self._mirror(images), batch_size, progress, f"{desc} (mirrored)")
+        return self.base.embed(self._mirror(images), batch_size, progress, desc)

@@ -213,7 +213,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     mirror_extractor = MirroredExtractor(extractor)
 
     def flipped(batch: np.ndarray, what: str) -> dict[str, np.ndarray]:
-        return mirror_extractor.embed(batch, batch_size, progress, desc=f"embedding {what}")
+        return mirror_extractor.embed(batch, batch_size, progress, desc=f"embedding mirrored {what}")
 
     for kind in KINDS:
         made = np.stack([inject(images.images[i], kind, rng) for i in sources])
