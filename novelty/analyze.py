@@ -58,6 +58,7 @@ class AnalyzeOptions:
     holdout_fraction: float = defaults.HOLDOUT_FRACTION  # the verdicts' settings (judge_run; in summary.json)
     fpr: float = defaults.FALSE_POSITIVE_RATE
     mirror: bool = True
+    align: bool = True
 
 
 @dataclass
@@ -255,7 +256,8 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         from novelty import verdicts
 
         judged = verdicts.judge_run(run.root, holdout_fraction=options.holdout_fraction, fpr=options.fpr,
-                                    mirror=options.mirror, progress=options.progress)
+                                    mirror=options.mirror, align=options.align,
+                                    progress=options.progress)
         summary = getattr(judged, "summary", None)
         lap("verdicts")
         manifest = read_json(run.run_json)  # keep anything judge_run added

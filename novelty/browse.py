@@ -39,7 +39,8 @@ LAYER_INFO: dict[str, dict[str, str]] = {
 
 # samples.csv and training.csv are written by novelty.verdicts; these are the columns read here.
 # Per GENERATED sample: verdict, copy_score, copy_p_value, layer_agreement, duplicate_group, and per
-# layer {layer}_nearest_id, {layer}_similarity, {layer}_heldout_share, {layer}_p_value.
+# layer {layer}_nearest_id, {layer}_similarity, {layer}_heldout_share, {layer}_p_value; likewise
+# aligned_* for the aligned pixel match, with aligned_scale and aligned_crop.
 # Flags of training.csv with a view of their own; every other is_* column is a pixel flag.
 CURATION_FLAGS = ("is_outlier", "is_duplicate", "is_hub", "is_retrieval_hub")
 
@@ -252,12 +253,23 @@ class RunView:
                              "similarity": _round(similarity), "calibrated": _round(calibrated),
                              "p_value": _round(_number(row.get(f"{layer}_p_value")))}
         deepest = layers[self.layers[-1]]["similarity"]
+        aligned = None
+        if _number(row.get("aligned_similarity")) is not None:
+            share = _number(row.get("aligned_heldout_share"))
+            aligned = {"nearest": row.get("aligned_nearest_id") or None,
+                       "similarity": _round(_number(row.get("aligned_similarity"))),
+                       "calibrated": None if share is None else _round(1.0 - share),
+                       "p_value": _round(_number(row.get("aligned_p_value"))),
+                       "mirrored": (row.get("aligned_mirrored") or "").strip().lower() == "true",
+                       "scale": _number(row.get("aligned_scale")),
+                       "crop": (row.get("aligned_crop") or "").strip() or None}
         return {"id": sample_id, "verdict": (row.get("verdict") or "").strip() or None,
                 "copy_score": _round(_number(row.get("copy_score"))),
                 "copy_p_value": _round(_number(row.get("copy_p_value"))),
                 "novelty": None if deepest is None else _round(1.0 - deepest),
                 "duplicate_group": (row.get("duplicate_group") or "").strip() or None,
-                "layers": layers, "agreement": self.agreement(sample_id, _number(row.get("layer_agreement")))}
+                "layers": layers, "aligned": aligned,
+                "agreement": self.agreement(sample_id, _number(row.get("layer_agreement")))}
 
     def sample_list(self) -> list[dict[str, Any]]:
         return [self.sample(ident) for ident in self.sample_ids]

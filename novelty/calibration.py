@@ -33,12 +33,19 @@ Per layer, for a GENERATED sample with nearest-training similarity ``s``:
 - ``p_value = (1 + c) / (1 + H)``, the conformal p-value of that layer alone.
 
 Layer combination (one verdict from several layers): min-count, calibrated on the held-out set.
+A "layer" is any piece of evidence with one similarity per image: the VGG layers and the aligned
+pixel match (:mod:`novelty.alignment`, named ``aligned``) are treated alike.
 A sample's statistic is ``t = min over layers of c`` (it looks like a copy if ANY layer says so: a
 flip fools the spatial block1_pool more than block5_pool, a colour jitter the reverse). The same
 statistic is computed for every held-out image, counting among the other held-out images and the
 sample itself (full conformal: sample and held-out images are treated alike), and
 
-- ``copy_p_value = (1 + #{held-out j: t_j <= t}) / (1 + H)``, ``copy_score = 1 - copy_p_value``;
+- ``copy_p_value = (1 + #{held-out j: t_j < t, or t_j = t and z_j >= z}) / (1 + H)``,
+  ``copy_score = 1 - copy_p_value``, where ``z`` breaks ties: the largest over layers of the robust
+  z-score ``(s - median) / MAD`` of the similarity among the held-out images and the sample. Without
+  it, a sample beyond every held-out image in one layer would tie with the top held-out image of
+  each other layer, and with three pieces of evidence and 269 held-out images (the masks) the
+  smallest p-value would be 3/270, above a 1% rate;
 - ``is_copy = copy_p_value <= fpr``.
 
 Because it is a conformal p-value of the combined statistic, the share of genuinely unseen real
@@ -130,12 +137,25 @@ def leave_group_out_nearest(heldout_features: np.ndarray, training_features: np.
     (each held-out image looks ``extra`` places further down its list for them). Returns (training
     indices ``(H,)`` int64, cosine similarities ``(H,)`` float32).
     """
+    idx, sims = leave_group_out_neighbours(heldout_features, training_features, heldout_index, components,
+                                           count=1, exclude=exclude, extra=extra)
+    return idx[:, 0], sims[:, 0]
+
+
+def leave_group_out_neighbours(heldout_features: np.ndarray, training_features: np.ndarray,
+                               heldout_index: np.ndarray, components: np.ndarray, *, count: int,
+                               exclude: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                               extra: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` nearest TRAINING images of each held-out image outside its own duplicate group,
+    best first, as :func:`leave_group_out_nearest` finds the first: (indices ``(H, C)`` int64, -1
+    where fewer are usable; similarities ``(H, C)`` float32, -inf there), ``C = min(count, N)``."""
     from novelty.neighbors import top_k
 
     components = np.asarray(components)
     own = components[np.asarray(heldout_index)]
     sizes = np.bincount(components)
-    width = int(min(len(training_features), sizes[own].max() + 1 + (extra if exclude is not None else 0)))
+    width = int(min(len(training_features),
+                    sizes[own].max() + count + (count * extra if exclude is not None else 0)))
     idx, sims = top_k(heldout_features, training_features, width)
     usable = components[idx] != own[:, None]
     if exclude is not None:
@@ -143,9 +163,10 @@ def leave_group_out_nearest(heldout_features: np.ndarray, training_features: np.
         usable &= ~np.asarray(exclude(rows, idx.ravel()), dtype=bool).reshape(idx.shape)
     if not usable.any(axis=1).all():
         raise NoveltyError("a held-out image has no training image outside its own duplicate group")
-    first = usable.argmax(axis=1)
-    rows = np.arange(len(idx))
-    return idx[rows, first], sims[rows, first]
+    order = np.argsort(~usable, axis=1, kind="stable")[:, :count]  # usable places first, in list order
+    rows = np.arange(len(idx))[:, None]
+    taken = usable[rows, order]
+    return np.where(taken, idx[rows, order], -1), np.where(taken, sims[rows, order], -np.inf).astype(np.float32)
 
 
 @dataclass
@@ -178,7 +199,9 @@ class Calibration:
         """Full-conformal p-values ``(N,)`` of GENERATED similarities ``(N, L)``.
 
         Each held-out image's count is taken among the other held-out images AND the sample, so the
-        sample and the held-out images are treated alike (exchangeable under the null).
+        sample and the held-out images are treated alike (exchangeable under the null). Equal counts
+        are ordered by the tie-break (:func:`_robust_z`): without it a sample beyond every held-out image
+        in one layer would tie with the top held-out image of each other layer.
         """
         gen = np.asarray(generated_similarity, dtype=np.float64)
         t_gen = self.counts(gen).min(axis=1)  # (N,)
@@ -187,7 +210,10 @@ class Calibration:
         for start in range(0, len(gen), block):
             g = gen[start:start + block]
             t_held = (self._others[None] + (g[:, None, :] >= held[None])).min(axis=2)  # (B, H)
-            out[start:start + block] = (1.0 + (t_held <= t_gen[start:start + block, None]).sum(axis=1))
+            z_held, z_gen = _robust_z(held, g)
+            t = t_gen[start:start + block, None]
+            beaten = (t_held < t) | ((t_held == t) & (z_held.max(axis=2) >= z_gen.max(axis=1)[:, None]))
+            out[start:start + block] = 1.0 + beaten.sum(axis=1)
         return out / (1.0 + self.n_heldout)
 
     def summary(self) -> dict:
@@ -200,6 +226,21 @@ class Calibration:
             "thresholds": {layer: _finite_or_none(t) for layer, t in self.thresholds.items()},
             "warnings": list(self.warnings),
         }
+
+
+def _robust_z(held: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tie-break of the combined rule: per layer, how far a similarity lies above the typical one,
+    in robust units, ``(s - median) / MAD`` over the held-out images AND the sample (so the two are
+    treated alike). ``held`` ``(H, L)``, ``generated`` ``(B, L)``; returns (held-out ``(B, H, L)``,
+    samples ``(B, L)``)."""
+    pooled = np.concatenate([np.broadcast_to(held[None], (len(generated), *held.shape)), generated[:, None]],
+                            axis=1)  # (B, H + 1, L)
+    with np.errstate(invalid="ignore"):  # -inf similarities (a probe with one layer only) stay -inf
+        centre = np.median(pooled, axis=1, keepdims=True)  # (B, 1, L)
+        spread = np.median(np.abs(pooled - centre), axis=1, keepdims=True)
+        z = (pooled - centre) / np.maximum(spread, 1e-12)
+    z = np.nan_to_num(z, nan=-np.inf)
+    return z[:, :-1], z[:, -1]
 
 
 def _finite_or_none(value: float) -> float | None:

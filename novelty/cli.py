@@ -142,6 +142,9 @@ FPR_OPTION = click.option("--fpr", type=click.FloatRange(0, 1, min_open=True, ma
                           help="False positive rate of the copy verdict (share of unseen real images flagged).")
 MIRROR_OPTION = click.option("--mirror/--no-mirror", default=True,
                              help="Copy verdict: also search with every sample flipped left-right.")
+ALIGN_OPTION = click.option("--align/--no-align", default=True,
+                            help="Copy verdict: also match pixels of every sample, aligned over crops and "
+                                 "scales, with its nearest training images (catches crops).")
 
 
 @main.command()
@@ -171,10 +174,11 @@ MIRROR_OPTION = click.option("--mirror/--no-mirror", default=True,
 @HOLDOUT_OPTION
 @FPR_OPTION
 @MIRROR_OPTION
+@ALIGN_OPTION
 def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None, n: int, seed: int,
             out: Path, layers: tuple[str, ...], k: int, weights: str, preprocess: str, input_size: int,
             fit_mode: str, batch_size: int, feature_dtype: str, block1_reduce: str, index: str,
-            holdout_fraction: float, fpr: float, mirror: bool) -> None:
+            holdout_fraction: float, fpr: float, mirror: bool, align: bool) -> None:
     """Find the nearest training images of every generated image; write the run folder OUT."""
     from novelty.analyze import AnalyzeOptions
     from novelty.analyze import analyze as run_analyze
@@ -182,7 +186,7 @@ def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None
     options = AnalyzeOptions(layers=layers, k=k, weights=weights, preprocess=preprocess,
                              input_size=input_size, batch_size=batch_size, fit_mode=fit_mode,
                              feature_dtype=feature_dtype, block1_reduce=block1_reduce, index=index,
-                             holdout_fraction=holdout_fraction, fpr=fpr, mirror=mirror)
+                             holdout_fraction=holdout_fraction, fpr=fpr, mirror=mirror, align=align)
     result = run_analyze(train_dir, out, generated=generated_dir, checkpoint=checkpoint, n=n, seed=seed,
                          options=options)
     counts = result.counts
@@ -228,11 +232,12 @@ def serve(run: Path, host: str, port: int) -> None:
 @HOLDOUT_OPTION
 @FPR_OPTION
 @MIRROR_OPTION
+@ALIGN_OPTION
 @BATCH_SIZE_OPTION
 @SEED
 def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_size: int,
              layers: tuple[str, ...], fit_mode: str, block1_reduce: str, copies: int, unseen_fraction: float,
-             holdout_fraction: float, fpr: float, mirror: bool, batch_size: int, seed: int) -> None:
+             holdout_fraction: float, fpr: float, mirror: bool, align: bool, batch_size: int, seed: int) -> None:
     """Plant known copies and unseen real images among samples; report what the copy verdict flags."""
     from novelty.validate import PLOT_FILE, REPORT_FILE
     from novelty.validate import validate as run_validate
@@ -240,7 +245,7 @@ def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_si
     report = run_validate(train_dir, out, weights=weights, preprocess=preprocess, input_size=input_size,
                           layers=layers, fit_mode=fit_mode, block1_reduce=block1_reduce, copies=copies,
                           unseen_fraction=unseen_fraction, holdout_fraction=holdout_fraction, fpr=fpr,
-                          seed=seed, batch_size=batch_size, mirror=mirror)
+                          seed=seed, batch_size=batch_size, mirror=mirror, align=align)
     click.echo(report.table())
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)

@@ -15,8 +15,9 @@ From a folder of real images:
    keeping 95%, 90% or 80% of each side at a random place, resized back); ``jitter`` (brightness, contrast and saturation each scaled by a random factor in
    0.75-1.25); ``jpeg`` (re-encoded at quality 30);
 5. copies and unseen images are judged like generated samples, by the combined rule and by each
-   layer alone (calibrated at the same ``fpr``), with the mirror search of ``judge_run`` unless
-   ``mirror=False`` (each probe and held-out image is then also embedded flipped left-right).
+   piece of evidence alone (calibrated at the same ``fpr``), with the mirror search of ``judge_run``
+   unless ``mirror=False`` (each probe and held-out image is then also embedded flipped left-right)
+   and the aligned pixel match unless ``align=False`` (:mod:`novelty.alignment`).
 
 The report gives, per kind of copy, the share flagged (true-positive rate) and, for the unseen real
 images, the share flagged (false-positive rate), each with an exact 95% interval; it is written to
@@ -124,33 +125,41 @@ def _cell(flags: np.ndarray) -> Cell:
 def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.ndarray]], *,
              mirrored_probes: dict[str, dict[str, np.ndarray]] | None = None,
              training_mirrored: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+             probe_views: dict | None = None, training_views: Callable[[np.ndarray], object] | None = None,
              fpr: float = defaults.FALSE_POSITIVE_RATE, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
-             seed: int = defaults.SEED, k: int = defaults.TOP_K) -> tuple[dict[str, dict[str, Cell]], dict]:
+             seed: int = defaults.SEED, k: int = defaults.TOP_K,
+             progress: bool = False) -> tuple[dict[str, dict[str, Cell]], dict]:
     """Flag rates of PROBE sets (``{row: {layer: (n, D)}}``, judged as GENERATED) against TRAINING
-    ``{layer: (N, D)}``, for the combined rule and each layer alone. Returns (rates, calibration summary).
+    ``{layer: (N, D)}``, for the combined rule and each piece of evidence alone. Returns (rates,
+    calibration summary).
 
     ``mirrored_probes`` (the probes flipped left-right) and ``training_mirrored`` (flipped training
-    images by index) turn on the mirror search, as in :func:`novelty.verdicts.assess`.
+    images by index) turn on the mirror search, as in :func:`novelty.verdicts.assess`; ``probe_views``
+    (``{row: Views}``) and ``training_views`` (views of training images by index) the aligned pixel
+    match (:mod:`novelty.alignment`).
     """
     from novelty.calibration import calibrate, judge
-    from novelty.neighbors import normalize, top_k
-    from novelty.verdicts import calibrate_training, nearest_with_mirror
+    from novelty.neighbors import normalize
+    from novelty.verdicts import calibrate_training, nearest_training
 
     train = {layer: normalize(x) for layer, x in training.items()}
     tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
-                            mirrored=training_mirrored)
-    held = {layer: tc.heldout_nearest[layer][1] for layer in train}
-    rules = {COMBINED: tc.calibration} | {layer: calibrate({layer: held[layer]}, fpr=fpr) for layer in train}
+                            mirrored=training_mirrored, pixels=training_views if probe_views else None,
+                            progress=progress)
+    names = tc.calibration.layers
+    held = {name: tc.heldout_nearest[name][1] for name in names}
+    rules = {COMBINED: tc.calibration} | {name: calibrate({name: held[name]}, fpr=fpr) for name in names}
     rates: dict[str, dict[str, Cell]] = {}
     for row, feats in probes.items():
-        nearest = {}
-        for layer in train:
-            idx, sims = top_k(feats[layer], train[layer], 1)
-            flipped = normalize(mirrored_probes[row][layer]) if mirrored_probes is not None else None
-            nearest[layer] = nearest_with_mirror((idx[:, 0], sims[:, 0]), flipped, train[layer])[1]
+        nearest, _ = nearest_training(
+            {layer: normalize(feats[layer]) for layer in train}, train,
+            mirrored=({layer: normalize(x) for layer, x in mirrored_probes[row].items()}
+                      if mirrored_probes is not None else None),
+            query_views=probe_views[row] if probe_views else None, training_views=training_views,
+            progress=progress, desc=f"aligning {row}")
         rates[row] = {}
         for name, rule in rules.items():
-            verdict = judge(rule, {layer: nearest[layer] for layer in rule.layers})
+            verdict = judge(rule, {layer: nearest[layer][1] for layer in rule.layers})
             rates[row][name] = _cell(verdict.is_copy)
     summary = tc.calibration.summary() | {"n_reference": len(tc.reference), "n_heldout": len(tc.heldout)}
     return rates, summary
@@ -163,12 +172,13 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
              copies: int = defaults.VALIDATE_COPIES, unseen_fraction: float = defaults.VALIDATE_UNSEEN_FRACTION,
              holdout_fraction: float = defaults.HOLDOUT_FRACTION, fpr: float = defaults.FALSE_POSITIVE_RATE,
              seed: int = defaults.SEED, batch_size: int = defaults.EMBED_BATCH_SIZE, mirror: bool = True,
-             extractor=None, progress: bool = True, plot: bool = True) -> ValidationReport:
+             align: bool = True, extractor=None, progress: bool = True, plot: bool = True) -> ValidationReport:
     """Run the harness on the images in ``train_dir``; write ``out/validation.json`` (and, with
     ``plot``, the rates as bars in ``out/validation.png``); return the report.
 
     ``mirror``: judge with the mirror search, as ``judge_run`` does by default (every probe and
-    held-out image is also embedded flipped left-right).
+    held-out image is also embedded flipped left-right). ``align``: add the aligned pixel match, as
+    ``judge_run`` does by default (:mod:`novelty.alignment`).
 
     ``extractor``: a :class:`novelty.features.Extractor` to use instead of building one from
     ``weights``, ``preprocess``, ``input_size``, ``layers``, ``block1_reduce`` and ``fit_mode``.
@@ -207,8 +217,11 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     n_copies = min(copies, len(train_idx))
     sources = np.sort(rng.choice(train_idx, n_copies, replace=False))
 
+    from novelty.alignment import TrainingViews, views
+
     probes: dict[str, dict[str, np.ndarray]] = {}
     mirrored: dict[str, dict[str, np.ndarray]] = {}
+    pixel_views = {}
 
     mirror_extractor = MirroredExtractor(extractor)
 
@@ -223,15 +236,21 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
             probes[kind] = extractor.embed(made, batch_size, progress, desc=f"embedding {kind} copies")
         if mirror:
             mirrored[kind] = flipped(made, f"{kind} copies")
+        if align:
+            pixel_views[kind] = views(made)
     probes[UNSEEN] = {layer: features[layer][unseen_idx] for layer in layers}
     if mirror:
         mirrored[UNSEEN] = flipped(images.images[unseen_idx], "unseen images")
+    if align:
+        pixel_views[UNSEEN] = views(images.images[unseen_idx])
 
     rates, calibration = evaluate(
         {layer: features[layer][train_idx] for layer in layers}, probes,
         mirrored_probes=mirrored if mirror else None,
         training_mirrored=(lambda rows: flipped(images.images[train_idx[rows]], "held-out images")) if mirror else None,
-        fpr=fpr, holdout_fraction=holdout_fraction, seed=seed)
+        probe_views=pixel_views or None,
+        training_views=TrainingViews(lambda rows: images.images[train_idx[rows]]) if align else None,
+        fpr=fpr, holdout_fraction=holdout_fraction, seed=seed, progress=progress)
     goals = {kind: {"at_least": goal, "met": rates[kind][COMBINED].rate >= goal} for kind, goal in GOALS.items()}
     goals[UNSEEN] = {"at_most": UNSEEN_GOAL, "met": rates[UNSEEN][COMBINED].rate <= UNSEEN_GOAL}
     report = ValidationReport(
@@ -240,7 +259,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
                   "preprocess": extractor.preprocess, "input_size": extractor.input_size, "fit": fit_mode,
                   "layers": list(layers), "copies": n_copies, "unseen_fraction": unseen_fraction,
                   "holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
-                  "mirror_search": mirror,
+                  "mirror_search": mirror, "aligned_pixel_match": align,
                   "kinds": {"crop_side": CROPS, "jitter": list(JITTER), "jpeg_quality": JPEG_QUALITY}},
         counts={"images": n_all, "training": len(train_idx), "unseen": len(unseen_idx),
                 "copies_per_kind": n_copies, "skipped": images.skipped,

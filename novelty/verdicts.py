@@ -10,8 +10,10 @@ What a run gets (see the README for the columns):
 
 - per GENERATED sample: nearest training image, similarity (the better of the sample and its mirror
   image, ``<layer>_mirrored`` saying which), share of held-out images that come as close and
-  p-value per layer; the combined ``copy_score`` / ``copy_p_value`` / ``is_copy`` (any layer,
-  calibrated on held-out images, see :mod:`novelty.calibration`); a ``verdict`` word
+  p-value per layer, and the same for the aligned pixel match (``aligned_*``, :mod:`novelty.alignment`:
+  the best-aligned training image among the nearest, with the crop's scale and side); the combined
+  ``copy_score`` / ``copy_p_value`` / ``is_copy`` (any piece of evidence, calibrated on held-out
+  images, see :mod:`novelty.calibration`); a ``verdict`` word
   (``copy``; ``borderline`` when not a copy but ``copy_p_value <= BORDERLINE_RATE``; ``novel``);
   ``layer_agreement`` (mean Jaccard index of the layers' top-k lists); its near-duplicate group
   among the generated samples;
@@ -46,6 +48,7 @@ from novelty.stopwatch import Stopwatch
 
 EVIDENCE_FILE = "evidence.json"
 DISTINCT_SUBSETS = 200  # random subsets averaged for the distinct-top-1 comparison
+CROP_SIDE = {"query": "sample", "candidate": "training"}  # aligned match: which image is the crop of the other
 SMALL_COPY_SET = 30  # fewer generated samples than this: the copy rate carries a warning
 
 
@@ -98,6 +101,14 @@ def grouped_list(indices: np.ndarray, scores: np.ndarray, components: np.ndarray
     return out
 
 
+def _match_evidence(found, row: Mapping) -> dict:
+    """The aligned pixel match of one GENERATED sample for ``evidence.json``: which training image,
+    how well, and how the two line up (:class:`novelty.alignment.Match`)."""
+    return {"id": row["aligned_nearest_id"] or None, "score": row["aligned_similarity"],
+            "mirrored": row["aligned_mirrored"], "scale": found.scale, "crop": CROP_SIDE[found.inside],
+            "offset": list(found.offset)}
+
+
 def _distinct(values: np.ndarray, size: int, rng: np.random.Generator) -> float:
     """Mean number of distinct values in random subsets of ``size`` (all of them when equal)."""
     if size >= len(values):
@@ -123,22 +134,29 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
                        holdout_fraction: float = defaults.HOLDOUT_FRACTION,
                        fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int = defaults.SEED,
                        mirrored: Callable[[np.ndarray], Mapping[str, np.ndarray]] | None = None,
+                       pixels: Callable[[np.ndarray], object] | None = None,
                        progress: bool = False) -> TrainingCalibration:
     """Duplicate groups, group-aware held-out split and calibrated copy rule from TRAINING ``{layer: (N, D)}``
     (rows L2-normalised). :func:`assess` and the validation harness share this one path.
 
     ``mirrored(indices)``: features ``{layer: (len(indices), D)}`` of those training images flipped
     left-right; given, a held-out image's similarity is the better of itself and its mirror image
-    (as for generated samples, see :func:`nearest_with_mirror`).
+    (as for generated samples, see :func:`nearest_training`).
+    ``pixels(indices)``: :class:`novelty.alignment.Views` of those training images; given, the aligned
+    pixel match (:mod:`novelty.alignment`) is one more piece of evidence, named ``aligned``, and a
+    held-out image is scored against its nearest training images outside its own group.
     """
-    from novelty import calibration, curation
+    from novelty import alignment, calibration, curation
 
     layers = tuple(training)
     n = len(training[layers[0]])
     self_nb, rule, components = curation.duplicate_groups(training, k, progress)
     reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
-    nearest = {layer: calibration.leave_group_out_nearest(training[layer][heldout], training[layer], heldout,
-                                                          components) for layer in layers}
+    depth = alignment.ALIGN_CANDIDATES if pixels is not None else 1
+    near = {layer: calibration.leave_group_out_neighbours(training[layer][heldout], training[layer], heldout,
+                                                          components, count=depth) for layer in layers}
+    nearest = {layer: (idx[:, 0], sims[:, 0]) for layer, (idx, sims) in near.items()}
+    mirror_near = None
     if mirrored is not None:
         flipped = _normalized(mirrored(heldout))
 
@@ -147,29 +165,60 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
             return rule.is_duplicate({layer: curation.pair_similarity(flipped[layer], training[layer], rows, cols)
                                       for layer in layers})
 
+        mirror_near = {layer: calibration.leave_group_out_neighbours(
+            flipped[layer], training[layer], heldout, components, count=depth, exclude=mirror_duplicate)
+            for layer in layers}
         for layer in layers:
-            alt = calibration.leave_group_out_nearest(flipped[layer], training[layer], heldout, components,
-                                                      exclude=mirror_duplicate)
+            alt = mirror_near[layer][0][:, 0], mirror_near[layer][1][:, 0]
             nearest[layer] = _better_of(nearest[layer], alt)[:2]
-    cal = calibration.calibrate({layer: nearest[layer][1] for layer in layers}, fpr=fpr)
+    if pixels is not None:
+        found = alignment.best_match(
+            pixels(heldout), np.concatenate([near[layer][0] for layer in layers], axis=1), pixels,
+            None if mirror_near is None else np.concatenate([mirror_near[layer][0] for layer in layers], axis=1),
+            progress=progress, desc="aligning held-out images")
+        nearest[alignment.ALIGNED] = found[:2]
+    cal = calibration.calibrate({name: sims for name, (_, sims) in nearest.items()}, fpr=fpr)
     return TrainingCalibration(self_nb, rule, components, reference, heldout, nearest, cal)
 
 
-def nearest_with_mirror(nearest: tuple[np.ndarray, np.ndarray], mirrored_features: np.ndarray | None,
-                        training: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The better of a GENERATED sample's nearest TRAINING image and its mirror image's.
+def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, np.ndarray],
+                     neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None, *,
+                     mirrored: Mapping[str, np.ndarray] | None = None, query_views=None,
+                     training_views: Callable[[np.ndarray], object] | None = None, progress: bool = False,
+                     desc: str = "aligning generated samples") -> tuple[dict[str, tuple], list | None]:
+    """Each query's nearest TRAINING image, per piece of evidence: every layer, and ``aligned`` when
+    ``query_views`` (:class:`novelty.alignment.Views`) and ``training_views(indices)`` are given.
 
-    ``nearest`` = (indices ``(M,)``, similarities ``(M,)``) of the samples as they are;
-    ``mirrored_features`` ``(M, D)`` the samples flipped left-right (None: no mirror search);
-    ``training`` ``(N, D)``. Returns (indices, similarities, mirrored ``(M,)`` bool).
+    ``queries`` / ``training``: ``{layer: (M, D)}`` / ``{layer: (N, D)}``, rows L2-normalised;
+    ``neighbours[layer]`` = the queries' lists ``(indices (M, k), similarities (M, k))`` best first
+    (None: searched here); ``mirrored`` ``{layer: (M, D)}``: the queries flipped left-right,
+    normalised (None: no mirror search; given, a query's nearest is the better of itself and its
+    mirror image). Returns ({name: (indices (M,), similarities (M,), mirrored (M,) bool)}, the
+    :class:`novelty.alignment.Match` of each query, or None without alignment).
     """
+    from novelty import alignment
     from novelty.neighbors import top_k
 
-    idx, sims = np.asarray(nearest[0]), np.asarray(nearest[1], dtype=np.float64)
-    if mirrored_features is None:
-        return idx, sims, np.zeros(len(idx), dtype=bool)
-    m_idx, m_sims = top_k(mirrored_features, training, 1)
-    return _better_of((idx, sims), (m_idx[:, 0], m_sims[:, 0]))
+    depth = alignment.ALIGN_CANDIDATES if query_views is not None else 1
+    out: dict[str, tuple] = {}
+    plain, flipped = [], []
+    for layer in training:
+        idx, sims = neighbours[layer] if neighbours is not None else top_k(queries[layer], training[layer], depth)
+        idx, sims = np.asarray(idx), np.asarray(sims, dtype=np.float64)
+        best = idx[:, 0], sims[:, 0], np.zeros(len(idx), dtype=bool)
+        plain.append(idx[:, :depth])
+        if mirrored is not None:
+            m_idx, m_sims = top_k(mirrored[layer], training[layer], depth)
+            best = _better_of(best[:2], (m_idx[:, 0], m_sims[:, 0]))
+            flipped.append(m_idx)
+        out[layer] = best
+    if query_views is None:
+        return out, None
+    a_idx, a_score, a_mirrored, matches = alignment.best_match(
+        query_views, np.concatenate(plain, axis=1), training_views,
+        np.concatenate(flipped, axis=1) if mirrored is not None else None, progress=progress, desc=desc)
+    out[alignment.ALIGNED] = a_idx, a_score, a_mirrored
+    return out, matches
 
 
 def _better_of(plain: tuple[np.ndarray, np.ndarray], mirrored: tuple[np.ndarray, np.ndarray]
@@ -213,6 +262,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
            fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int = defaults.SEED,
            generated_mirrored: Mapping[str, np.ndarray] | None = None,
            training_mirrored: Callable[[np.ndarray], Mapping[str, np.ndarray]] | None = None,
+           generated_views=None, training_views: Callable[[np.ndarray], object] | None = None,
            progress: bool = False) -> Assessment:
     """Verdicts for GENERATED ``{layer: (M, D)}`` against TRAINING ``{layer: (N, D)}`` features.
 
@@ -222,6 +272,10 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     (a function giving those of training images by index) turn on the mirror search: each sample,
     and each held-out image alike, is judged by the better of itself and its mirror image, so a
     mirrored copy is caught like a plain one. Give both or neither.
+    ``generated_views`` (:class:`novelty.alignment.Views` of the samples) and ``training_views`` (a
+    function giving those of training images by index) add the aligned pixel match
+    (:mod:`novelty.alignment`): a crop or rescale of a training image is caught by its pixels, which
+    the pooled features miss. Give both or neither.
     """
     from novelty import calibration, curation
     from novelty.copying import data_copying_test
@@ -246,6 +300,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
 
     if (generated_mirrored is None) != (training_mirrored is None):
         raise NoveltyError("mirror search needs both generated_mirrored and training_mirrored, or neither")
+    if (generated_views is None) != (training_views is None):
+        raise NoveltyError("the aligned pixel match needs both generated_views and training_views, or neither")
     warnings: list[str] = []
     train = _normalized(training)
     gen = _normalized(generated)
@@ -258,10 +314,11 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
 
     # ---- curation and calibration: neighbours within the training set, duplicates, held-out split
     tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
-                            mirrored=training_mirrored, progress=progress)
+                            mirrored=training_mirrored, pixels=training_views, progress=progress)
     self_nb, dup_rule, components = tc.self_neighbours, tc.duplicate_rule, tc.components
     reference, heldout, held_top, cal = tc.reference, tc.heldout, tc.heldout_nearest, tc.calibration
-    held_sims = {layer: held_top[layer][1] for layer in layers}
+    names = cal.layers  # the layers, then "aligned" with the pixel match
+    held_sims = {name: held_top[name][1] for name in names}
     group_no = curation.group_numbers(components)
     group_size = np.bincount(components)[components]
     distances = {layer: curation.outlier_distance(*self_nb[layer], components) for layer in layers}
@@ -274,10 +331,11 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     closest_heldout = _closest_heldout(cal, held_top, heldout, training_ids)
     lap("curation_calibration")
 
-    mirrored = _normalized(generated_mirrored) if generated_mirrored is not None else {}
-    best = {layer: nearest_with_mirror((gen_idx[layer][:, 0], gen_sims[layer][:, 0]), mirrored.get(layer),
-                                       train[layer]) for layer in layers}
-    verdicts = calibration.judge(cal, {layer: best[layer][1] for layer in layers})
+    best, matches = nearest_training(
+        gen, train, {layer: (gen_idx[layer], gen_sims[layer]) for layer in layers},
+        mirrored=_normalized(generated_mirrored) if generated_mirrored is not None else None,
+        query_views=generated_views, training_views=training_views, progress=progress)
+    verdicts = calibration.judge(cal, {name: best[name][1] for name in names})
     agreement = layer_agreement(gen_idx)
     lap("verdicts")
 
@@ -339,18 +397,22 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
                "is_copy": bool(verdicts.is_copy[i]), "copy_p_value": round(copy_p, 6),
                "layer_agreement": "" if np.isnan(agreement[i]) else round(float(agreement[i]), 6),
                "duplicate_group": int(gen_group[i]) or ""}
-        for layer in layers:
-            row[f"{layer}_nearest_id"] = training_ids[int(best[layer][0][i])]
-            row[f"{layer}_similarity"] = round(float(best[layer][1][i]), 6)
-            row[f"{layer}_mirrored"] = bool(best[layer][2][i])
-            row[f"{layer}_heldout_share"] = round(float(verdicts.heldout_share[layer][i]), 6)
-            row[f"{layer}_p_value"] = round(float(verdicts.p_value[layer][i]), 6)
+        for name in names:
+            j = int(best[name][0][i])
+            row[f"{name}_nearest_id"] = training_ids[j] if j >= 0 else ""
+            row[f"{name}_similarity"] = round(float(best[name][1][i]), 6)
+            row[f"{name}_mirrored"] = bool(best[name][2][i])
+            row[f"{name}_heldout_share"] = round(float(verdicts.heldout_share[name][i]), 6)
+            row[f"{name}_p_value"] = round(float(verdicts.p_value[name][i]), 6)
         samples.append(row)
         evidence[gid] = {
             "layer_agreement": row["layer_agreement"] if row["layer_agreement"] != "" else None,
             "neighbors": {layer: grouped_list(gen_idx[layer][i], gen_sims[layer][i], components, group_size,
                                               training_ids) for layer in layers},
         }
+        if matches is not None:
+            row["aligned_scale"], row["aligned_crop"] = matches[i].scale, CROP_SIDE[matches[i].inside]
+            evidence[gid]["aligned"] = _match_evidence(matches[i], row)
 
     held_set = np.zeros(n, dtype=bool)
     held_set[heldout] = True
@@ -371,10 +433,10 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         })
 
     calib_summary = cal.summary()
-    for layer in layers:
-        calib_summary[layer] = {
-            "threshold": calib_summary["thresholds"][layer],
-            "quantiles": [round(float(q), 6) for q in np.quantile(held_sims[layer], np.linspace(0, 1, 101))],
+    for name in names:
+        calib_summary[name] = {
+            "threshold": calib_summary["thresholds"][name],
+            "quantiles": [round(float(q), 6) for q in np.quantile(held_sims[name], np.linspace(0, 1, 101))],
         }
     calib_summary |= {"holdout_fraction": holdout_fraction, "seed": seed, "n_reference": len(reference),
                       "split": "by near-duplicate group: no group straddles reference and held-out"}
@@ -390,6 +452,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         "settings": {"holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
                      "layers": list(layers), "k": int(gen_idx[layers[0]].shape[1]), "prdc_k": defaults.PRDC_K,
                      "mirror_search": generated_mirrored is not None,
+                     "aligned_pixel_match": generated_views is not None,
                      "borderline_rate": borderline, "duplicate_z": defaults.DUPLICATE_Z,
                      "outlier_z": defaults.OUTLIER_Z, "outlier_k": defaults.OUTLIER_K,
                      "hub_factor": defaults.HUB_FACTOR, "confidence": defaults.CONFIDENCE,
@@ -419,7 +482,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         "timings": timings,
     }
     summary["calibration"]["closest_heldout"] = closest_heldout
-    plot_data = {"held_sims": held_sims, "gen_sims": {layer: best[layer][1] for layer in layers},
+    plot_data = {"held_sims": held_sims, "gen_sims": {name: best[name][1] for name in names},
                  "closest_heldout": closest_heldout,
                  "thresholds": cal.thresholds, "outlier_score": outlier_score, "rate": rate,
                  "ct": ct}
@@ -520,17 +583,13 @@ def _mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: S
     ``<set>_mirrored``, keyed by file content like the plain ones). Raises NoveltyError when that cannot
     be done faithfully (images moved, other extractor settings)."""
     from novelty.features import MirroredExtractor
-    from novelty.images import ImageError, load
 
     size = int(manifest.get("input_size") or defaults.INPUT_SIZE)
-    fit_mode = manifest.get("fit", defaults.FIT_MODE)
-    folders = {"training": manifest.get("train_dir"), "generated": manifest.get("generated_dir")}
-    if not all(folders.values()) or not all(Path(f).is_dir() for f in folders.values()):
-        raise NoveltyError(f"image folders not found ({folders['training']}, {folders['generated']})")
+    read = _folder_reader(manifest)
     if extractor is None:
         extractor = _build_extractor(manifest, layers)
     hashes = {}
-    for set_name in folders:
+    for set_name in ("training", "generated"):
         metas = [store.meta(set_name, layer) or {} for layer in layers]
         for layer, meta in zip(layers, metas, strict=True):
             if meta.get("params") != extractor.params(layer):
@@ -547,11 +606,7 @@ def _mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: S
 
         found = cached()
         if not all(sha and sha in rows for rows, _ in found for sha in shas):
-            try:
-                batch = np.stack([load(Path(folders[set_name]) / ident, size, fit_mode) for ident in ids])
-            except (ImageError, OSError) as exc:
-                raise NoveltyError(f"cannot re-read a {set_name} image: {exc}") from None
-            store.update(mirror_set, list(ids), shas, batch, mirror, progress=progress)
+            store.update(mirror_set, list(ids), shas, read(set_name, ids, size), mirror, progress=progress)
             found = cached()
         return {layer: np.asarray(feats[[rows[sha] for sha in shas]], np.float32)
                 for layer, (rows, feats) in zip(layers, found, strict=True)}
@@ -560,7 +615,40 @@ def _mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: S
             lambda indices: embed_flipped("training", [training_ids[i] for i in indices]))
 
 
-VERDICTS_FORMAT = 2  # bump when what judge_run computes changes: older cached verdicts are then recomputed
+class FolderReadError(NoveltyError):
+    """A run's image could not be read again (moved, deleted or damaged since ``novelty analyze``)."""
+
+
+def _folder_reader(manifest: dict) -> Callable[[str, Sequence[str], int], np.ndarray]:
+    """``read(set_name, ids, size)``: a run's "training" or "generated" images by id, fitted as the run
+    fitted them to ``size`` px, RGB uint8 ``(len(ids), size, size, 3)``. Raises NoveltyError when the
+    folders are gone or an image cannot be read again."""
+    from novelty.images import ImageError, load
+
+    fit_mode = manifest.get("fit", defaults.FIT_MODE)
+    folders = {"training": manifest.get("train_dir"), "generated": manifest.get("generated_dir")}
+    if not all(folders.values()) or not all(Path(f).is_dir() for f in folders.values()):
+        raise FolderReadError(f"image folders not found ({folders['training']}, {folders['generated']})")
+
+    def read(set_name: str, ids: Sequence[str], size: int) -> np.ndarray:
+        try:
+            return np.stack([load(Path(folders[set_name]) / ident, size, fit_mode) for ident in ids])
+        except (ImageError, OSError) as exc:
+            raise FolderReadError(f"cannot re-read a {set_name} image: {exc}") from None
+
+    return read
+
+
+def _pixel_views(manifest: dict, training_ids: Sequence[str], generated_ids: Sequence[str]):
+    """(generated views, training views by index) for the aligned pixel match of :func:`assess`."""
+    from novelty.alignment import ALIGN_SIZE, TrainingViews, views
+
+    read = _folder_reader(manifest)
+    generated = views(read("generated", generated_ids, ALIGN_SIZE))
+    return generated, TrainingViews(lambda indices: read("training", [training_ids[i] for i in indices], ALIGN_SIZE))
+
+
+VERDICTS_FORMAT = 3  # bump when what judge_run computes changes: older cached verdicts are then recomputed
 
 
 def _cache_key(run: RunFolder, manifest: dict, store, layers: Sequence[str], settings: dict, extractor) -> str:
@@ -603,14 +691,16 @@ def _cached_result(run: RunFolder, key: str) -> JudgeResult | None:
 
 def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
               fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int | None = None, mirror: bool = True,
-              extractor=None, pixel_flags: bool = True, plots: bool = True, progress: bool = True,
+              align: bool = True, extractor=None, pixel_flags: bool = True, plots: bool = True, progress: bool = True,
               cache: bool = True) -> JudgeResult:
     """Judge a run folder written by ``novelty analyze`` and write its verdict and curation files.
 
     ``seed`` None uses the run's seed (``run.json`` "seed", else ``defaults.SEED``). ``mirror``: also
     search with each generated sample (and held-out image) flipped left-right, embedded with
     ``extractor`` (None: rebuilt from ``run.json``) and cached in the run's feature store; when that is
-    impossible the run is judged without it and a warning says why.
+    impossible the run is judged without it and a warning says why. ``align``: add the aligned pixel
+    match (:mod:`novelty.alignment`), read from the run's image folders; likewise skipped with a
+    warning when they are gone.
 
     ``cache``: when the files were already written from the same features, neighbour lists, folders
     and settings by this version (``summary.json`` "cache_key", see :func:`_cache_key`), return them
@@ -632,6 +722,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     k = int(manifest.get("k") or defaults.TOP_K)
     store = FeatureStore(run.features_dir)
     settings = {"holdout_fraction": holdout_fraction, "fpr": fpr, "seed": seed, "mirror": mirror, "k": k,
+                "align": align,
                 "pixel_flags": pixel_flags, "plots": plots}
     key = _cache_key(run, manifest, store, layers, settings, extractor)
     if cache and (previous := _cached_result(run, key)) is not None:
@@ -660,14 +751,28 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
         except NoveltyError as exc:
             mirror_warning = f"mirror search off: {exc}"
     mirror_seconds = watch.lap("mirror_search")
-    result = assess(training, generated, training_ids, generated_ids, neighbours, k=k,
-                    holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, generated_mirrored=mirrored[0],
-                    training_mirrored=mirrored[1], progress=progress)
+    pixels, align_warning = (None, None), None
+    if align:
+        try:
+            pixels = _pixel_views(manifest, training_ids, generated_ids)
+        except NoveltyError as exc:
+            align_warning = f"aligned pixel match off: {exc}"
+
+    def run_assess(views: tuple) -> Assessment:
+        return assess(training, generated, training_ids, generated_ids, neighbours, k=k,
+                      holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, generated_mirrored=mirrored[0],
+                      training_mirrored=mirrored[1], generated_views=views[0], training_views=views[1],
+                      progress=progress)
+
+    try:
+        result = run_assess(pixels)
+    except FolderReadError as exc:  # a training image went missing since analyze: judge without pixels
+        align_warning = f"aligned pixel match off: {exc}"
+        result = run_assess((None, None))
     watch.lap("assess")
     summary = result.summary
     summary["timings"]["mirror_search_embedding"] = mirror_seconds
-    if mirror_warning:
-        summary["warnings"].append(mirror_warning)
+    summary["warnings"] += [w for w in (mirror_warning, align_warning) if w]
     train_dir = Path(manifest["train_dir"]) if manifest.get("train_dir") else None
     if pixel_flags:
         rows, warns = pixel_rows(train_dir, training_ids, progress)

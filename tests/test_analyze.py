@@ -84,11 +84,13 @@ def run(data: dict[str, Path], judged: list) -> Path:
     out = data["root"] / "run"
     result = CliRunner().invoke(main, ["analyze", "--train", str(data["train"]), "--generated", str(data["gen"]),
                                        "--out", str(out), "--weights", "none", "--input-size", str(SIZE),
-                                       "--k", str(K), "--fpr", "0.05", "--holdout", "0.2", "--no-mirror"])
+                                       "--k", str(K), "--fpr", "0.05", "--holdout", "0.2", "--no-mirror",
+                                       "--no-align"])
     assert result.exit_code == 0, result.output
     assert "Compared 3 generated with 12 training images (1 files skipped" in result.output
     assert "Copies: 1 of 3 samples flagged at a false positive rate of 0.05" in result.output
-    assert sys.modules["novelty.verdicts"].settings == {"holdout_fraction": 0.2, "fpr": 0.05, "mirror": False}
+    assert sys.modules["novelty.verdicts"].settings == {"holdout_fraction": 0.2, "fpr": 0.05, "mirror": False,
+                                                        "align": False}
     return out
 
 

@@ -136,3 +136,19 @@ def test_leave_group_out_can_skip_more_pairs():
     assert idx.tolist() == [1]
     idx, _ = leave_group_out_nearest(x[[0]], x, np.array([0]), comps, exclude=lambda rows, cols: cols == 1)
     assert idx.tolist() == [2]
+
+
+def test_a_sample_beyond_every_held_out_image_in_one_layer_gets_the_smallest_p_value():
+    """Ties at count 0 with the top held-out image of each other layer are broken by the robust z."""
+    rng = np.random.default_rng(4)
+    held = {name: rng.uniform(0.2, 0.8, 99) for name in ("a", "b", "c")}
+    cal = calibrate(held, fpr=0.01)
+    sample = {"a": np.array([0.5]), "b": np.array([0.5]), "c": np.array([0.95])}
+    verdict = judge(cal, sample)
+    assert verdict.copy_p_value[0] == pytest.approx(1 / 100) and verdict.is_copy[0]
+    # just above the top of one layer, but less far out than the top held-out images of the others: not alone
+    top = {name: float(h.max()) for name, h in held.items()}
+    close = judge(cal, {"a": np.array([0.5]), "b": np.array([0.5]), "c": np.array([top["c"] + 1e-9])})
+    z_top = {name: (top[name] - np.median(h)) / np.median(np.abs(h - np.median(h))) for name, h in held.items()}
+    expected = 1 + sum(z_top[name] >= z_top["c"] for name in ("a", "b"))
+    assert close.copy_p_value[0] == pytest.approx(expected / 100)

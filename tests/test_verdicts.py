@@ -266,3 +266,61 @@ def test_mirror_duplicates_do_not_inflate_the_calibration():
     assert twins.sum() >= 5  # some held-out images have their mirror twin in the training set
     for layer in fake.layers:
         assert tc.heldout_nearest[layer][1].max() < 0.99
+
+
+def _cropped_copy_run(tmp_path):
+    """A run folder whose features cannot see a crop: 400 training pictures in 100 clusters of 4 in
+    feature space; sample 0 is training picture 5 cropped to 80% and scaled back, with the features of a
+    fresh member of its cluster (as close as its cluster mates are); samples 1-4 are new pictures."""
+    from test_alignment import crop, texture
+
+    rng = np.random.default_rng(8)
+    train_dir, gen_dir = tmp_path / "train", tmp_path / "gen"
+    train_dir.mkdir()
+    gen_dir.mkdir()
+    train_imgs = [texture(1000 + i, 32) for i in range(400)]
+    for i, img in enumerate(train_imgs):
+        Image.fromarray(img).save(train_dir / f"t{i:03d}.png")
+    gen_imgs = [crop(train_imgs[5], 0.8, 3, 2), *(texture(5000 + i, 32) for i in range(4))]
+    for i, img in enumerate(gen_imgs):
+        Image.fromarray(img).save(gen_dir / f"s{i}.png")
+    centres = rng.standard_normal((100, 16)) * 3
+    train = centres[np.arange(400) // 4] + rng.standard_normal((400, 16))
+    generated = centres[[1, *rng.integers(0, 100, 4)]] + rng.standard_normal((5, 16))
+    train_ids, gen_ids = [f"t{i:03d}.png" for i in range(400)], [f"s{i}.png" for i in range(5)]
+    store = FeatureStore(tmp_path / "run" / "features", "float32")
+    for layer, f in (("a", lambda x: x), ("b", np.abs)):
+        store.save("training", layer, train_ids, f(train), {"layer": layer})
+        store.save("generated", layer, gen_ids, f(generated), {"layer": layer})
+        idx, sims = top_k(f(generated), f(train), 10)
+        save_neighbors(tmp_path / "run" / "neighbors" / f"{layer}.json", gen_ids, train_ids, idx, sims)
+    write_json(tmp_path / "run" / "run.json", {"layers": ["a", "b"], "k": 10, "seed": 0, "input_size": 32,
+                                               "fit": "crop", "train_dir": str(train_dir),
+                                               "generated_dir": str(gen_dir)})
+    return tmp_path / "run", gen_dir
+
+
+def test_the_aligned_pixel_match_catches_a_crop_the_features_miss(tmp_path):
+    run, gen_dir = _cropped_copy_run(tmp_path)
+    options = {"fpr": 0.05, "mirror": False, "pixel_flags": False, "plots": False, "progress": False}
+    features_only = judge_run(run, align=False, **options)
+    rows = _rows(run / "samples.csv")
+    assert rows[0]["is_copy"] == "false" and "aligned_similarity" not in rows[0]
+    assert features_only.summary["settings"]["aligned_pixel_match"] is False
+    aligned = judge_run(run, **options)
+    rows = _rows(run / "samples.csv")
+    assert rows[0]["is_copy"] == "true" and rows[0]["aligned_nearest_id"] == "t005.png"
+    assert float(rows[0]["aligned_similarity"]) > 0.9 and float(rows[0]["aligned_heldout_share"]) == 0.0
+    assert rows[0]["aligned_crop"] == "sample" and float(rows[0]["aligned_scale"]) in (0.8, 0.85)
+    assert float(rows[0]["a_p_value"]) > 0.05 and float(rows[0]["b_p_value"]) > 0.05  # the features alone: no
+    assert sum(r["is_copy"] == "true" for r in rows[1:]) <= 1
+    summary = aligned.summary
+    assert summary["settings"]["aligned_pixel_match"] is True
+    assert summary["calibration"]["aligned"]["quantiles"][-1] < 0.9  # no held-out picture lines up so well
+    evidence = json.loads((run / "evidence.json").read_text())["s0.png"]["aligned"]
+    assert evidence["id"] == "t005.png" and evidence["scale"] in (0.8, 0.85) and evidence["crop"] == "sample"
+    # the image folders gone: judged on the features, told why
+    shutil.rmtree(gen_dir)
+    fallback = judge_run(run, cache=False, **options)
+    assert any(w.startswith("aligned pixel match off") for w in fallback.summary["warnings"])
+    assert fallback.summary["settings"]["aligned_pixel_match"] is False

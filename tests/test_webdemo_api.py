@@ -88,6 +88,10 @@ def test_sample_detail_reads_the_verdicts(web):
     assert sample["previous"] is None and sample["next"] == "g001.png" and sample["index"] == 0
     novel = client.get("/api/samples/g010.png").json()
     assert novel["verdict"] == "novel" and 0 <= novel["layers"]["block5_pool"]["calibrated"] < 1
+    assert sample["aligned"]["similarity"] == 1.0 and sample["aligned"]["nearest"] == "t003.png"
+    crop = client.get("/api/samples/g002.png").json()["aligned"]
+    assert crop["mirrored"] is True and crop["scale"] == 0.8 and crop["crop"] == "sample"
+    assert crop["calibrated"] == 1.0 and crop["p_value"] == pytest.approx(1 / 61, abs=1e-5)
 
 
 def test_tiles_get_calibrated_scores_from_the_held_out_quantiles(web):

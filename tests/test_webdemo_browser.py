@@ -151,6 +151,15 @@ def test_duplicate_neighbours_are_one_tile_with_a_count(page, server, shots):
     page.screenshot(path=shots / "duplicates.png", full_page=True)
 
 
+def test_the_aligned_pixel_match_says_how_the_sample_lines_up(page, server, shots):
+    page.goto(server + "/#/sample/g002.png")
+    ready(page, "sample")
+    assert page.locator(".scores-table tr.aligned-row td.num").first.inner_text() == "0.930"
+    line = page.locator(".sample-info p.aligned").inner_text()
+    assert "the sample is a crop of it keeping 80% of each side, mirrored" in line
+    page.screenshot(path=shots / "aligned.png", full_page=True)
+
+
 def test_query_upload_shows_nearest_training_images(page, server, fixture_run, shots):
     page.goto(server + "/#/query")
     ready(page, "query")

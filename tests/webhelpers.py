@@ -174,6 +174,12 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
                 row[f"{layer}_similarity"] = round(float(sims[g, 0]), 6)
                 row[f"{layer}_heldout_share"] = round(shares[layer], 6)
                 row[f"{layer}_p_value"] = round(copy_p, 6)
+            crop = ident == "g002.png"  # the aligned pixel match: g002 is a mirrored crop to 80%
+            row |= {"aligned_nearest_id": row["block5_pool_nearest_id"],
+                    "aligned_similarity": 1.0 if top > 0.9999 else (0.93 if crop else 0.3),
+                    "aligned_mirrored": str(crop).lower(), "aligned_heldout_share": 0.0 if crop else 0.5,
+                    "aligned_p_value": round(1 / 61 if crop else 0.5, 6), "aligned_scale": 0.8 if crop else 1.0,
+                    "aligned_crop": "sample"}
             rows.append(row)
         _write_csv(root / "samples.csv", rows)
     if curation:

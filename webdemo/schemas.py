@@ -26,6 +26,14 @@ class Agreement(BaseModel):
     top1_same: bool
 
 
+class AlignedMatch(LayerScore):
+    """The aligned pixel match: the training image whose pixels line up best with the sample's."""
+
+    mirrored: bool = Field(description="The sample's mirror image lines up, not the sample itself")
+    scale: float | None = Field(description="Share of each side the cropped image keeps (1: same framing)")
+    crop: str | None = Field(description="Which image is the crop of the other: 'sample' or 'training'")
+
+
 class Sample(BaseModel):
     id: str
     verdict: str | None = Field(description="copy, borderline or novel (samples.csv); null before verdicts")
@@ -34,6 +42,8 @@ class Sample(BaseModel):
     novelty: float | None = Field(description="1 - similarity to the nearest training image at the deepest layer")
     duplicate_group: str | None = Field(description="Group of near-identical generated samples, if any")
     layers: dict[str, LayerScore]
+    aligned: AlignedMatch | None = Field(
+        description="Aligned pixel match (crops, rescales, mirror images); null when the run has none")
     agreement: Agreement | None
 
 

@@ -5,8 +5,11 @@ import { source } from "./source.js";
 import { session } from "./state.js";
 import { neighbourSection } from "./tiles.js";
 
-const P_HELP = "Size-corrected conformal p-value of this layer: the chance that an unseen real image " +
+const P_HELP = "Conformal p-value of this layer alone: the chance that an unseen real image " +
   "comes this close to the training set. Small = suspiciously close.";
+const ALIGNED_HELP = "Aligned pixel match: the best correlation of fine detail after lining the sample up with " +
+  "one of its nearest training images over crops (75-100% of each side), offsets and mirror images. " +
+  "1 = the same pixels; a crop or rescale of a training image scores high where the VGG layers miss it.";
 
 export async function renderSample(root, id) {
   const [sample, summary] = await Promise.all([source.sample(id), source.summary()]);
@@ -38,6 +41,16 @@ export async function renderSample(root, id) {
       h("td", { class: "nearest mono" }, score.nearest || "–"));
   });
 
+  if (sample.aligned) {
+    const score = sample.aligned;
+    rows.push(h("tr", { class: "aligned-row" },
+      h("th", { scope: "row" }, "aligned pixels", h("span", { class: "layer-label" }, "crops, rescales, mirror images")),
+      h("td", { class: "num", title: ALIGNED_HELP }, fmtSimilarity(score.similarity)),
+      calibrated ? h("td", { class: "num", title: CALIBRATED_HELP }, fmtPercent(score.calibrated)) : null,
+      pValues ? h("td", { class: "num", title: P_HELP }, fmtSimilarity(score.p_value)) : null,
+      h("td", { class: "nearest mono" }, score.nearest || "–")));
+  }
+
   const info = h("div", { class: "sample-info" },
     h("h2", null, "Sample ", h("span", { class: "mono" }, sample.id), " ", summary.has_verdicts ? verdictBadge(sample.verdict) : null),
     h("p", { class: "headline" },
@@ -56,7 +69,8 @@ export async function renderSample(root, id) {
         pValues ? h("th", { class: "help", title: P_HELP }, "p-value") : null,
         h("th", null, "Nearest training image"))),
       h("tbody", null, rows)),
-    agreementLine(sample.agreement));
+    agreementLine(sample.agreement),
+    alignedLine(sample.aligned));
 
   const sections = h("div", { class: "layers" }, statusMessage("Loading neighbours…"));
   fill(root, 
@@ -69,6 +83,18 @@ export async function renderSample(root, id) {
 
   const lists = await Promise.all(layers.map(({ layer }) => source.neighbours(sample.id, layer)));
   sections.replaceChildren(...lists.map(neighbourSection));
+}
+
+function alignedLine(aligned) {
+  if (!aligned || !aligned.nearest) return null;
+  const framing = aligned.scale === null || aligned.scale >= 1
+    ? "at the same framing"
+    : aligned.crop === "training"
+      ? `the training image is a crop of the sample keeping ${fmtPercent(aligned.scale)} of each side`
+      : `the sample is a crop of it keeping ${fmtPercent(aligned.scale)} of each side`;
+  return h("p", { class: "aligned", title: ALIGNED_HELP },
+    "Pixels line up best with ", h("b", { class: "mono" }, aligned.nearest),
+    `: ${framing}${aligned.mirrored ? ", mirrored" : ""} (match ${fmtSimilarity(aligned.similarity)}).`);
 }
 
 function agreementLine(agreement) {

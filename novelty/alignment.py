@@ -1,0 +1,192 @@
+"""Aligned pixel match: is a sample a crop, rescale or mirror image of one particular training image?
+
+VGG16's pooled features move when a picture is cropped and scaled back up: on the masks a copy
+cropped to 80% of each side is no closer to its source at ``block5_pool`` than the re-framed and
+re-photographed pictures that real collections hold (see the README, "How the verdicts work"). Pixels
+tell the two apart: a crop keeps every fine detail of its source in place, a new photograph does not.
+
+The score of a (query, candidate) pair:
+
+1. both images are turned grey and scaled to :data:`ALIGN_SIZE` px;
+2. the query, shrunk to each scale of :data:`ALIGN_SCALES`, is slid over the candidate at every
+   offset, and the candidate, shrunk alike, over the query (either may be the crop of the other);
+3. each image (at each scale) is high-pass filtered first: the image minus a Gaussian blur of
+   :data:`ALIGN_SIGMA` px, so only fine detail counts, not silhouettes or plain backgrounds (the
+   unfiltered grey correlation is 0.95+ for unrelated masks on white);
+4. the score is the best zero-mean normalised cross-correlation over scales, offsets and the two
+   directions (OpenCV ``matchTemplate``, ``TM_CCOEFF_NORMED``): 1 for a pixel-exact crop.
+
+On the masks (``novelty validate``) crops to 95%, 90% and 80% of their source score 0.90 or more
+(5th percentile), unseen real images 0.80 or less (99th percentile).
+
+Which pairs: a search over every training image at every offset would cost far too much, so a query
+is scored against its :data:`ALIGN_CANDIDATES` nearest training images of each layer's neighbour list
+(on the masks the source of a crop to 80% is among the 5 nearest at ``block5_pool`` 99% of the time),
+and, with the mirror search, its mirror image against the nearest of its mirror image. Held-out images
+are scored exactly like generated samples, so the score is calibrated like a layer's similarity
+(:mod:`novelty.calibration` treats it as one more layer, named :data:`ALIGNED`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from novelty.errors import NoveltyError
+
+ALIGNED = "aligned"  # its name beside the layers in verdicts, samples.csv columns and plots
+ALIGN_SIZE = 64  # px: images are compared at this size (the masks thumbnails are 64 px)
+ALIGN_SCALES: tuple[float, ...] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75)  # share of each side a crop keeps
+ALIGN_SIGMA = 1.5  # px: the high-pass filter removes a Gaussian blur of this width
+ALIGN_CANDIDATES = 5  # nearest training images of each layer's list (and mirrored list) scored per query
+MIN_DETAIL = 1.0  # grey levels: a view with less fine detail (standard deviation) matches nothing
+
+_GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma, as Pillow's "L"
+
+
+@dataclass(frozen=True)
+class Views:
+    """High-pass grey views of images, one ``(N, m, m)`` float32 array per scale of :data:`ALIGN_SCALES`
+    (``m = round(scale * ALIGN_SIZE)``); ``scales[0]`` is the full size."""
+
+    scales: tuple[np.ndarray, ...]
+
+    def __len__(self) -> int:
+        return len(self.scales[0])
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> Views:
+        rows = np.asarray(rows, dtype=np.int64)
+        return Views(tuple(s[rows] for s in self.scales))
+
+    def mirrored(self) -> Views:
+        """The views of the images flipped left-right (the filters commute with the flip)."""
+        return Views(tuple(np.ascontiguousarray(s[:, :, ::-1]) for s in self.scales))
+
+
+def views(images: np.ndarray) -> Views:
+    """:class:`Views` of RGB uint8 images ``(N, H, W, 3)`` (any square size; scaled to :data:`ALIGN_SIZE`)."""
+    import cv2
+
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+        raise NoveltyError(f"expected square RGB images (N, S, S, 3), received shape {images.shape}")
+    grey = images.astype(np.float32) @ _GREY
+    out = []
+    for scale in ALIGN_SCALES:
+        m = round(scale * ALIGN_SIZE)
+        rows = np.empty((len(grey), m, m), dtype=np.float32)
+        for i, g in enumerate(grey):
+            small = g if g.shape[0] == m else cv2.resize(g, (m, m), interpolation=cv2.INTER_AREA)
+            rows[i] = small - cv2.GaussianBlur(small, (0, 0), ALIGN_SIGMA, borderType=cv2.BORDER_REFLECT)
+        out.append(rows)
+    return Views(tuple(out))
+
+
+@dataclass(frozen=True)
+class Match:
+    """The best alignment of a pair: score, the scale the smaller side was shrunk to, which side is
+    the crop (``"query"``: the query lies inside the candidate), and that crop's place (left, top) in
+    :data:`ALIGN_SIZE` px of the other."""
+
+    score: float
+    scale: float
+    inside: str
+    offset: tuple[int, int]
+
+
+NO_MATCH = Match(0.0, 1.0, "query", (0, 0))
+
+
+def _slide(template: np.ndarray, image: np.ndarray) -> tuple[float, tuple[int, int]]:
+    import cv2
+
+    if float(template.std()) < MIN_DETAIL:
+        return 0.0, (0, 0)  # nothing to align (OpenCV would answer 1 for a flat template)
+    result = cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
+    _, best, _, place = cv2.minMaxLoc(result)
+    return float(best), (int(place[0]), int(place[1]))
+
+
+def match(query: Views, q: int, candidate: Views, c: int) -> Match:
+    """Best alignment of query row ``q`` and candidate row ``c`` (see the module text)."""
+    if float(candidate.scales[0][c].std()) < MIN_DETAIL or float(query.scales[0][q].std()) < MIN_DETAIL:
+        return NO_MATCH
+    best = NO_MATCH
+    for i, scale in enumerate(ALIGN_SCALES):
+        sides = [("query", query.scales[i][q], candidate.scales[0][c])]
+        if i:
+            sides.append(("candidate", candidate.scales[i][c], query.scales[0][q]))
+        for inside, small, big in sides:
+            score, place = _slide(small, big)
+            if score > best.score:
+                best = Match(min(1.0, score), scale, inside, place)
+    return best
+
+
+def best_match(query: Views, candidates: np.ndarray, training: Callable[[np.ndarray], Views],
+               mirrored_candidates: np.ndarray | None = None, *, progress: bool = False,
+               desc: str = "aligning") -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Match]]:
+    """Best-aligned TRAINING image of each query.
+
+    ``query``: views of M query images (GENERATED samples or held-out images); ``candidates`` ``(M, C)``
+    training indices to score each query against (-1: none); ``mirrored_candidates`` ``(M, C2)`` those to
+    score the query's mirror image against (None: no mirror search); ``training(indices)``: views of
+    those training images. Returns (training index ``(M,)`` int64, -1 when no candidate; score ``(M,)``
+    float64 in [-1, 1]; mirrored ``(M,)`` bool; the :class:`Match` of each).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    candidates = np.asarray(candidates, dtype=np.int64).reshape(len(query), -1)
+    mirror_cands = (np.full((len(query), 0), -1, np.int64) if mirrored_candidates is None
+                    else np.asarray(mirrored_candidates, dtype=np.int64).reshape(len(query), -1))
+    wanted = np.unique(np.concatenate([candidates.ravel(), mirror_cands.ravel()]))
+    wanted = wanted[wanted >= 0]
+    lookup = {int(j): i for i, j in enumerate(wanted)}
+    train = training(wanted) if len(wanted) else None
+    flipped = query.mirrored() if mirrored_candidates is not None else None
+
+    def one(q: int) -> tuple[int, Match, bool]:
+        best: tuple[int, Match, bool] = (-1, NO_MATCH, False)
+        for views_q, row, is_mirror in ((query, candidates[q], False), (flipped, mirror_cands[q], True)):
+            for j in dict.fromkeys(int(v) for v in row if v >= 0):  # unique, in order
+                found = match(views_q, q, train, lookup[j])
+                if best[0] < 0 or found.score > best[1].score:
+                    best = (j, found, is_mirror)
+        return best
+
+    # OpenCV releases the GIL while it correlates: one thread per core
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        results = list(tqdm(pool.map(one, range(len(query))), total=len(query), desc=desc, unit="img",
+                            disable=not progress))
+    index = np.array([r[0] for r in results], dtype=np.int64).reshape(len(query))
+    score = np.array([r[1].score for r in results], dtype=np.float64).reshape(len(query))
+    mirrored = np.array([r[2] for r in results], dtype=bool).reshape(len(query))
+    return index, score, mirrored, [r[1] for r in results]
+
+
+class TrainingViews:
+    """Views of TRAINING images by index, made on first use from ``images(indices)`` (RGB uint8
+    ``(n, S, S, 3)``) and kept: held-out images and generated samples share many candidates."""
+
+    def __init__(self, images: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._images = images
+        self._rows: dict[int, int] = {}
+        self._views: list[Views] = []
+
+    def __call__(self, indices: np.ndarray) -> Views:
+        indices = np.asarray(indices, dtype=np.int64)
+        new = [int(j) for j in dict.fromkeys(indices.tolist()) if int(j) not in self._rows]
+        if new:
+            made = views(self._images(np.asarray(new, dtype=np.int64)))
+            start = sum(len(v) for v in self._views)
+            self._rows.update({j: start + i for i, j in enumerate(new)})
+            self._views.append(made)
+        if len(self._views) > 1:
+            self._views = [Views(tuple(np.concatenate(parts) for parts in zip(*(v.scales for v in self._views),
+                                                                                strict=True)))]
+        return self._views[0].take([self._rows[int(j)] for j in indices])
