@@ -154,8 +154,7 @@ def leave_group_out_neighbours(heldout_features: np.ndarray, training_features: 
     components = np.asarray(components)
     own = components[np.asarray(heldout_index)]
     sizes = np.bincount(components)
-    width = int(min(len(training_features),
-                    sizes[own].max() + count + (count * extra if exclude is not None else 0)))
+    width = int(min(len(training_features), sizes[own].max() + count + (extra if exclude is not None else 0)))
     idx, sims = top_k(heldout_features, training_features, width)
     usable = components[idx] != own[:, None]
     if exclude is not None:

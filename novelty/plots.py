@@ -50,7 +50,7 @@ def similarity_histogram(path: str | os.PathLike, layer: str, heldout: np.ndarra
         ax.axvline(threshold, color="tab:red", linestyle="--",
                    label=f"copy threshold {threshold:.3f} (false positive rate {fpr:g})")
     ax.set_xlabel(f"cosine similarity to the nearest training image ({layer})" if layer != "aligned" else
-                  "aligned pixel match with the best-aligned training image (normalised cross-correlation)")
+                  "aligned pixel match with the best-aligned training image")
     ax.set_ylabel("density")
     ax.set_title(f"{layer}: generated samples vs unseen real images")
     ax.legend(fontsize=8, loc="upper left")

@@ -266,7 +266,10 @@ def _start_cli_training(tmp_path: Path, checkpoint_every: int) -> tuple[subproce
                "--log-every", "1"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     with open(log, "wb") as stderr:  # a file, not a pipe: the progress bar would fill a pipe and block
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr)
+        # SIGINT as a terminal delivers it, even when pytest itself runs as a background job (whose shell
+        # set SIGINT to ignored, which children inherit): the test is about what Ctrl-C does
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return process, out, log
 
 
