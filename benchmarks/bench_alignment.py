@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from novelty import defaults  # noqa: E402
-from novelty.alignment import TrainingViews, best_match, views  # noqa: E402
+from novelty.alignment import TrainingPixels, best_match, grey  # noqa: E402
 
 MASKS = ROOT.parent / "shared" / "datasets" / "masks" / "train"
 
@@ -64,8 +64,7 @@ def main() -> None:
     candidates = np.stack([rng.choice(len(images), args.candidates, replace=False) for _ in range(len(images))])
 
     start = clocks()
-    query = views(images)
-    best_match(query, candidates, TrainingViews(lambda rows: images[rows]))
+    best_match(grey(images), candidates, TrainingPixels(lambda rows: images[rows]))
     align = [b - a for a, b in zip(start, clocks(), strict=True)]
 
     extractor = Extractor(weights=args.weights, input_size=defaults.INPUT_SIZE)

@@ -30,7 +30,7 @@ are scored exactly like generated samples, so the score is calibrated like a lay
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,36 +50,52 @@ _GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma, 
 @dataclass(frozen=True)
 class Views:
     """High-pass grey views of images, one ``(N, m, m)`` float32 array per scale of :data:`ALIGN_SCALES`
-    (``m = round(scale * ALIGN_SIZE)``); ``scales[0]`` is the full size."""
+    (``m = round(scale * ALIGN_SIZE)``); ``scales[0]`` is the full size. About 74 KB per image: made
+    for a chunk of images at a time (:func:`best_match`), kept as :func:`grey` images in between."""
 
     scales: tuple[np.ndarray, ...]
 
     def __len__(self) -> int:
         return len(self.scales[0])
 
-    def take(self, rows: Sequence[int] | np.ndarray) -> Views:
-        rows = np.asarray(rows, dtype=np.int64)
-        return Views(tuple(s[rows] for s in self.scales))
-
     def mirrored(self) -> Views:
         """The views of the images flipped left-right (the filters commute with the flip)."""
         return Views(tuple(np.ascontiguousarray(s[:, :, ::-1]) for s in self.scales))
 
 
-def views(images: np.ndarray) -> Views:
-    """:class:`Views` of RGB uint8 images ``(N, H, W, 3)`` (any square size; scaled to :data:`ALIGN_SIZE`)."""
+def grey(images: np.ndarray) -> np.ndarray:
+    """RGB uint8 images ``(N, S, S, 3)`` (any square size) as grey float16 ``(N, ALIGN_SIZE, ALIGN_SIZE)``:
+    what the aligned match keeps of an image (8 KB; float16 keeps an eighth of a grey level, which a
+    rescaled image needs, where uint8 would round away part of the fine detail)."""
     import cv2
 
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
         raise NoveltyError(f"expected square RGB images (N, S, S, 3), received shape {images.shape}")
-    grey = images.astype(np.float32) @ _GREY
+    out = np.empty((len(images), ALIGN_SIZE, ALIGN_SIZE), dtype=np.float16)
+    for i, image in enumerate(images):
+        g = image.astype(np.float32) @ _GREY
+        if g.shape[0] != ALIGN_SIZE:
+            g = cv2.resize(g, (ALIGN_SIZE, ALIGN_SIZE), interpolation=cv2.INTER_AREA)
+        out[i] = g
+    return out
+
+
+def views(images: np.ndarray) -> Views:
+    """:class:`Views` of :func:`grey` images ``(N, ALIGN_SIZE, ALIGN_SIZE)``, or of RGB images (made grey first)."""
+    import cv2
+
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = grey(images)
+    if images.ndim != 3 or images.shape[1:] != (ALIGN_SIZE, ALIGN_SIZE):
+        raise NoveltyError(f"expected grey images (N, {ALIGN_SIZE}, {ALIGN_SIZE}), received shape {images.shape}")
     out = []
     for scale in ALIGN_SCALES:
         m = round(scale * ALIGN_SIZE)
-        rows = np.empty((len(grey), m, m), dtype=np.float32)
-        for i, g in enumerate(grey):
-            small = g if g.shape[0] == m else cv2.resize(g, (m, m), interpolation=cv2.INTER_AREA)
+        rows = np.empty((len(images), m, m), dtype=np.float32)
+        for i, g in enumerate(images.astype(np.float32)):
+            small = g if m == ALIGN_SIZE else cv2.resize(g, (m, m), interpolation=cv2.INTER_AREA)
             rows[i] = small - cv2.GaussianBlur(small, (0, 0), ALIGN_SIGMA, borderType=cv2.BORDER_REFLECT)
         out.append(rows)
     return Views(tuple(out))
@@ -126,67 +142,80 @@ def match(query: Views, q: int, candidate: Views, c: int) -> Match:
     return best
 
 
-def best_match(query: Views, candidates: np.ndarray, training: Callable[[np.ndarray], Views],
+def best_match(query: np.ndarray, candidates: np.ndarray, training: Callable[[np.ndarray], np.ndarray],
                mirrored_candidates: np.ndarray | None = None, *, progress: bool = False,
-               desc: str = "aligning") -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Match]]:
+               desc: str = "aligning", chunk: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Match]]:
     """Best-aligned TRAINING image of each query.
 
-    ``query``: views of M query images (GENERATED samples or held-out images); ``candidates`` ``(M, C)``
-    training indices to score each query against (-1: none); ``mirrored_candidates`` ``(M, C2)`` those to
-    score the query's mirror image against (None: no mirror search); ``training(indices)``: views of
-    those training images. Returns (training index ``(M,)`` int64, -1 when no candidate; score ``(M,)``
-    float64 in [-1, 1]; mirrored ``(M,)`` bool; the :class:`Match` of each).
+    ``query``: :func:`grey` images of M queries (GENERATED samples or held-out images) ``(M, S, S)``;
+    ``candidates`` ``(M, C)`` training indices to score each query against (-1: none);
+    ``mirrored_candidates`` ``(M, C2)`` those to score the query's mirror image against (None: no
+    mirror search); ``training(indices)``: :func:`grey` images of those training images. Queries go
+    ``chunk`` at a time, so the views in memory stay bounded whatever M and N are. Returns (training
+    index ``(M,)`` int64, -1 when no candidate; score ``(M,)`` float64 in [-1, 1]; mirrored ``(M,)``
+    bool; the :class:`Match` of each).
     """
     from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
 
     from tqdm.auto import tqdm
 
-    candidates = np.asarray(candidates, dtype=np.int64).reshape(len(query), -1)
-    mirror_cands = (np.full((len(query), 0), -1, np.int64) if mirrored_candidates is None
-                    else np.asarray(mirrored_candidates, dtype=np.int64).reshape(len(query), -1))
-    wanted = np.unique(np.concatenate([candidates.ravel(), mirror_cands.ravel()]))
-    wanted = wanted[wanted >= 0]
-    lookup = {int(j): i for i, j in enumerate(wanted)}
-    train = training(wanted) if len(wanted) else None
-    flipped = query.mirrored() if mirrored_candidates is not None else None
+    m = len(query)
+    candidates = np.asarray(candidates, dtype=np.int64).reshape(m, -1)
+    mirror_cands = (np.full((m, 0), -1, np.int64) if mirrored_candidates is None
+                    else np.asarray(mirrored_candidates, dtype=np.int64).reshape(m, -1))
+    results: list[tuple[int, Match, bool]] = []
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool, \
+            tqdm(total=m, desc=desc, unit="img", disable=not progress) as bar:
+        for start in range(0, m, chunk):
+            rows = slice(start, min(m, start + chunk))
+            plain, flipped_rows = candidates[rows], mirror_cands[rows]
+            wanted = np.unique(np.concatenate([plain.ravel(), flipped_rows.ravel()]))
+            wanted = wanted[wanted >= 0]
+            lookup = {int(j): i for i, j in enumerate(wanted)}
+            train = views(training(wanted)) if len(wanted) else None
+            here = views(query[rows])
+            mirrored_here = here.mirrored() if mirrored_candidates is not None else None
 
-    def one(q: int) -> tuple[int, Match, bool]:
-        best: tuple[int, Match, bool] = (-1, NO_MATCH, False)
-        for views_q, row, is_mirror in ((query, candidates[q], False), (flipped, mirror_cands[q], True)):
-            for j in dict.fromkeys(int(v) for v in row if v >= 0):  # unique, in order
-                found = match(views_q, q, train, lookup[j])
-                if best[0] < 0 or found.score > best[1].score:
-                    best = (j, found, is_mirror)
-        return best
-
-    # OpenCV releases the GIL while it correlates: one thread per core
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        results = list(tqdm(pool.map(one, range(len(query))), total=len(query), desc=desc, unit="img",
-                            disable=not progress))
-    index = np.array([r[0] for r in results], dtype=np.int64).reshape(len(query))
-    score = np.array([r[1].score for r in results], dtype=np.float64).reshape(len(query))
-    mirrored = np.array([r[2] for r in results], dtype=bool).reshape(len(query))
+            one = partial(_best_of, sides=((here, plain, False), (mirrored_here, flipped_rows, True)),
+                          train=train, lookup=lookup)
+            # OpenCV releases the GIL while it correlates: one thread per core
+            for result in pool.map(one, range(len(here))):
+                results.append(result)
+                bar.update(1)
+    index = np.array([r[0] for r in results], dtype=np.int64).reshape(m)
+    score = np.array([r[1].score for r in results], dtype=np.float64).reshape(m)
+    mirrored = np.array([r[2] for r in results], dtype=bool).reshape(m)
     return index, score, mirrored, [r[1] for r in results]
 
 
-class TrainingViews:
-    """Views of TRAINING images by index, made on first use from ``images(indices)`` (RGB uint8
-    ``(n, S, S, 3)``) and kept: held-out images and generated samples share many candidates."""
+def _best_of(q: int, sides: tuple, train: Views | None, lookup: dict[int, int]) -> tuple[int, Match, bool]:
+    """(training index, match, mirrored) of query row ``q`` over its candidates; ``sides`` pairs the
+    query views (plain, mirrored) with their candidate rows."""
+    best: tuple[int, Match, bool] = (-1, NO_MATCH, False)
+    for views_q, rows, is_mirror in sides:
+        for j in dict.fromkeys(int(v) for v in rows[q] if v >= 0):  # unique, in order
+            found = match(views_q, q, train, lookup[j])
+            if best[0] < 0 or found.score > best[1].score:
+                best = (j, found, is_mirror)
+    return best
+
+
+class TrainingPixels:
+    """:func:`grey` images of TRAINING images by index, made on first use from ``images(indices)`` (RGB
+    uint8 ``(n, S, S, 3)``) and kept (8 KB each): held-out images and generated samples share many
+    candidates."""
 
     def __init__(self, images: Callable[[np.ndarray], np.ndarray]) -> None:
         self._images = images
         self._rows: dict[int, int] = {}
-        self._views: list[Views] = []
+        self._grey = np.empty((0, ALIGN_SIZE, ALIGN_SIZE), dtype=np.float16)
 
-    def __call__(self, indices: np.ndarray) -> Views:
+    def __call__(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64)
         new = [int(j) for j in dict.fromkeys(indices.tolist()) if int(j) not in self._rows]
         if new:
-            made = views(self._images(np.asarray(new, dtype=np.int64)))
-            start = sum(len(v) for v in self._views)
-            self._rows.update({j: start + i for i, j in enumerate(new)})
-            self._views.append(made)
-        if len(self._views) > 1:
-            self._views = [Views(tuple(np.concatenate(parts) for parts in zip(*(v.scales for v in self._views),
-                                                                                strict=True)))]
-        return self._views[0].take([self._rows[int(j)] for j in indices])
+            made = grey(self._images(np.asarray(new, dtype=np.int64)))
+            self._rows.update({j: len(self._grey) + i for i, j in enumerate(new)})
+            self._grey = np.concatenate([self._grey, made])
+        return self._grey[[self._rows[int(j)] for j in indices]]

@@ -135,7 +135,8 @@ def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.nda
 
     ``mirrored_probes`` (the probes flipped left-right) and ``training_mirrored`` (flipped training
     images by index) turn on the mirror search, as in :func:`novelty.verdicts.assess`; ``probe_views``
-    (``{row: Views}``) and ``training_views`` (views of training images by index) the aligned pixel
+    (``{row: grey images}``, :func:`novelty.alignment.grey`) and ``training_views`` (those of training
+    images by index) the aligned pixel
     match (:mod:`novelty.alignment`).
     """
     from novelty.calibration import calibrate, judge
@@ -217,7 +218,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     n_copies = min(copies, len(train_idx))
     sources = np.sort(rng.choice(train_idx, n_copies, replace=False))
 
-    from novelty.alignment import TrainingViews, views
+    from novelty.alignment import TrainingPixels, grey
 
     probes: dict[str, dict[str, np.ndarray]] = {}
     mirrored: dict[str, dict[str, np.ndarray]] = {}
@@ -237,19 +238,19 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
         if mirror:
             mirrored[kind] = flipped(made, f"{kind} copies")
         if align:
-            pixel_views[kind] = views(made)
+            pixel_views[kind] = grey(made)
     probes[UNSEEN] = {layer: features[layer][unseen_idx] for layer in layers}
     if mirror:
         mirrored[UNSEEN] = flipped(images.images[unseen_idx], "unseen images")
     if align:
-        pixel_views[UNSEEN] = views(images.images[unseen_idx])
+        pixel_views[UNSEEN] = grey(images.images[unseen_idx])
 
     rates, calibration = evaluate(
         {layer: features[layer][train_idx] for layer in layers}, probes,
         mirrored_probes=mirrored if mirror else None,
         training_mirrored=(lambda rows: flipped(images.images[train_idx[rows]], "held-out images")) if mirror else None,
         probe_views=pixel_views or None,
-        training_views=TrainingViews(lambda rows: images.images[train_idx[rows]]) if align else None,
+        training_views=TrainingPixels(lambda rows: images.images[train_idx[rows]]) if align else None,
         fpr=fpr, holdout_fraction=holdout_fraction, seed=seed, progress=progress)
     goals = {kind: {"at_least": goal, "met": rates[kind][COMBINED].rate >= goal} for kind, goal in GOALS.items()}
     goals[UNSEEN] = {"at_most": UNSEEN_GOAL, "met": rates[UNSEEN][COMBINED].rate <= UNSEEN_GOAL}

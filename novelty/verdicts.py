@@ -142,7 +142,7 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
     ``mirrored(indices)``: features ``{layer: (len(indices), D)}`` of those training images flipped
     left-right; given, a held-out image's similarity is the better of itself and its mirror image
     (as for generated samples, see :func:`nearest_training`).
-    ``pixels(indices)``: :class:`novelty.alignment.Views` of those training images; given, the aligned
+    ``pixels(indices)``: :func:`novelty.alignment.grey` images of those training images; given, the aligned
     pixel match (:mod:`novelty.alignment`) is one more piece of evidence, named ``aligned``, and a
     held-out image is scored against its nearest training images outside its own group.
     """
@@ -187,7 +187,8 @@ def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, n
                      training_views: Callable[[np.ndarray], object] | None = None, progress: bool = False,
                      desc: str = "aligning generated samples") -> tuple[dict[str, tuple], list | None]:
     """Each query's nearest TRAINING image, per piece of evidence: every layer, and ``aligned`` when
-    ``query_views`` (:class:`novelty.alignment.Views`) and ``training_views(indices)`` are given.
+    ``query_views`` (:func:`novelty.alignment.grey` images ``(M, S, S)``) and ``training_views(indices)``
+    (those of training images) are given.
 
     ``queries`` / ``training``: ``{layer: (M, D)}`` / ``{layer: (N, D)}``, rows L2-normalised;
     ``neighbours[layer]`` = the queries' lists ``(indices (M, k), similarities (M, k))`` best first
@@ -272,7 +273,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     (a function giving those of training images by index) turn on the mirror search: each sample,
     and each held-out image alike, is judged by the better of itself and its mirror image, so a
     mirrored copy is caught like a plain one. Give both or neither.
-    ``generated_views`` (:class:`novelty.alignment.Views` of the samples) and ``training_views`` (a
+    ``generated_views`` (:func:`novelty.alignment.grey` images of the samples) and ``training_views`` (a
     function giving those of training images by index) add the aligned pixel match
     (:mod:`novelty.alignment`): a crop or rescale of a training image is caught by its pixels, which
     the pooled features miss. Give both or neither.
@@ -641,11 +642,12 @@ def _folder_reader(manifest: dict) -> Callable[[str, Sequence[str], int], np.nda
 
 def _pixel_views(manifest: dict, training_ids: Sequence[str], generated_ids: Sequence[str]):
     """(generated views, training views by index) for the aligned pixel match of :func:`assess`."""
-    from novelty.alignment import ALIGN_SIZE, TrainingViews, views
+    from novelty.alignment import ALIGN_SIZE, TrainingPixels, grey
 
     read = _folder_reader(manifest)
-    generated = views(read("generated", generated_ids, ALIGN_SIZE))
-    return generated, TrainingViews(lambda indices: read("training", [training_ids[i] for i in indices], ALIGN_SIZE))
+    generated = grey(read("generated", generated_ids, ALIGN_SIZE))
+    return generated, TrainingPixels(lambda indices: read("training", [training_ids[i] for i in indices],
+                                                       ALIGN_SIZE))
 
 
 VERDICTS_FORMAT = 3  # bump when what judge_run computes changes: older cached verdicts are then recomputed

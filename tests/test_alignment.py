@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from novelty.alignment import NO_MATCH, TrainingViews, best_match, match, views
+from novelty.alignment import NO_MATCH, TrainingPixels, best_match, grey, match, views
 from novelty.errors import NoveltyError
 
 
@@ -63,19 +63,22 @@ def test_best_match_finds_a_mirrored_crop_among_candidates():
         reads.extend(indices.tolist())
         return training[indices]
 
-    train_views = TrainingViews(images)
+    train_pixels = TrainingPixels(images)
     candidates = np.array([[0, 1, 2], [0, 1, 2]])
     mirrored_candidates = np.array([[4, 5, -1], [4, 5, -1]])
-    idx, score, mirrored, matches = best_match(views(query), candidates, train_views, mirrored_candidates)
+    idx, score, mirrored, matches = best_match(grey(query), candidates, train_pixels, mirrored_candidates, chunk=1)
     assert idx[0] == 4 and mirrored[0] and score[0] > 0.9 and matches[0].scale == 0.9
     assert score[1] < 0.5
-    idx_plain, score_plain, mirrored_plain, _ = best_match(views(query), candidates, train_views)
+    idx_plain, score_plain, mirrored_plain, _ = best_match(grey(query), candidates, train_pixels)
     assert score_plain[0] < 0.5 and not mirrored_plain.any()  # without the mirror search it is missed
     assert sorted(reads) == [0, 1, 2, 4, 5]  # each training image read once, however often asked for
 
 
 def test_views_reject_other_shapes():
     with pytest.raises(NoveltyError, match="square RGB"):
-        views(np.zeros((2, 32, 48, 3), np.uint8))
-    v = views(np.zeros((1, 32, 32, 3), np.uint8))  # other sizes are scaled to ALIGN_SIZE
-    assert v.scales[0].shape == (1, 64, 64)
+        grey(np.zeros((2, 32, 48, 3), np.uint8))
+    with pytest.raises(NoveltyError, match="grey images"):
+        views(np.zeros((2, 32, 32), np.uint8))
+    small = grey(np.zeros((1, 32, 32, 3), np.uint8))  # other sizes are scaled to ALIGN_SIZE
+    assert small.shape == (1, 64, 64) and small.dtype == np.float16
+    assert views(small).scales[0].shape == (1, 64, 64) and views(small).scales[-1].shape == (1, 48, 48)
