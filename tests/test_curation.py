@@ -22,6 +22,7 @@ from novelty.curation import (
     thumbnail,
 )
 from novelty.errors import NoveltyError
+from novelty.neighbors import normalize
 
 
 def _collection(seed: int = 0, n: int = 300, d: int = 24):
@@ -34,7 +35,7 @@ def _collection(seed: int = 0, n: int = 300, d: int = 24):
     x[-1] = 0.0
     x[-1, :2] = 50.0  # points away from every cluster
     layer_b = np.sqrt(x) @ np.abs(rng.standard_normal((d, 16)))
-    return {"a": x, "b": layer_b}, twins
+    return {"a": normalize(x), "b": normalize(layer_b)}, twins  # rows L2-normalised, as curation takes them
 
 
 def test_self_neighbours_remove_self_even_when_duplicates_tie():
