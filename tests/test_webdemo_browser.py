@@ -157,6 +157,9 @@ def test_the_aligned_pixel_match_says_how_the_sample_lines_up(page, server, shot
     assert page.locator(".scores-table tr.aligned-row td.num").first.inner_text() == "0.930"
     line = page.locator(".sample-info p.aligned").inner_text()
     assert "the sample is a crop of it keeping 80% of each side, mirrored" in line
+    thumb = page.locator(".sample-info p.aligned img.aligned-thumb")
+    assert thumb.get_attribute("alt") == "training image blank.png"  # g002's nearest at block5_pool
+    page.wait_for_function("() => document.querySelector('img.aligned-thumb').naturalWidth > 0")
     page.screenshot(path=shots / "aligned.png", full_page=True)
 
 

@@ -93,8 +93,9 @@ function alignedLine(aligned) {
       ? `the training image is a crop of the sample keeping ${fmtPercent(aligned.scale)} of each side`
       : `the sample is a crop of it keeping ${fmtPercent(aligned.scale)} of each side`;
   return h("p", { class: "aligned", title: ALIGNED_HELP },
-    "Pixels line up best with ", h("b", { class: "mono" }, aligned.nearest),
-    `: ${framing}${aligned.mirrored ? ", mirrored" : ""} (match ${fmtSimilarity(aligned.similarity)}).`);
+    h("img", { class: "aligned-thumb", src: source.imageUrl("training", aligned.nearest, true), alt: `training image ${aligned.nearest}`, width: 48, height: 48 }),
+    h("span", null, "Pixels line up best with ", h("b", { class: "mono" }, aligned.nearest),
+      `: ${framing}${aligned.mirrored ? ", mirrored" : ""} (match ${fmtSimilarity(aligned.similarity)}).`));
 }
 
 function agreementLine(agreement) {
