@@ -8,8 +8,8 @@ lists overlap). This times :func:`novelty.alignment.best_match` for ``n`` querie
 ``candidates`` distinct training images each, the views included, and ``Extractor.embed`` of the
 same ``n`` images (model built beforehand), and prints both rates and their ratio per wall-clock and
 per CPU second. No goal: it says how much the pixel match adds to a run (reported in the README).
-Images: the masks training thumbnails when ../shared/datasets/masks is present, else seeded smooth
-random images.
+Images: as ``bench_embed.py`` chooses them (the masks training thumbnails when
+../shared/datasets/masks is present, else seeded smooth random images).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,28 +25,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_analyze import clocks, since  # noqa: E402  (benchmarks/ is on the path when run as a script)
+from bench_embed import load_images  # noqa: E402
+
 from novelty import defaults  # noqa: E402
 from novelty.alignment import TrainingPixels, best_match, grey  # noqa: E402
-
-MASKS = ROOT.parent / "shared" / "datasets" / "masks" / "train"
-
-
-def load_images(n: int, size: int) -> tuple[np.ndarray, str]:
-    if MASKS.is_dir():
-        from novelty.images import load
-
-        paths = sorted(MASKS.iterdir())[:n]
-        return np.stack([load(p, size) for p in paths]), f"{len(paths)} masks"
-    from scipy.ndimage import gaussian_filter
-
-    rng = np.random.default_rng(0)
-    x = gaussian_filter(rng.random((n, size, size, 3)), (0, 2, 2, 0))
-    x = (x - x.min()) / (x.max() - x.min())
-    return (x * 255).astype(np.uint8), f"{n} smooth random images"
-
-
-def clocks() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
 
 
 def main() -> None:
@@ -65,13 +47,13 @@ def main() -> None:
 
     start = clocks()
     best_match(grey(images), candidates, TrainingPixels(lambda rows: images[rows]))
-    align = [b - a for a, b in zip(start, clocks(), strict=True)]
+    align = since(start)
 
     extractor = Extractor(weights=args.weights, input_size=defaults.INPUT_SIZE)
     extractor.embed(images[:defaults.EMBED_BATCH_SIZE], progress=False)  # build and trace
     start = clocks()
     extractor.embed(images, progress=False)
-    embed = [b - a for a, b in zip(start, clocks(), strict=True)]
+    embed = since(start)
 
     print(f"images: {what} at {defaults.INPUT_SIZE} px; {args.candidates} candidates per query")
     for i, label in enumerate(("wall clock", "CPU time")):

@@ -90,11 +90,12 @@ def views(images: np.ndarray) -> Views:
         images = grey(images)
     if images.ndim != 3 or images.shape[1:] != (ALIGN_SIZE, ALIGN_SIZE):
         raise NoveltyError(f"expected grey images (N, {ALIGN_SIZE}, {ALIGN_SIZE}), received shape {images.shape}")
+    images = images.astype(np.float32)
     out = []
     for scale in ALIGN_SCALES:
         m = round(scale * ALIGN_SIZE)
         rows = np.empty((len(images), m, m), dtype=np.float32)
-        for i, g in enumerate(images.astype(np.float32)):
+        for i, g in enumerate(images):
             small = g if m == ALIGN_SIZE else cv2.resize(g, (m, m), interpolation=cv2.INTER_AREA)
             rows[i] = small - cv2.GaussianBlur(small, (0, 0), ALIGN_SIGMA, borderType=cv2.BORDER_REFLECT)
         out.append(rows)
@@ -208,14 +209,12 @@ class TrainingPixels:
 
     def __init__(self, images: Callable[[np.ndarray], np.ndarray]) -> None:
         self._images = images
-        self._rows: dict[int, int] = {}
-        self._grey = np.empty((0, ALIGN_SIZE, ALIGN_SIZE), dtype=np.float16)
+        self._grey: dict[int, np.ndarray] = {}  # one array per image: nothing is copied as the cache grows
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
-        indices = np.asarray(indices, dtype=np.int64)
-        new = [int(j) for j in dict.fromkeys(indices.tolist()) if int(j) not in self._rows]
+        indices = np.asarray(indices, dtype=np.int64).tolist()
+        new = [j for j in dict.fromkeys(indices) if j not in self._grey]
         if new:
-            made = grey(self._images(np.asarray(new, dtype=np.int64)))
-            self._rows.update({j: len(self._grey) + i for i, j in enumerate(new)})
-            self._grey = np.concatenate([self._grey, made])
-        return self._grey[[self._rows[int(j)] for j in indices]]
+            self._grey.update(zip(new, grey(self._images(np.asarray(new, dtype=np.int64))), strict=True))
+        return np.stack([self._grey[j] for j in indices]) if indices else \
+            np.empty((0, ALIGN_SIZE, ALIGN_SIZE), dtype=np.float16)

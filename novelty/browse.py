@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from novelty import defaults
+from novelty.alignment import ALIGNED
 from novelty.errors import NoveltyError
 from novelty.files import read_json
 from novelty.runfolder import RunFolder
@@ -240,29 +241,15 @@ class RunView:
         """One GENERATED sample: verdict and copy score (when the run has verdicts), novelty, and per
         layer its nearest TRAINING image, similarity, calibrated score and p-value; layer agreement."""
         row = self.samples.get(sample_id, {})
-        layers: dict[str, Any] = {}
-        for layer in self.layers:
-            items = self.neighbours[layer].get(sample_id) or []
-            similarity = _number(row.get(f"{layer}_similarity"))
-            if similarity is None and items:
-                similarity = items[0].similarity
-            share = _number(row.get(f"{layer}_heldout_share"))
-            calibrated = 1.0 - share if share is not None else (
-                None if similarity is None else self.calibrated(layer, similarity))
-            layers[layer] = {"nearest": row.get(f"{layer}_nearest_id") or (items[0].id if items else None),
-                             "similarity": _round(similarity), "calibrated": _round(calibrated),
-                             "p_value": _round(_number(row.get(f"{layer}_p_value")))}
+        layers = {layer: self._score(row, layer, self.neighbours[layer].get(sample_id) or [])
+                  for layer in self.layers}
         deepest = layers[self.layers[-1]]["similarity"]
         aligned = None
-        if _number(row.get("aligned_similarity")) is not None:
-            share = _number(row.get("aligned_heldout_share"))
-            aligned = {"nearest": row.get("aligned_nearest_id") or None,
-                       "similarity": _round(_number(row.get("aligned_similarity"))),
-                       "calibrated": None if share is None else _round(1.0 - share),
-                       "p_value": _round(_number(row.get("aligned_p_value"))),
-                       "mirrored": (row.get("aligned_mirrored") or "").strip().lower() == "true",
-                       "scale": _number(row.get("aligned_scale")),
-                       "crop": (row.get("aligned_crop") or "").strip() or None}
+        if _number(row.get(f"{ALIGNED}_similarity")) is not None:
+            aligned = self._score(row, ALIGNED) | {
+                "mirrored": (row.get(f"{ALIGNED}_mirrored") or "").strip().lower() == "true",
+                "scale": _number(row.get(f"{ALIGNED}_scale")),
+                "crop": (row.get(f"{ALIGNED}_crop") or "").strip() or None}
         return {"id": sample_id, "verdict": (row.get("verdict") or "").strip() or None,
                 "copy_score": _round(_number(row.get("copy_score"))),
                 "copy_p_value": _round(_number(row.get("copy_p_value"))),
@@ -270,6 +257,20 @@ class RunView:
                 "duplicate_group": (row.get("duplicate_group") or "").strip() or None,
                 "layers": layers, "aligned": aligned,
                 "agreement": self.agreement(sample_id, _number(row.get("layer_agreement")))}
+
+    def _score(self, row: dict[str, str], name: str, items: list | tuple = ()) -> dict[str, Any]:
+        """One piece of evidence of a sample (a layer, or the aligned pixel match) as ``samples.csv``
+        gives it: nearest TRAINING id, similarity, calibrated score (1 - heldout_share, else from the
+        held-out quantiles) and p-value; the neighbour list ``items`` fills in for a run without verdicts."""
+        similarity = _number(row.get(f"{name}_similarity"))
+        if similarity is None and items:
+            similarity = items[0].similarity
+        share = _number(row.get(f"{name}_heldout_share"))
+        calibrated = 1.0 - share if share is not None else (
+            None if similarity is None else self.calibrated(name, similarity))
+        return {"nearest": row.get(f"{name}_nearest_id") or (items[0].id if items else None),
+                "similarity": _round(similarity), "calibrated": _round(calibrated),
+                "p_value": _round(_number(row.get(f"{name}_p_value")))}
 
     def sample_list(self) -> list[dict[str, Any]]:
         return [self.sample(ident) for ident in self.sample_ids]

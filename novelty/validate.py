@@ -125,7 +125,7 @@ def _cell(flags: np.ndarray) -> Cell:
 def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.ndarray]], *,
              mirrored_probes: dict[str, dict[str, np.ndarray]] | None = None,
              training_mirrored: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
-             probe_views: dict | None = None, training_views: Callable[[np.ndarray], object] | None = None,
+             probe_pixels: dict | None = None, training_pixels: Callable[[np.ndarray], object] | None = None,
              fpr: float = defaults.FALSE_POSITIVE_RATE, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
              seed: int = defaults.SEED, k: int = defaults.TOP_K,
              progress: bool = False) -> tuple[dict[str, dict[str, Cell]], dict]:
@@ -134,8 +134,8 @@ def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.nda
     calibration summary).
 
     ``mirrored_probes`` (the probes flipped left-right) and ``training_mirrored`` (flipped training
-    images by index) turn on the mirror search, as in :func:`novelty.verdicts.assess`; ``probe_views``
-    (``{row: grey images}``, :func:`novelty.alignment.grey`) and ``training_views`` (those of training
+    images by index) turn on the mirror search, as in :func:`novelty.verdicts.assess`; ``probe_pixels``
+    (``{row: grey images}``, :func:`novelty.alignment.grey`) and ``training_pixels`` (those of training
     images by index) the aligned pixel
     match (:mod:`novelty.alignment`).
     """
@@ -145,7 +145,7 @@ def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.nda
 
     train = {layer: normalize(x) for layer, x in training.items()}
     tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
-                            mirrored=training_mirrored, pixels=training_views if probe_views else None,
+                            mirrored=training_mirrored, pixels=training_pixels if probe_pixels else None,
                             progress=progress)
     names = tc.calibration.layers
     held = {name: tc.heldout_nearest[name][1] for name in names}
@@ -156,7 +156,7 @@ def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.nda
             {layer: normalize(feats[layer]) for layer in train}, train,
             mirrored=({layer: normalize(x) for layer, x in mirrored_probes[row].items()}
                       if mirrored_probes is not None else None),
-            query_views=probe_views[row] if probe_views else None, training_views=training_views,
+            query_pixels=probe_pixels[row] if probe_pixels else None, training_pixels=training_pixels,
             progress=progress, desc=f"aligning {row}")
         rates[row] = {}
         for name, rule in rules.items():
@@ -222,7 +222,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
 
     probes: dict[str, dict[str, np.ndarray]] = {}
     mirrored: dict[str, dict[str, np.ndarray]] = {}
-    pixel_views = {}
+    probe_grey = {}
 
     mirror_extractor = MirroredExtractor(extractor)
 
@@ -238,19 +238,19 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
         if mirror:
             mirrored[kind] = flipped(made, f"{kind} copies")
         if align:
-            pixel_views[kind] = grey(made)
+            probe_grey[kind] = grey(made)
     probes[UNSEEN] = {layer: features[layer][unseen_idx] for layer in layers}
     if mirror:
         mirrored[UNSEEN] = flipped(images.images[unseen_idx], "unseen images")
     if align:
-        pixel_views[UNSEEN] = grey(images.images[unseen_idx])
+        probe_grey[UNSEEN] = grey(images.images[unseen_idx])
 
     rates, calibration = evaluate(
         {layer: features[layer][train_idx] for layer in layers}, probes,
         mirrored_probes=mirrored if mirror else None,
         training_mirrored=(lambda rows: flipped(images.images[train_idx[rows]], "held-out images")) if mirror else None,
-        probe_views=pixel_views or None,
-        training_views=TrainingPixels(lambda rows: images.images[train_idx[rows]]) if align else None,
+        probe_pixels=probe_grey or None,
+        training_pixels=TrainingPixels(lambda rows: images.images[train_idx[rows]]) if align else None,
         fpr=fpr, holdout_fraction=holdout_fraction, seed=seed, progress=progress)
     goals = {kind: {"at_least": goal, "met": rates[kind][COMBINED].rate >= goal} for kind, goal in GOALS.items()}
     goals[UNSEEN] = {"at_most": UNSEEN_GOAL, "met": rates[UNSEEN][COMBINED].rate <= UNSEEN_GOAL}

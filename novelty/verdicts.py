@@ -183,11 +183,11 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
 
 def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, np.ndarray],
                      neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None, *,
-                     mirrored: Mapping[str, np.ndarray] | None = None, query_views=None,
-                     training_views: Callable[[np.ndarray], object] | None = None, progress: bool = False,
+                     mirrored: Mapping[str, np.ndarray] | None = None, query_pixels=None,
+                     training_pixels: Callable[[np.ndarray], object] | None = None, progress: bool = False,
                      desc: str = "aligning generated samples") -> tuple[dict[str, tuple], list | None]:
     """Each query's nearest TRAINING image, per piece of evidence: every layer, and ``aligned`` when
-    ``query_views`` (:func:`novelty.alignment.grey` images ``(M, S, S)``) and ``training_views(indices)``
+    ``query_pixels`` (:func:`novelty.alignment.grey` images ``(M, S, S)``) and ``training_pixels(indices)``
     (those of training images) are given.
 
     ``queries`` / ``training``: ``{layer: (M, D)}`` / ``{layer: (N, D)}``, rows L2-normalised;
@@ -200,7 +200,7 @@ def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, n
     from novelty import alignment
     from novelty.neighbors import top_k
 
-    depth = alignment.ALIGN_CANDIDATES if query_views is not None else 1
+    depth = alignment.ALIGN_CANDIDATES if query_pixels is not None else 1
     out: dict[str, tuple] = {}
     plain, flipped = [], []
     for layer in training:
@@ -213,10 +213,10 @@ def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, n
             best = _better_of(best[:2], (m_idx[:, 0], m_sims[:, 0]))
             flipped.append(m_idx)
         out[layer] = best
-    if query_views is None:
+    if query_pixels is None:
         return out, None
     a_idx, a_score, a_mirrored, matches = alignment.best_match(
-        query_views, np.concatenate(plain, axis=1), training_views,
+        query_pixels, np.concatenate(plain, axis=1), training_pixels,
         np.concatenate(flipped, axis=1) if mirrored is not None else None, progress=progress, desc=desc)
     out[alignment.ALIGNED] = a_idx, a_score, a_mirrored
     return out, matches
@@ -263,7 +263,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
            fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int = defaults.SEED,
            generated_mirrored: Mapping[str, np.ndarray] | None = None,
            training_mirrored: Callable[[np.ndarray], Mapping[str, np.ndarray]] | None = None,
-           generated_views=None, training_views: Callable[[np.ndarray], object] | None = None,
+           generated_pixels=None, training_pixels: Callable[[np.ndarray], object] | None = None,
            progress: bool = False) -> Assessment:
     """Verdicts for GENERATED ``{layer: (M, D)}`` against TRAINING ``{layer: (N, D)}`` features.
 
@@ -273,7 +273,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     (a function giving those of training images by index) turn on the mirror search: each sample,
     and each held-out image alike, is judged by the better of itself and its mirror image, so a
     mirrored copy is caught like a plain one. Give both or neither.
-    ``generated_views`` (:func:`novelty.alignment.grey` images of the samples) and ``training_views`` (a
+    ``generated_pixels`` (:func:`novelty.alignment.grey` images of the samples) and ``training_pixels`` (a
     function giving those of training images by index) add the aligned pixel match
     (:mod:`novelty.alignment`): a crop or rescale of a training image is caught by its pixels, which
     the pooled features miss. Give both or neither.
@@ -301,8 +301,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
 
     if (generated_mirrored is None) != (training_mirrored is None):
         raise NoveltyError("mirror search needs both generated_mirrored and training_mirrored, or neither")
-    if (generated_views is None) != (training_views is None):
-        raise NoveltyError("the aligned pixel match needs both generated_views and training_views, or neither")
+    if (generated_pixels is None) != (training_pixels is None):
+        raise NoveltyError("the aligned pixel match needs both generated_pixels and training_pixels, or neither")
     warnings: list[str] = []
     train = _normalized(training)
     gen = _normalized(generated)
@@ -315,7 +315,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
 
     # ---- curation and calibration: neighbours within the training set, duplicates, held-out split
     tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
-                            mirrored=training_mirrored, pixels=training_views, progress=progress)
+                            mirrored=training_mirrored, pixels=training_pixels, progress=progress)
     self_nb, dup_rule, components = tc.self_neighbours, tc.duplicate_rule, tc.components
     reference, heldout, held_top, cal = tc.reference, tc.heldout, tc.heldout_nearest, tc.calibration
     names = cal.layers  # the layers, then "aligned" with the pixel match
@@ -335,7 +335,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     best, matches = nearest_training(
         gen, train, {layer: (gen_idx[layer], gen_sims[layer]) for layer in layers},
         mirrored=_normalized(generated_mirrored) if generated_mirrored is not None else None,
-        query_views=generated_views, training_views=training_views, progress=progress)
+        query_pixels=generated_pixels, training_pixels=training_pixels, progress=progress)
     verdicts = calibration.judge(cal, {name: best[name][1] for name in names})
     agreement = layer_agreement(gen_idx)
     lap("verdicts")
@@ -453,7 +453,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         "settings": {"holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
                      "layers": list(layers), "k": int(gen_idx[layers[0]].shape[1]), "prdc_k": defaults.PRDC_K,
                      "mirror_search": generated_mirrored is not None,
-                     "aligned_pixel_match": generated_views is not None,
+                     "aligned_pixel_match": generated_pixels is not None,
                      "borderline_rate": borderline, "duplicate_z": defaults.DUPLICATE_Z,
                      "outlier_z": defaults.OUTLIER_Z, "outlier_k": defaults.OUTLIER_K,
                      "hub_factor": defaults.HUB_FACTOR, "confidence": defaults.CONFIDENCE,
@@ -640,8 +640,9 @@ def _folder_reader(manifest: dict) -> Callable[[str, Sequence[str], int], np.nda
     return read
 
 
-def _pixel_views(manifest: dict, training_ids: Sequence[str], generated_ids: Sequence[str]):
-    """(generated views, training views by index) for the aligned pixel match of :func:`assess`."""
+def _run_pixels(manifest: dict, training_ids: Sequence[str], generated_ids: Sequence[str]):
+    """(grey images of the generated samples, those of training images by index): the aligned pixel
+    match's input to :func:`assess`."""
     from novelty.alignment import ALIGN_SIZE, TrainingPixels, grey
 
     read = _folder_reader(manifest)
@@ -756,14 +757,14 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     pixels, align_warning = (None, None), None
     if align:
         try:
-            pixels = _pixel_views(manifest, training_ids, generated_ids)
+            pixels = _run_pixels(manifest, training_ids, generated_ids)
         except NoveltyError as exc:
             align_warning = f"aligned pixel match off: {exc}"
 
-    def run_assess(views: tuple) -> Assessment:
+    def run_assess(pixels: tuple) -> Assessment:
         return assess(training, generated, training_ids, generated_ids, neighbours, k=k,
                       holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, generated_mirrored=mirrored[0],
-                      training_mirrored=mirrored[1], generated_views=views[0], training_views=views[1],
+                      training_mirrored=mirrored[1], generated_pixels=pixels[0], training_pixels=pixels[1],
                       progress=progress)
 
     try:

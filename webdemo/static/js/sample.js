@@ -31,24 +31,15 @@ export async function renderSample(root, id) {
   const has = (key) => layers.some(({ layer }) => (sample.layers[layer] || {})[key] !== null);
   const calibrated = has("calibrated");
   const pValues = has("p_value");
-  const rows = layers.map(({ layer, label }) => {
-    const score = sample.layers[layer] || {};
-    return h("tr", null,
-      h("th", { scope: "row" }, layer, h("span", { class: "layer-label" }, label)),
-      h("td", { class: "num", title: SIMILARITY_HELP }, fmtSimilarity(score.similarity)),
-      calibrated ? h("td", { class: "num", title: CALIBRATED_HELP }, fmtPercent(score.calibrated)) : null,
-      pValues ? h("td", { class: "num", title: P_HELP }, fmtSimilarity(score.p_value)) : null,
-      h("td", { class: "nearest mono" }, score.nearest || "–"));
-  });
-
+  const scoreRow = (name, label, score, similarityHelp, rowClass = null) => h("tr", { class: rowClass },
+    h("th", { scope: "row" }, name, h("span", { class: "layer-label" }, label)),
+    h("td", { class: "num", title: similarityHelp }, fmtSimilarity(score.similarity)),
+    calibrated ? h("td", { class: "num", title: CALIBRATED_HELP }, fmtPercent(score.calibrated)) : null,
+    pValues ? h("td", { class: "num", title: P_HELP }, fmtSimilarity(score.p_value)) : null,
+    h("td", { class: "nearest mono" }, score.nearest || "–"));
+  const rows = layers.map(({ layer, label }) => scoreRow(layer, label, sample.layers[layer] || {}, SIMILARITY_HELP));
   if (sample.aligned) {
-    const score = sample.aligned;
-    rows.push(h("tr", { class: "aligned-row" },
-      h("th", { scope: "row" }, "aligned pixels", h("span", { class: "layer-label" }, "crops, rescales, mirror images")),
-      h("td", { class: "num", title: ALIGNED_HELP }, fmtSimilarity(score.similarity)),
-      calibrated ? h("td", { class: "num", title: CALIBRATED_HELP }, fmtPercent(score.calibrated)) : null,
-      pValues ? h("td", { class: "num", title: P_HELP }, fmtSimilarity(score.p_value)) : null,
-      h("td", { class: "nearest mono" }, score.nearest || "–")));
+    rows.push(scoreRow("aligned pixels", "crops, rescales, mirror images", sample.aligned, ALIGNED_HELP, "aligned-row"));
   }
 
   const info = h("div", { class: "sample-info" },
