@@ -11,7 +11,7 @@ export const CALIBRATED_HELP =
   "genuinely new images come, which is what a copy looks like; around 50% = an ordinary resemblance.";
 
 export const COPY_HELP =
-  "Copy p-value, both layers combined and calibrated on unseen real images: the share of genuinely " +
+  "Copy p-value, every piece of evidence (the layers and, where the run has it, the aligned pixel match) combined and calibrated on unseen real images: the share of genuinely " +
   "new images that come at least this close to the training set. Small = suspiciously close. A " +
   "sample is a copy when it is at or below the run's false-positive rate.";
 

@@ -51,7 +51,7 @@ export async function renderGallery(root, params) {
       h("label", { class: "sort" }, "Sort ", sortSelect),
       verdictChips),
     h("p", { class: "hint" }, hasVerdicts
-      ? `Each card: the copy p-value (both layers, calibrated on unseen real images: small = suspiciously close), then the similarity to the nearest training image at ${deepest} and its calibrated score. Open a sample to see its nearest training images at every layer.`
+      ? `Each card: the copy p-value (the layers and the aligned pixel match combined, calibrated on unseen real images: small = suspiciously close), then the similarity to the nearest training image at ${deepest} and its calibrated score. Open a sample to see its nearest training images at every layer.`
       : `Each card: novelty (1 minus the similarity to the nearest training image at ${deepest}) and that similarity. Open a sample to see its nearest training images at every layer.`),
     grid);
   if (summary.counts.generated === 0) root.append(h("p", { class: "status" }, "This run has no generated samples."));
