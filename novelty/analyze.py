@@ -61,9 +61,10 @@ class AnalyzeOptions:
     align: bool = True
 
     def __post_init__(self) -> None:
-        for name, key in (("k", "top_k"), ("input_size", "input_size"), ("batch_size", "embed_batch_size"),
-                          ("holdout_fraction", "holdout_fraction"), ("fpr", "false_positive_rate")):
-            bounds.check(key, getattr(self, name), name)
+        bounds.check_all(("top_k", "k", self.k), ("input_size", "input_size", self.input_size),
+                         ("embed_batch_size", "batch_size", self.batch_size),
+                         ("holdout_fraction", "holdout_fraction", self.holdout_fraction),
+                         ("false_positive_rate", "fpr", self.fpr))
 
 
 @dataclass

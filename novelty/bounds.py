@@ -16,3 +16,9 @@ def check(key: str, value, name: str | None = None):
         kind = "an integer" if allowed.integer else "a number"
         raise NoveltyError(f"{name or key} must be {kind} in the range {allowed}, received: {value!r}")
     return value
+
+
+def check_all(*checks: tuple[str, str, object]) -> None:
+    """:func:`check` each ``(key, name, value)`` in turn: a function's numeric arguments at its edge."""
+    for key, name, value in checks:
+        check(key, value, name)

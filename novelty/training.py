@@ -64,7 +64,7 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "learning_rate", "beta_1", "seed"):
-            bounds.check(name, getattr(self, name))
+            bounds.check(name, getattr(self, name))  # the fields are named as their ranges in defaults.RANGES
         if self.grid_size < 1:
             raise NoveltyError(f"grid_size must be positive, received: {self.grid_size}")
         if self.strategy not in STRATEGIES:

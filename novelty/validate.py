@@ -191,11 +191,10 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     from novelty.featurestore import FeatureStore
     from novelty.neighbors import normalize
 
-    for key, name, value in (("validate_copies", "copies", copies), ("unseen_fraction", "unseen_fraction", unseen_fraction),
-                             ("holdout_fraction", "holdout_fraction", holdout_fraction),
-                             ("false_positive_rate", "fpr", fpr), ("seed", "seed", seed),
-                             ("embed_batch_size", "batch_size", batch_size), ("input_size", "input_size", input_size)):
-        bounds.check(key, value, name)
+    bounds.check_all(("validate_copies", "copies", copies), ("unseen_fraction", "unseen_fraction", unseen_fraction),
+                     ("holdout_fraction", "holdout_fraction", holdout_fraction), ("false_positive_rate", "fpr", fpr),
+                     ("seed", "seed", seed), ("embed_batch_size", "batch_size", batch_size),
+                     ("input_size", "input_size", input_size))
     out = Path(out)
     train_dir = Path(train_dir)
     if train_dir.is_dir() and is_inside(out, train_dir):

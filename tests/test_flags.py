@@ -214,3 +214,18 @@ def test_extractor_refuses_sizes_that_would_not_fit():
         Extractor(weights="none", input_size=10**6)
     with pytest.raises(NoveltyError, match="sketch:D with D >= 16 and <= 65536"):
         parse_reduce(f"sketch:{HUGE}")
+
+
+def test_prepare_and_judge_run_refuse_out_of_range_values(tmp_path):
+    from novelty.records import prepare
+    from novelty.verdicts import judge_run
+
+    with pytest.raises(NoveltyError, match="shard size must be an integer in the range"):
+        prepare(tmp_path, tmp_path / "out", shard_size=int(HUGE))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"layers": ["block5_pool"], "seed": -5}', encoding="utf-8")
+    with pytest.raises(NoveltyError, match="seed must be an integer in the range 0<=x<=4294967295, received: -5"):
+        judge_run(run)
+    with pytest.raises(NoveltyError, match="fpr must be a number in the range"):
+        judge_run(run, fpr=float("nan"), seed=0)
