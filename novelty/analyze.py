@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from novelty import __version__, defaults
+from novelty import __version__, bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import is_inside, read_json, sha256_file, write_json, write_text
 from novelty.runfolder import RunFolder
@@ -59,6 +59,12 @@ class AnalyzeOptions:
     fpr: float = defaults.FALSE_POSITIVE_RATE
     mirror: bool = True
     align: bool = True
+
+    def __post_init__(self) -> None:
+        bounds.check_all(("top_k", "k", self.k), ("input_size", "input_size", self.input_size),
+                         ("embed_batch_size", "batch_size", self.batch_size),
+                         ("holdout_fraction", "holdout_fraction", self.holdout_fraction),
+                         ("false_positive_rate", "fpr", self.fpr))
 
 
 @dataclass
@@ -164,12 +170,12 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     """
     from novelty.features import Extractor
     from novelty.featurestore import FeatureStore
+    from novelty.generate import check_request
     from novelty.neighbors import BACKENDS, save_neighbors, top_k
 
+    check_request(n, seed)
     run = RunFolder(out)
     train = Path(train)
-    if options.k < 1:
-        raise NoveltyError(f"k must be a positive integer, received: {options.k}")
     if options.index not in BACKENDS:
         raise NoveltyError(f"unknown index {options.index!r}; must be one of: {', '.join(BACKENDS)}")
     if train.is_dir() and is_inside(run.root, train):

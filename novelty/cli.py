@@ -35,12 +35,48 @@ def main() -> None:
     """What did your GAN really learn? Train, generate, find nearest training images, judge, curate."""
 
 
+class _InRange:
+    """For click's IntRange and FloatRange: one message for every bad value, naming the allowed range
+    (click's own says "not a valid integer" without it), and nan refused (it passes click's comparisons)."""
+
+    parse: type
+    kind: str
+
+    def __init__(self, allowed: defaults.Range):
+        super().__init__(allowed.low, allowed.high, min_open=allowed.low_open, max_open=allowed.high_open)
+        self.allowed = allowed
+
+    def convert(self, value, param, ctx):
+        try:
+            number = self.parse(value)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+        if number is None or number not in self.allowed:
+            self.fail(f"{value!r} is not {self.kind} in the range {self.allowed}.", param, ctx)
+        return number
+
+
+class _IntRange(_InRange, click.IntRange):
+    name, kind, parse = "integer", "an integer", int
+
+
+class _FloatRange(_InRange, click.FloatRange):
+    name, kind, parse = "number", "a number", float
+
+
+def bounded(key: str) -> click.ParamType:
+    """The click type of a numeric flag: its range from ``defaults.RANGES[key]``, checked while parsing,
+    before any work, with a one-line error naming the range (tests/test_flags.py walks them all)."""
+    allowed = defaults.RANGES[key]
+    return (_IntRange if allowed.integer else _FloatRange)(allowed)
+
+
 SIZE = click.option("--size", type=click.Choice([str(s) for s in defaults.IMAGE_SIZES]),
                     default=str(defaults.IMAGE_SIZE), callback=lambda c, p, v: int(v),
                     help="Square image size in pixels.")
 FIT = click.option("--fit", "fit_mode", type=click.Choice(defaults.FIT_MODES), default=defaults.FIT_MODE,
                    help="crop: fill the square and cut the overflow; pad: keep everything, pad with white.")
-SEED = click.option("--seed", type=int, default=defaults.SEED, help="Random seed (recorded).")
+SEED = click.option("--seed", type=bounded("seed"), default=defaults.SEED, help="Random seed (recorded).")
 
 
 @main.command()
@@ -49,7 +85,7 @@ SEED = click.option("--seed", type=int, default=defaults.SEED, help="Random seed
               help="Folder for the shards, manifest.json and skipped.csv (replaces an earlier prepare).")
 @SIZE
 @FIT
-@click.option("--shard-size", type=click.IntRange(min=1), default=defaults.SHARD_SIZE,
+@click.option("--shard-size", type=bounded("shard_size"), default=defaults.SHARD_SIZE,
               help="Images per TFRecord shard.")
 def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int) -> None:
     """Decode an image folder once into TFRecord shards that `novelty train` streams."""
@@ -64,14 +100,14 @@ def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int) 
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Training folder (resumed if it exists).")
 @SIZE
 @FIT
-@click.option("--steps", type=click.IntRange(min=1), default=defaults.STEPS)
-@click.option("--batch-size", type=click.IntRange(min=1), default=defaults.BATCH_SIZE, help="Global batch, split over replicas.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=defaults.LEARNING_RATE)
-@click.option("--beta1", "beta_1", type=click.FloatRange(0, 1, max_open=True), default=defaults.BETA_1)
-@click.option("--z-dim", type=click.IntRange(min=1), default=defaults.Z_DIM)
-@click.option("--base-filters", type=click.IntRange(min=1), default=defaults.BASE_FILTERS, help="Network width.")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=defaults.CHECKPOINT_EVERY)
-@click.option("--log-every", type=click.IntRange(min=1), default=defaults.LOG_EVERY)
+@click.option("--steps", type=bounded("steps"), default=defaults.STEPS)
+@click.option("--batch-size", type=bounded("batch_size"), default=defaults.BATCH_SIZE, help="Global batch, split over replicas.")
+@click.option("--lr", "learning_rate", type=bounded("learning_rate"), default=defaults.LEARNING_RATE)
+@click.option("--beta1", "beta_1", type=bounded("beta_1"), default=defaults.BETA_1)
+@click.option("--z-dim", type=bounded("z_dim"), default=defaults.Z_DIM)
+@click.option("--base-filters", type=bounded("base_filters"), default=defaults.BASE_FILTERS, help="Network width.")
+@click.option("--checkpoint-every", type=bounded("checkpoint_every"), default=defaults.CHECKPOINT_EVERY)
+@click.option("--log-every", type=bounded("log_every"), default=defaults.LOG_EVERY)
 @click.option("--flip/--no-flip", default=False, help="Random horizontal flips.")
 @click.option("--jitter/--no-jitter", default=False, help="Random jitter: upscale, then random crop.")
 @click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "tpu"]), default="auto",
@@ -101,7 +137,7 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
 @main.command()
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
               help="A checkpoint folder or a training folder (its latest checkpoint).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=defaults.N_SAMPLES, help="Number of samples.")
+@click.option("--n", "n", type=bounded("n_samples"), default=defaults.N_SAMPLES, help="Number of samples.")
 @SEED
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
@@ -125,19 +161,32 @@ WEIGHTS_OPTION = click.option("--weights", default=defaults.WEIGHTS,
 PREPROCESS_OPTION = click.option(
     "--preprocess", type=click.Choice(defaults.PREPROCESS_MODES), default=defaults.PREPROCESS,
     help="caffe: Keras preprocess_input (correct); original: x/127.5-1 as the 2018 demo.")
-INPUT_SIZE_OPTION = click.option("--input-size", type=click.IntRange(min=32), default=defaults.INPUT_SIZE,
+INPUT_SIZE_OPTION = click.option("--input-size", type=bounded("input_size"), default=defaults.INPUT_SIZE,
                                  help="Every image is fitted to this square before VGG16.")
-BATCH_SIZE_OPTION = click.option("--batch-size", type=click.IntRange(min=1), default=defaults.EMBED_BATCH_SIZE,
+BATCH_SIZE_OPTION = click.option("--batch-size", type=bounded("embed_batch_size"), default=defaults.EMBED_BATCH_SIZE,
                                  help="Images per VGG16 batch.")
+
+
+def _block1_reduce(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Check the numbers of a --block1-reduce spec while parsing, before any work (no TensorFlow)."""
+    from novelty.features import parse_reduce
+
+    try:
+        parse_reduce(value)
+    except NoveltyError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 BLOCK1_REDUCE_OPTION = click.option(
-    "--block1-reduce", default=defaults.BLOCK1_REDUCE,
+    "--block1-reduce", default=defaults.BLOCK1_REDUCE, callback=_block1_reduce,
     help="Shrink block1_pool: none, sketch:D (random projection to D values; keeps most neighbours) "
          "or pool:N (N x N average pooling; keeps fewer).")
 
 HOLDOUT_OPTION = click.option(
-    "--holdout", "holdout_fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    "--holdout", "holdout_fraction", type=bounded("holdout_fraction"),
     default=defaults.HOLDOUT_FRACTION, help="Share of the training images held out to calibrate the copy verdict.")
-FPR_OPTION = click.option("--fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+FPR_OPTION = click.option("--fpr", type=bounded("false_positive_rate"),
                           default=defaults.FALSE_POSITIVE_RATE,
                           help="False positive rate of the copy verdict (share of unseen real images flagged).")
 MIRROR_OPTION = click.option("--mirror/--no-mirror", default=True,
@@ -154,13 +203,13 @@ ALIGN_OPTION = click.option("--align/--no-align", default=True,
               help="Folder of generated images (or a `novelty generate` output folder).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Instead of --generated: sample --n images from this checkpoint into RUN/generated.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=defaults.N_SAMPLES,
+@click.option("--n", "n", type=bounded("n_samples"), default=defaults.N_SAMPLES,
               help="Samples to generate with --checkpoint.")
 @SEED
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Run folder (a re-run reuses its cached features).")
 @LAYERS_OPTION
-@click.option("--k", "k", type=click.IntRange(min=1), default=defaults.TOP_K, help="Neighbours per sample.")
+@click.option("--k", "k", type=bounded("top_k"), default=defaults.TOP_K, help="Neighbours per sample.")
 @WEIGHTS_OPTION
 @PREPROCESS_OPTION
 @INPUT_SIZE_OPTION
@@ -205,7 +254,7 @@ def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--host", default=defaults.HOST, help="Address to bind; the default serves this machine only.")
-@click.option("--port", type=click.IntRange(0, 65535), default=defaults.PORT, help="Port to listen on.")
+@click.option("--port", type=bounded("port"), default=defaults.PORT, help="Port to listen on.")
 def serve(run: Path, host: str, port: int) -> None:
     """Browse RUN in a web browser: samples, neighbours per layer, training-set curation, queries."""
     from webdemo import Settings  # the one place novelty imports webdemo: the app is optional
@@ -225,9 +274,9 @@ def serve(run: Path, host: str, port: int) -> None:
 @LAYERS_OPTION
 @FIT
 @BLOCK1_REDUCE_OPTION
-@click.option("--copies", type=click.IntRange(min=1), default=defaults.VALIDATE_COPIES,
+@click.option("--copies", type=bounded("validate_copies"), default=defaults.VALIDATE_COPIES,
               help="Training images copied in each way (exact, flip, crop, jitter, jpeg).")
-@click.option("--unseen", "unseen_fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--unseen", "unseen_fraction", type=bounded("unseen_fraction"),
               default=defaults.VALIDATE_UNSEEN_FRACTION, help="Share of the images set aside as unseen samples.")
 @HOLDOUT_OPTION
 @FPR_OPTION

@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from novelty import defaults
+from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import write_json
 
@@ -50,9 +50,10 @@ class GanConfig:
         if self.image_size not in defaults.IMAGE_SIZES:
             allowed = ", ".join(map(str, defaults.IMAGE_SIZES))
             raise NoveltyError(f"image size must be one of: {allowed}; received: {self.image_size}")
-        for name in ("z_dim", "base_filters", "kernel_size"):
-            if getattr(self, name) < 1:
-                raise NoveltyError(f"{name} must be positive, received: {getattr(self, name)}")
+        bounds.check("z_dim", self.z_dim)
+        bounds.check("base_filters", self.base_filters)
+        if self.kernel_size < 1:
+            raise NoveltyError(f"kernel_size must be positive, received: {self.kernel_size}")
         if self.architecture != ARCHITECTURE:
             raise NoveltyError(f"architecture must be {ARCHITECTURE!r}, received: {self.architecture!r}")
 

@@ -6,6 +6,9 @@ defaults from the comparison demo (top-24 per layer at block1_pool and block5_po
 
 from __future__ import annotations
 
+import numbers
+from dataclasses import dataclass
+
 # Images and data preparation
 IMAGE_SIZES: tuple[int, ...] = (32, 64, 128)
 IMAGE_SIZE = 64
@@ -80,3 +83,57 @@ PORT = 8000
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a query image larger than this is refused (413)
 MAX_UPLOAD_PIXELS = 25_000_000  # a query image with more pixels is refused before decoding
 THUMB_SIZE = 128  # gallery thumbnails: longer side in pixels (smaller images are served as they are)
+
+
+# Allowed ranges of every number a user gives, on the command line or to the library. Checked at the
+# edge, before any work: novelty.bounds.check for the library, the CLI's option types are built from
+# this table too (tests/test_flags.py walks every numeric flag). An upper bound keeps a typo like
+# `--n 99999999999999999999` from starting work that cannot fit.
+@dataclass(frozen=True)
+class Range:
+    """``low <= x <= high`` (``<`` where open); integers when both bounds are ints."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False
+        above = self.low < value if self.low_open else self.low <= value
+        below = value < self.high if self.high_open else value <= self.high
+        return bool(above and below)  # False for nan, which compares false with both bounds
+
+    def __str__(self) -> str:  # click's notation, so the CLI and the library word a range alike
+        return f"{self.low}{'<' if self.low_open else '<='}x{'<' if self.high_open else '<='}{self.high}"
+
+
+MAX_STEPS = 10_000_000
+RANGES: dict[str, Range] = {
+    "seed": Range(0, 2**32 - 1),  # numpy's global seed (keras.utils.set_random_seed) takes 0 .. 2**32 - 1
+    "shard_size": Range(1, 1_000_000),
+    "steps": Range(1, MAX_STEPS),
+    "checkpoint_every": Range(1, MAX_STEPS),
+    "log_every": Range(1, MAX_STEPS),
+    "batch_size": Range(1, 4096),  # training, global
+    "learning_rate": Range(0.0, 1.0, low_open=True),
+    "beta_1": Range(0.0, 1.0, high_open=True),
+    "z_dim": Range(1, 1024),
+    "base_filters": Range(1, 512),  # 8x the default width: about 64x its parameters
+    "n_samples": Range(1, 100_000),  # generate holds them in memory: 1.2 GB at 64 px, 4.9 GB at 128 px
+    "top_k": Range(1, 1000),
+    "input_size": Range(32, 512),  # VGG16 needs 32; block1_pool at 512 px is 4.2M values per image
+    "embed_batch_size": Range(1, 1024),
+    "block1_pool": Range(2, 256),  # --block1-reduce pool:N
+    "block1_sketch": Range(16, 65_536),  # --block1-reduce sketch:D; at most block1_pool's length at 64 px
+    "holdout_fraction": Range(0.0, 1.0, low_open=True, high_open=True),
+    "false_positive_rate": Range(0.0, 1.0, low_open=True, high_open=True),
+    "validate_copies": Range(1, 100_000),
+    "unseen_fraction": Range(0.0, 1.0, low_open=True, high_open=True),
+    "port": Range(0, 65535),
+}

@@ -23,13 +23,13 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from novelty import defaults
+from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.images import fit
 from novelty.weights import CONV_LAYERS, WeightsSource, build_vgg16, resolve
 
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
-MIN_INPUT_SIZE = 32  # five 2x2 poolings
+MIN_INPUT_SIZE = defaults.RANGES["input_size"].low  # five 2x2 poolings
 POOL_LAYERS: tuple[str, ...] = tuple(f"block{b}_pool" for b in range(1, 6))
 LAYER_NAMES: tuple[str, ...] = tuple(name for name, _, _ in CONV_LAYERS) + POOL_LAYERS
 REDUCED_LAYER = "block1_pool"
@@ -73,18 +73,20 @@ def check_input_size(size: int | None) -> int | None:
 
 
 SKETCH_SEED = 0  # fixed: the hashing is part of the feature definition, the same in every run
-REDUCE_KINDS = {"pool": 2, "sketch": 16}  # kind -> smallest allowed N
+REDUCE_KINDS = {"pool": "block1_pool", "sketch": "block1_sketch"}  # kind -> the range of its N in defaults.RANGES
 
 
 def parse_reduce(spec: str | None) -> tuple[str, int] | None:
-    """``None``/``"none"`` -> None; ``"pool:N"`` (N >= 2) or ``"sketch:D"`` (D >= 16) -> (kind, number)."""
+    """``None``/``"none"`` -> None; ``"pool:N"`` or ``"sketch:D"`` (within their ranges) -> (kind, number)."""
     if spec is None or spec == "none":
         return None
     kind, _, value = str(spec).partition(":")
-    if kind in REDUCE_KINDS and value.isdigit() and int(value) >= REDUCE_KINDS[kind]:
+    if kind in REDUCE_KINDS and value.isdecimal() and int(value) in defaults.RANGES[REDUCE_KINDS[kind]]:
         return kind, int(value)
-    raise NoveltyError(f"unknown block1 reduction {spec!r}; must be none, sketch:D with D >= 16 "
-                       f"(e.g. sketch:4096) or pool:N with N >= 2 (e.g. pool:2)")
+    pool, sketch = (defaults.RANGES[REDUCE_KINDS[name]] for name in ("pool", "sketch"))
+    raise NoveltyError(f"invalid block1 reduction {spec!r}; must be none, sketch:D with D >= {sketch.low} "
+                       f"and <= {sketch.high} (e.g. sketch:4096) or pool:N with N >= {pool.low} and "
+                       f"<= {pool.high} (e.g. pool:2)")
 
 
 @functools.lru_cache(maxsize=4)
@@ -173,7 +175,7 @@ class Extractor:
             raise NoveltyError(f"unknown fit mode {fit_mode!r}; must be one of: {', '.join(defaults.FIT_MODES)}")
         self.fit_mode = fit_mode
         self.preprocess = check_preprocess(preprocess)
-        self.input_size = check_input_size(input_size)
+        self.input_size = None if input_size is None else bounds.check("input_size", input_size, "input size")
         self.layers = check_layers(layers)
         self.block1_reduce = parse_reduce(block1_reduce)
         self.weights: WeightsSource = resolve(weights, seed=seed)

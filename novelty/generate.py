@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from novelty import defaults
+from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import write_json
 
@@ -22,13 +22,20 @@ def sample(checkpoint: str | os.PathLike, n: int = defaults.N_SAMPLES, seed: int
     from novelty.dcgan import load_generator
     from novelty.training import fixed_noise, to_uint8
 
-    if n < 1:
-        raise NoveltyError(f"number of samples must be positive, received: {n}")
+    check_request(n, seed)
     model, config = load_generator(checkpoint)
     noise = fixed_noise(n, config.z_dim, seed)
-    chunks = [to_uint8(model(noise[i:i + batch_size], training=False))
-              for i in range(0, n, batch_size)]
-    return np.concatenate(chunks), config.to_dict()
+    images = np.empty((n, config.image_size, config.image_size, 3), np.uint8)  # filled in place: no second copy
+    for i in range(0, n, batch_size):
+        images[i:i + batch_size] = to_uint8(model(noise[i:i + batch_size], training=False))
+    return images, config.to_dict()
+
+
+def check_request(n: int, seed: int) -> None:
+    """Refuse a number of samples or a seed outside ``defaults.RANGES`` before anything is loaded or
+    allocated; ``n`` has an upper bound because the samples are held in memory."""
+    bounds.check("n_samples", n, "number of samples")
+    bounds.check("seed", seed)
 
 
 def sample_names(n: int) -> list[str]:
@@ -43,8 +50,9 @@ def generate(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int = def
     from novelty.dcgan import resolve_checkpoint
     from novelty.images import grid, save_png
 
+    check_request(n, seed)
     out = Path(out)
-    names = sample_names(n) if n >= 1 else []
+    names = sample_names(n)
     _check_out(out, names)
     images, config = sample(checkpoint, n, seed)
     for name, image in zip(names, images, strict=True):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from novelty import defaults
+from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, sha256_file, write_json, write_text
 from novelty.images import check_fit, find_images, iter_folder
@@ -148,8 +148,7 @@ def prepare(images: str | os.PathLike, out: str | os.PathLike, size: int = defau
     """
     images, out = Path(images), Path(out)
     check_fit(size, fit_mode)
-    if shard_size < 1:
-        raise NoveltyError(f"shard size must be at least 1, received: {shard_size}")
+    bounds.check("shard_size", shard_size, "shard size")
     if not find_images(images):
         raise NoveltyError(f"no files found in image folder: {images}")
     _check_out(images, out)

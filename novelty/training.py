@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from novelty import defaults
+from novelty import bounds, defaults
 from novelty.dcgan import (
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,
@@ -63,11 +63,10 @@ class TrainOptions:
     grid_size: int = defaults.GRID_SIZE
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "grid_size"):
-            if getattr(self, name) < 1:
-                raise NoveltyError(f"{name} must be positive, received: {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise NoveltyError(f"learning rate must be positive, received: {self.learning_rate}")
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "learning_rate", "beta_1", "seed"):
+            bounds.check(name, getattr(self, name))  # the fields are named as their ranges in defaults.RANGES
+        if self.grid_size < 1:
+            raise NoveltyError(f"grid_size must be positive, received: {self.grid_size}")
         if self.strategy not in STRATEGIES:
             raise NoveltyError(f"unknown strategy {self.strategy!r}; must be one of: {', '.join(STRATEGIES)}")
         if self.strategy == "tpu" and not self.tpu:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from novelty import defaults
+from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import is_inside, write_json
 
@@ -191,8 +191,10 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     from novelty.featurestore import FeatureStore
     from novelty.neighbors import normalize
 
-    if copies < 1:
-        raise NoveltyError(f"copies must be at least 1, received {copies}")
+    bounds.check_all(("validate_copies", "copies", copies), ("unseen_fraction", "unseen_fraction", unseen_fraction),
+                     ("holdout_fraction", "holdout_fraction", holdout_fraction), ("false_positive_rate", "fpr", fpr),
+                     ("seed", "seed", seed), ("embed_batch_size", "batch_size", batch_size),
+                     ("input_size", "input_size", input_size))
     out = Path(out)
     train_dir = Path(train_dir)
     if train_dir.is_dir() and is_inside(out, train_dir):

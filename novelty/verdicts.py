@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from novelty import defaults
+from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
 from novelty.runfolder import RunFolder
@@ -722,6 +722,8 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
         raise NoveltyError(f"{run.run_json} names no layers; re-run `novelty analyze`")
     if seed is None:
         seed = int(manifest.get("seed", defaults.SEED))
+    bounds.check_all(("holdout_fraction", "holdout_fraction", holdout_fraction),
+                     ("false_positive_rate", "fpr", fpr), ("seed", "seed", seed))
     k = int(manifest.get("k") or defaults.TOP_K)
     store = FeatureStore(run.features_dir)
     settings = {"holdout_fraction": holdout_fraction, "fpr": fpr, "seed": seed, "mirror": mirror, "k": k,

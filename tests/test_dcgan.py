@@ -101,8 +101,8 @@ def test_config_defaults_come_from_the_defaults_table() -> None:
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"image_size": 48}, "image size must be one of: 32, 64, 128; received: 48"),
     ({"image_size": "64"}, "image_size must be an integer, received: '64'"),
-    ({"z_dim": 0}, "z_dim must be positive, received: 0"),
-    ({"base_filters": -2}, "base_filters must be positive"),
+    ({"z_dim": 0}, "z_dim must be an integer in the range 1<=x<=1024, received: 0"),
+    ({"base_filters": -2}, "base_filters must be an integer in the range 1<=x<=512"),
     ({"kernel_size": True}, "kernel_size must be an integer"),
     ({"architecture": "stylegan2"}, "architecture must be 'dcgan', received: 'stylegan2'"),
 ])

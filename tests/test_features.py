@@ -139,7 +139,7 @@ def test_params_key_every_setting(extractor: Extractor) -> None:
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"layers": ("block6_pool",)}, "unknown layer 'block6_pool'; must be one of: block1_conv1"),
     ({"layers": ()}, "no layers given"),
-    ({"input_size": 16}, "at least 32 for VGG16, received: 16"),
+    ({"input_size": 16}, "input size must be an integer in the range 32<=x<=512, received: 16"),
     ({"preprocess": "tf"}, "unknown preprocess mode 'tf'"),
 ])
 def test_bad_settings_give_one_line_errors(kwargs: dict, message: str) -> None:

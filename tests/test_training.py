@@ -198,9 +198,9 @@ def test_empty_training_data_gives_an_error_not_a_hang(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"steps": 0}, "steps must be positive, received: 0"),
-    ({"batch_size": -1}, "batch_size must be positive"),
-    ({"learning_rate": 0.0}, "learning rate must be positive"),
+    ({"steps": 0}, "steps must be an integer in the range 1<=x<=10000000, received: 0"),
+    ({"batch_size": -1}, "batch_size must be an integer in the range"),
+    ({"learning_rate": 0.0}, "learning_rate must be a number in the range 0.0<x<=1.0"),
     ({"strategy": "horovod"}, "unknown strategy 'horovod'; must be one of: auto, default, mirrored, tpu"),
     ({"strategy": "tpu"}, "needs --tpu"),
 ])
