@@ -223,7 +223,7 @@ def fixed_noise(n: int, z_dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, z_dim)).astype(np.float32)
 
 
-def _check_resume(out: Path, config: GanConfig, options: TrainOptions) -> dict:
+def check_resume(out: Path, config: GanConfig, options: TrainOptions) -> dict:
     """Refuse another network or another :data:`RESULT_OPTIONS` value on a folder that holds a run.
 
     Returns the folder's earlier ``train.json`` record ({} for a new folder or one without it).
@@ -267,7 +267,7 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
     if out.exists() and not out.is_dir():
         raise NoveltyError(f"--out must be a folder, received a file: {out}")
     out.mkdir(parents=True, exist_ok=True)
-    earlier = _check_resume(out, config, options)
+    earlier = check_resume(out, config, options)
     strategy = strategy or make_strategy(options.strategy, options.tpu, options.devices)
     replicas = strategy.num_replicas_in_sync
     if options.batch_size % replicas:

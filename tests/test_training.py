@@ -216,6 +216,22 @@ def test_changed_training_settings_on_the_same_folder_are_refused(resumed_run: d
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
 
 
+@pytest.mark.slow
+def test_the_cli_refuses_changed_settings_before_reading_the_data(resumed_run: dict, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from novelty.cli import main
+
+    out = resumed_run["out"]
+    result = CliRunner().invoke(main, [
+        "train", str(tmp_path / "not-decoded"), "--out", str(out), "--size", str(SIZE), "--z-dim", "8",
+        "--base-filters", "8", "--batch-size", str(BATCH), "--flip", "--jitter", "--lr", "0.001"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: {out} already holds a training run with other settings "
+                                     "(learning_rate: saved 0.0002 vs requested 0.001); use another --out "
+                                     "or the same settings to resume")
+
+
 def test_a_restarted_stream_is_the_tail_of_the_uninterrupted_one() -> None:
     """augment_and_batch(skip=k) gives exactly the batches after the first k images, across epochs,
     for data of known and of unknown size (shards), with flips and jitter; each epoch is reshuffled."""
