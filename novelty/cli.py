@@ -120,13 +120,14 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
     """Train a DCGAN on DATA: an image folder or a folder written by `novelty prepare`."""
     from novelty.dcgan import GanConfig
     from novelty.pipeline import training_images
-    from novelty.training import TrainOptions
+    from novelty.training import TrainOptions, check_resume
     from novelty.training import train as run_training
 
     config = GanConfig(image_size=size, z_dim=z_dim, base_filters=base_filters)
     options = TrainOptions(steps=steps, batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1,
                            checkpoint_every=checkpoint_every, log_every=log_every, seed=seed, flip=flip,
                            jitter=jitter, strategy=strategy, tpu=tpu)
+    check_resume(out, config, options)  # before decoding DATA, which can take minutes
     dataset, description = training_images(data, size, fit_mode)
     click.echo(f"Training on {description}", err=True)
     last = run_training(dataset, out, config, options, source=str(data))

@@ -1,7 +1,8 @@
 """The training input pipeline: tf.data from an image folder or from TFRecord shards.
 
 Both sources end the same way: shuffle, repeat, augment (random flip, random jitter = upscale then
-random crop), scale uint8 to [-1, 1], batch by the global batch size, prefetch. Images stay uint8
+random crop), scale uint8 to [-1, 1], batch by the global batch size, prefetch. The stream is
+deterministic and can start at any element, which is how a resumed run continues where it stopped. Images stay uint8
 HWC until the last map, so the layout cannot be transposed on the way.
 """
 
@@ -19,24 +20,73 @@ JITTER_SCALE = 1.125  # jitter upsamples by this factor before a random crop bac
 
 
 def augment_and_batch(dataset, size: int, batch_size: int, *, seed: int = defaults.SEED,
-                      flip: bool = False, jitter: bool = False, shuffle_buffer: int = 4096):
-    """uint8 ``(size, size, 3)`` elements -> float32 batches in [-1, 1], shuffled and repeated."""
+                      flip: bool = False, jitter: bool = False, shuffle_buffer: int = 4096,
+                      skip: int = 0):
+    """uint8 ``(size, size, 3)`` elements -> float32 batches in [-1, 1], shuffled and repeated.
+
+    The stream is a pure function of ``seed``, with no random state: each epoch permutes every block
+    of ``shuffle_buffer`` images (the whole set when it is smaller) by a permutation drawn from
+    ``(seed, epoch, block)``, and element ``k`` of the stream is augmented by stateless random ops
+    keyed by ``(seed, k)``. So ``skip=k`` (the images a run has consumed: steps x batch size) gives
+    exactly the stream an uninterrupted run sees from its element ``k`` on, at the cost of reading at
+    most one epoch of images, whatever the step. Raises :class:`NoveltyError` for empty data.
+    """
     import tensorflow as tf
 
-    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    if skip < 0:
+        raise NoveltyError(f"skip must be 0 or more elements, received: {skip}")
+    count = _count(dataset, exact=skip > 0)
+    epoch, offset = divmod(skip, count) if count else (0, skip)  # None: one endless epoch
+    shuffle_seed, augment_seed = (tf.constant([seed, part], tf.int64) for part in (0, 1))
 
-    def transform(image):
+    def one_epoch(e):
+        def permute(block_index, block):
+            block_seed = tf.random.experimental.stateless_fold_in(
+                tf.random.experimental.stateless_fold_in(shuffle_seed, e), block_index)
+            keys = tf.random.stateless_uniform(tf.shape(block)[:1], seed=block_seed)
+            return tf.gather(block, tf.argsort(keys))
+
+        return dataset.batch(shuffle_buffer).enumerate().map(permute).unbatch()
+
+    stream = tf.data.Dataset.counter(epoch).flat_map(one_epoch).skip(offset)
+    stream = tf.data.Dataset.zip((tf.data.Dataset.counter(skip), stream))
+    big = int(round(size * JITTER_SCALE))
+
+    def transform(index, image):
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(
+            tf.random.experimental.stateless_fold_in(augment_seed, index), num=2))
         image = tf.cast(image, tf.float32)
         if jitter:
-            big = int(round(size * JITTER_SCALE))
             image = tf.image.resize(image, (big, big), method="bilinear")
-            image = tf.image.random_crop(image, (size, size, 3))
+            image = tf.image.stateless_random_crop(image, (size, size, 3), seed=crop_seed)
         if flip:
-            image = tf.image.random_flip_left_right(image)
+            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
         return image / 127.5 - 1.0
 
-    dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    stream = stream.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _count(dataset, *, exact: bool) -> int | None:
+    """Elements of a finite dataset; None when endless, or unknown and not ``exact``.
+
+    A size tf.data does not know (shards) is counted by reading the data once, only when ``exact``.
+    Raises :class:`NoveltyError` when the dataset is empty: an endless stream of empty epochs would
+    hang rather than end.
+    """
+    import tensorflow as tf
+
+    known = int(dataset.cardinality())
+    if known == tf.data.UNKNOWN_CARDINALITY:
+        if exact:
+            known = int(dataset.reduce(np.int64(0), lambda n, _: n + 1))
+        elif any(True for _ in dataset.take(1)):
+            return None
+        else:
+            known = 0
+    if known == 0:
+        raise NoveltyError("the training data is empty: no image to train on")
+    return None if known == tf.data.INFINITE_CARDINALITY else known
 
 
 def dataset_from_array(images: np.ndarray):

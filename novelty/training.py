@@ -11,7 +11,11 @@ Layout of a training folder (``--out``)::
 
 A checkpoint folder is written under a temporary name and renamed when complete, and ``latest`` is
 replaced atomically after that, so a crash or kill at any moment resumes from the last complete
-checkpoint.
+checkpoint. A checkpoint holds everything the next step depends on: weights, both optimisers, the
+noise generator's state and the input position (images consumed); the input stream is a pure
+function of the seed and that position (:func:`novelty.pipeline.augment_and_batch`), so a resumed
+run gives the same weights as an uninterrupted one. Settings that change the result cannot change
+on an existing folder (:data:`RESULT_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +42,15 @@ from novelty.dcgan import (
     step_folders,
 )
 from novelty.errors import NoveltyError
-from novelty.files import write_json, write_text
+from novelty.files import read_json, write_json, write_text
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu")
 KEEP_CHECKPOINTS = 3
 STATE_FILE = "state.npz"
+DATA_POSITION = "data/elements"  # images the run has consumed from the input stream
+# Training options that change the weights a run reaches; the others (steps, checkpoint and log
+# intervals, grid size, strategy) may change between calls on one folder.
+RESULT_OPTIONS = ("batch_size", "learning_rate", "beta_1", "seed", "flip", "jitter")
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,7 @@ class _Trainer:
             self.d_opt.build(self.discriminator.trainable_variables)
             self.rng = tf.random.Generator.from_seed(options.seed)
         self.step = 0
+        self.position: int | None = 0  # images consumed; None when a restored checkpoint did not say
         self.saved_step = -1  # the step whose checkpoint is on disk, so an interrupt does not re-save it
         bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
         global_batch = options.batch_size
@@ -155,6 +165,7 @@ class _Trainer:
         state.update({f"d_opt/{i}": np.asarray(v) for i, v in enumerate(self.d_opt.variables)})
         state["rng"] = self.rng.state.numpy()
         state["step"] = np.asarray(self.step, np.int64)
+        state[DATA_POSITION] = np.asarray(self.position, np.int64)
         return state
 
     def save(self, out: Path, grid_noise: np.ndarray) -> Path:
@@ -196,6 +207,7 @@ class _Trainer:
                 v.assign(state[f"d_opt/{i}"])
             self.rng.reset(state["rng"])
             self.step = int(state["step"])
+            self.position = int(state[DATA_POSITION]) if DATA_POSITION in state.files else None
         self.saved_step = self.step
 
 
@@ -210,18 +222,31 @@ def fixed_noise(n: int, z_dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, z_dim)).astype(np.float32)
 
 
-def _check_resume(out: Path, config: GanConfig) -> None:
+def check_resume(out: Path, config: GanConfig, options: TrainOptions) -> dict:
+    """Refuse another network or another :data:`RESULT_OPTIONS` value on a folder that holds a run.
+
+    Returns the folder's earlier ``train.json`` record ({} for a new folder or one without it).
+    """
     saved_path = out / "config.json"
     if not saved_path.is_file():
-        return
-    saved = GanConfig.load(out)
-    if saved != config:
-        diffs = [f"{k}: saved {getattr(saved, k)} vs requested {getattr(config, k)}"
-                 for k in config.to_dict() if getattr(saved, k) != getattr(config, k)]
+        return {}
+    saved = GanConfig.load(out).to_dict()
+    requested = config.to_dict()
+    try:  # train.json records the options; a folder from before it, or a damaged one, has none to compare
+        record = read_json(out / "train.json")
+        saved_options = dict(record["options"])
+    except (OSError, ValueError, KeyError, TypeError):
+        record, saved_options = {}, {}
+    for name in RESULT_OPTIONS:
+        if name in saved_options:
+            saved[name], requested[name] = saved_options[name], getattr(options, name)
+    diffs = [f"{k}: saved {saved[k]} vs requested {requested[k]}" for k in requested if saved.get(k) != requested[k]]
+    if diffs:
         raise NoveltyError(
             f"{out} already holds a training run with other settings ({'; '.join(diffs)}); "
             "use another --out or the same settings to resume"
         )
+    return record
 
 
 def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOptions, *,
@@ -241,13 +266,16 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
     if out.exists() and not out.is_dir():
         raise NoveltyError(f"--out must be a folder, received a file: {out}")
     out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, config)
+    earlier = check_resume(out, config, options)
     strategy = strategy or make_strategy(options.strategy, options.tpu, options.devices)
     replicas = strategy.num_replicas_in_sync
     if options.batch_size % replicas:
         raise NoveltyError(
             f"global batch size {options.batch_size} does not split over {replicas} replicas"
         )
+    if earlier.get("replicas", replicas) != replicas:
+        _say(f"warning: {out} was trained on {earlier['replicas']} replicas, now {replicas}: batch norm "
+             "statistics and noise split differently, so the run will not match an uninterrupted one")
     config.save(out)
     record = {"config": config.to_dict(), "options": _jsonable(dataclasses.asdict(options)),
               "source": source, "replicas": replicas,
@@ -258,11 +286,17 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
     resume = latest_step(out)
     if resume:
         trainer.restore(out / "checkpoints" / resume)
-    if trainer.step >= options.steps:
-        return out / "checkpoints" / resume
+        if trainer.step >= options.steps:
+            _say(f"{out} is at step {trainer.step}, --steps is {options.steps}: nothing to train")
+            return out / "checkpoints" / resume
+        _say(f"resuming from step {trainer.step} of {options.steps}")
+        if trainer.position is None:
+            trainer.position = trainer.step * options.batch_size
+            _say(f"warning: checkpoint {resume} predates saved input positions: the data stream restarts "
+                 f"at image {trainer.position}, so this run will not match an uninterrupted one")
 
-    batches = augment_and_batch(dataset, config.image_size, options.batch_size, seed=options.seed + trainer.step,
-                                flip=options.flip, jitter=options.jitter)
+    batches = augment_and_batch(dataset, config.image_size, options.batch_size, seed=options.seed,
+                                flip=options.flip, jitter=options.jitter, skip=trainer.position)
     iterator = iter(strategy.experimental_distribute_dataset(batches))
     grid_noise = fixed_noise(options.grid_size, config.z_dim, options.seed)
     writer = tf.summary.create_file_writer(str(out / "logs"))
@@ -272,12 +306,9 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
     started, first_step = time.perf_counter(), trainer.step
     try:
         while trainer.step < options.steps:
-            try:
-                batch = next(iterator)
-            except (StopIteration, tf.errors.OutOfRangeError):
-                raise NoveltyError("the training data is empty: no image to train on") from None
-            metrics = trainer.distributed_step(batch)
+            metrics = trainer.distributed_step(next(iterator))
             trainer.step += 1
+            trainer.position += options.batch_size
             bar.update(1)
             if trainer.step % options.log_every == 0 or trainer.step == options.steps:
                 values = {k: float(v) for k, v in metrics.items()}
@@ -297,6 +328,11 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
         bar.close()
         writer.flush()
     return last
+
+
+def _say(message: str) -> None:
+    """One line for the person at the terminal (stderr, beside the progress bar)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _check_dataset(dataset, size: int) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from PIL import Image
 
 from novelty.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, GanConfig, load_generator
 from novelty.errors import NoveltyError
-from novelty.training import STATE_FILE, TrainOptions, latest_step, train
+from novelty.training import DATA_POSITION, STATE_FILE, TrainOptions, latest_step, train
 
 SIZE, BATCH, GRID = 32, 8, 4
 CONFIG = GanConfig(image_size=SIZE, z_dim=8, base_filters=8)
@@ -56,6 +58,23 @@ def _options(**overrides) -> TrainOptions:
 def _state(folder: Path) -> dict[str, np.ndarray]:
     with np.load(folder / STATE_FILE) as state:
         return {key: state[key] for key in state.files}
+
+
+def _weights(folder: Path) -> dict[str, np.ndarray]:
+    """Every array a checkpoint holds: both networks' weights (by HDF5 path) and the optimiser/RNG state."""
+    import h5py
+
+    found = {f"state/{key}": value for key, value in _state(folder).items()}
+    for name in (GENERATOR_FILE, DISCRIMINATOR_FILE):
+        with h5py.File(folder / name, "r") as handle:
+            handle.visititems(lambda key, item, name=name: found.__setitem__(f"{name}/{key}", item[()])
+                              if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def _largest_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    assert a.keys() == b.keys()
+    return max(float(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)).max()) for k in a)
 
 
 def _logged(out: Path) -> dict[str, list[tuple[int, float]]]:
@@ -142,11 +161,13 @@ def test_resume_continues_from_the_last_checkpoint(resumed_run: dict) -> None:
 
 
 @pytest.mark.slow
-def test_a_finished_run_called_again_trains_nothing(resumed_run: dict) -> None:
+def test_a_finished_run_called_again_trains_nothing(resumed_run: dict, capsys) -> None:
     out = resumed_run["out"]
     events = sorted((out / "logs").iterdir())
-    last = train(_dataset(), out, CONFIG, _options(steps=6, checkpoint_every=2), progress=False)
+    last = train(_dataset(), out, CONFIG, _options(steps=6, checkpoint_every=2, flip=True, jitter=True),
+                 progress=False)
     assert last == out / "checkpoints" / "step-000006"
+    assert capsys.readouterr().err.strip().endswith("is at step 6, --steps is 6: nothing to train")
     assert sorted((out / "logs").iterdir()) == events
     assert int(_state(last)["step"]) == 6
 
@@ -171,6 +192,69 @@ def test_other_settings_on_the_same_folder_give_a_one_line_error(resumed_run: di
     assert "base_filters: saved 8 vs requested 16" in message
     assert "use another --out" in message
     assert {name: (out / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("change", "named"), [
+    ({"flip": False}, "flip: saved True vs requested False"),
+    ({"jitter": False}, "jitter: saved True vs requested False"),
+    ({"learning_rate": 1e-3}, "learning_rate: saved 0.0002 vs requested 0.001"),
+    ({"batch_size": 4}, "batch_size: saved 8 vs requested 4"),
+    ({"beta_1": 0.9}, "beta_1: saved 0.5 vs requested 0.9"),
+    ({"seed": 1}, "seed: saved 0 vs requested 1"),
+])
+def test_changed_training_settings_on_the_same_folder_are_refused(resumed_run: dict, change: dict,
+                                                                   named: str) -> None:
+    """Each setting that changes the weights is refused by name, with its old and new value."""
+    out = resumed_run["out"]
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    options = _options(**{"steps": 8, "checkpoint_every": 2, "flip": True, "jitter": True, **change})
+    with pytest.raises(NoveltyError) as caught:
+        train(_dataset(), out, CONFIG, options, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message and named in message and message.count(": saved ") == 1
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_changed_settings_before_reading_the_data(resumed_run: dict, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from novelty.cli import main
+
+    out = resumed_run["out"]
+    result = CliRunner().invoke(main, [
+        "train", str(tmp_path / "not-decoded"), "--out", str(out), "--size", str(SIZE), "--z-dim", "8",
+        "--base-filters", "8", "--batch-size", str(BATCH), "--flip", "--jitter", "--lr", "0.001"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: {out} already holds a training run with other settings "
+                                     "(learning_rate: saved 0.0002 vs requested 0.001); use another --out "
+                                     "or the same settings to resume")
+
+
+def test_a_restarted_stream_is_the_tail_of_the_uninterrupted_one() -> None:
+    """augment_and_batch(skip=k) gives exactly the batches after the first k images, across epochs,
+    for data of known and of unknown size (shards), with flips and jitter; each epoch is reshuffled."""
+    from novelty.pipeline import augment_and_batch
+
+    images = _images(10)
+    ids = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, SIZE, SIZE, 3), np.uint8)
+
+    def batches(source, count, **kwargs):
+        stream = augment_and_batch(source, SIZE, 4, seed=7, flip=True, jitter=True, **kwargs)
+        return [b.numpy() for b in stream.take(count)]
+
+    for source in (_dataset(images), _dataset(images).filter(lambda image: True)):  # size known, unknown
+        whole = batches(source, 8)
+        assert all(np.array_equal(a, b) for a, b in zip(whole, batches(source, 8), strict=True))
+        for skip in (4, 12, 24):  # one batch in; epoch 1 from its 3rd image; epoch 2 from its 5th
+            tail = batches(source, 8 - skip // 4, skip=skip)
+            assert all(np.array_equal(a, b) for a, b in zip(whole[skip // 4:], tail, strict=True)), skip
+    # the order: every image once per epoch, and the epochs differ (plain images, so values are ids)
+    order = np.concatenate(batches(_dataset(ids), 5))[:, 0, 0, 0]
+    order = np.rint((order + 1.0) * 127.5).astype(int)
+    assert sorted(order[:10]) == sorted(order[10:20]) == list(range(10))
+    assert list(order[:10]) != list(order[10:20])
 
 
 def test_bad_training_data_is_refused_before_training(tmp_path: Path) -> None:
@@ -253,24 +337,38 @@ def test_augmentation_keeps_shapes_and_range(asymmetric_image) -> None:
         assert near < 0.5 * np.abs(x - scaled[::-1]).mean()
 
 
-def _start_cli_training(tmp_path: Path, checkpoint_every: int) -> tuple[subprocess.Popen, Path, Path]:
-    """``novelty train`` on a folder of 16 noise PNGs, for 100,000 steps: it runs until killed."""
+def _cli_training(tmp_path: Path, checkpoint_every: int, *extra: str, steps: int = 100_000) -> list[str]:
+    """``novelty train`` on a folder of 16 noise PNGs (written once), 100,000 steps unless told."""
     folder = tmp_path / "images"
-    folder.mkdir()
-    for i, image in enumerate(_images()):
-        Image.fromarray(image).save(folder / f"{i:02d}.png")
+    if not folder.is_dir():
+        folder.mkdir()
+        for i, image in enumerate(_images()):
+            Image.fromarray(image).save(folder / f"{i:02d}.png")
+    return [sys.executable, "-m", "novelty.cli", "train", str(folder), "--out", str(tmp_path / "run"),
+            "--size", str(SIZE), "--base-filters", str(CONFIG.base_filters), "--z-dim", str(CONFIG.z_dim),
+            "--batch-size", str(BATCH), "--steps", str(steps), "--checkpoint-every", str(checkpoint_every),
+            "--log-every", "1", *extra]
+
+
+CLI_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _start_cli_training(tmp_path: Path, checkpoint_every: int, *extra: str) -> tuple[subprocess.Popen, Path, Path]:
+    """``novelty train`` for 100,000 steps in the background: it runs until killed."""
+    command = _cli_training(tmp_path, checkpoint_every, *extra)
     out, log = tmp_path / "run", tmp_path / "stderr.txt"
-    command = [sys.executable, "-m", "novelty.cli", "train", str(folder), "--out", str(out),
-               "--size", str(SIZE), "--base-filters", str(CONFIG.base_filters), "--z-dim", str(CONFIG.z_dim),
-               "--batch-size", str(BATCH), "--steps", "100000", "--checkpoint-every", str(checkpoint_every),
-               "--log-every", "1"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     with open(log, "wb") as stderr:  # a file, not a pipe: the progress bar would fill a pipe and block
         # SIGINT as a terminal delivers it, even when pytest itself runs as a background job (whose shell
         # set SIGINT to ignored, which children inherit): the test is about what Ctrl-C does
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr,
+        process = subprocess.Popen(command, env=CLI_ENV, stdout=subprocess.PIPE, stderr=stderr,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return process, out, log
+
+
+def _steps_done(log: Path) -> int:
+    """The last step count the progress bar of a 100,000-step run wrote to ``log``."""
+    counts = re.findall(r"(\d+)/100000", log.read_text(errors="replace"))
+    return int(counts[-1]) if counts else 0
 
 
 def _wait_for(process: subprocess.Popen, log: Path, ready, what: str, timeout: float = 600) -> None:
@@ -284,19 +382,30 @@ def _wait_for(process: subprocess.Popen, log: Path, ready, what: str, timeout: f
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
-    """SIGKILL `novelty train` after its first checkpoint; a new call picks up where it stopped."""
-    process, out, log = _start_cli_training(tmp_path, checkpoint_every=2)
+def _kill_when(process: subprocess.Popen, log: Path, ready, what: str) -> None:
+    """SIGKILL ``process`` once ``ready()`` holds (as kill -9 would); fail if it exits first."""
     try:
-        _wait_for(process, log, (out / "checkpoints" / "latest").exists, "a checkpoint")
-        time.sleep(0.5)  # let it run on, so the kill lands mid-training or mid-save
+        _wait_for(process, log, ready, what)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    """SIGKILL `novelty train` after its first checkpoint; a new call picks up where it stopped."""
+    process, out, log = _start_cli_training(tmp_path, checkpoint_every=2)
+
+    def checkpoint_and_a_while() -> bool:
+        if not (out / "checkpoints" / "latest").exists():
+            return False
+        time.sleep(0.5)  # let it run on, so the kill lands mid-training or mid-save
+        return True
+
+    _kill_when(process, log, checkpoint_and_a_while, "a checkpoint")
 
     name = latest_step(out)
     assert name is not None
@@ -315,18 +424,62 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_run_killed_between_checkpoints_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path: Path) -> None:
+    """SIGKILL `novelty train --flip --jitter` at a random step between checkpoints; the same command run
+    again says where it resumes and ends with exactly the weights, optimiser and noise state of a run that
+    was never interrupted (on one machine; this CPU gives bit-identical results)."""
+    every, extra = 100, ("--flip", "--jitter", "--seed", "5")
+    # a random step between the first two checkpoints, early enough that the lag of the progress bar
+    # (0.1 s, a few dozen steps) does not carry the run past the second
+    target = every + random.randint(5, 40)
+    process, out, log = _start_cli_training(tmp_path, every, *extra)
+    _kill_when(process, log, lambda: _steps_done(log) >= target, f"step {target}")
+    seen = _steps_done(log)
+    resumed_from = int(latest_step(out).removeprefix("step-"))
+    assert resumed_from % every == 0 and resumed_from < seen, (target, seen, resumed_from)  # steps were lost
+
+    steps = resumed_from + every + 7  # redo the lost steps, pass a checkpoint, end between two
+    again = subprocess.run(_cli_training(tmp_path, every, *extra, steps=steps), env=CLI_ENV,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resuming from step {resumed_from} of {steps}" in again.stderr
+
+    from novelty.pipeline import training_images
+
+    dataset, _ = training_images(tmp_path / "images", SIZE, progress=False)
+    whole = train(dataset, tmp_path / "whole", CONFIG,
+                  _options(steps=steps, checkpoint_every=every, flip=True, jitter=True, seed=5), progress=False)
+    resumed = _weights(out / "checkpoints" / f"step-{steps:06d}")
+    assert _largest_difference(resumed, _weights(whole)) == 0.0, (target, seen, resumed_from)
+    assert int(resumed[f"state/{DATA_POSITION}"]) == steps * BATCH
+
+
+@pytest.mark.slow
+def test_a_folder_from_before_saved_input_positions_resumes_with_a_warning(tmp_path: Path, capsys) -> None:
+    """An older checkpoint (no input position) and a run recorded on other replicas resume, saying so."""
+    out = tmp_path / "run"
+    train(_dataset(), out, CONFIG, _options(steps=2), progress=False)
+    folder = out / "checkpoints" / "step-000002"
+    np.savez(folder / STATE_FILE, **{k: v for k, v in _state(folder).items() if k != DATA_POSITION})
+    record = json.loads((out / "train.json").read_text())
+    (out / "train.json").write_text(json.dumps({**record, "replicas": 2}))
+    capsys.readouterr()
+    last = train(_dataset(), out, CONFIG, _options(steps=3), progress=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert "resuming from step 2 of 3" in lines
+    assert any(line.startswith("warning: checkpoint step-000002 predates saved input positions: the data "
+                               "stream restarts at image 16") for line in lines), lines
+    assert any(line.startswith(f"warning: {out} was trained on 2 replicas, now 1") for line in lines), lines
+    state = _state(last)
+    assert int(state["step"]) == 3 and int(state[DATA_POSITION]) == 3 * BATCH
+
+
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_at_the_current_step(tmp_path: Path) -> None:
     """SIGINT between checkpoints: the step reached is saved, the command says so and exits 130."""
-    import re
-
     process, out, log = _start_cli_training(tmp_path, checkpoint_every=100_000)
-
-    def steps_done() -> int:
-        counts = re.findall(r"(\d+)/100000", log.read_text(errors="replace"))
-        return int(counts[-1]) if counts else 0
-
     try:
-        _wait_for(process, log, lambda: steps_done() >= 3, "3 training steps")
+        _wait_for(process, log, lambda: _steps_done(log) >= 3, "3 training steps")
         process.send_signal(signal.SIGINT)
         stdout, _ = process.communicate(timeout=120)
     finally:
@@ -368,9 +521,10 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
                   TrainOptions(steps=2, batch_size=7, strategy="mirrored", devices=devices), progress=False)
         except NoveltyError as exc:
             result["odd_batch"] = str(exc)
-        train(dataset_from_array(IMAGES), sys.argv[1], CONFIG,
-              TrainOptions(steps=3, batch_size=8, checkpoint_every=2, log_every=1, grid_size=4,
-                           strategy="mirrored", devices=devices), progress=False)
+        options = dict(batch_size=8, checkpoint_every=2, log_every=1, grid_size=4, strategy="mirrored",
+                       devices=devices, flip=True, jitter=True)
+        train(dataset_from_array(IMAGES), sys.argv[1], CONFIG, TrainOptions(steps=3, **options),
+              progress=False)
         trainer = captured["trainer"]
         copies, spread = [], 0.0
         for model in (trainer.generator, trainer.discriminator):
@@ -379,6 +533,16 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
                 copies.append(len(values))
                 spread = max(spread, float(np.abs(values[0] - values[1]).max()))
         result.update(copies=sorted(set(copies)), spread=spread)
+
+        # resume a copy from step 2 (as if killed after step 3) to step 5, beside a run never stopped
+        import shutil
+        shutil.copytree(sys.argv[1], sys.argv[1] + "-resumed")
+        shutil.rmtree(sys.argv[1] + "-resumed/checkpoints/step-000003")
+        with open(sys.argv[1] + "-resumed/checkpoints/latest", "w") as pointer:
+            pointer.write("step-000002\\n")
+        for name in ("-resumed", "-whole"):
+            train(dataset_from_array(IMAGES), sys.argv[1] + name, CONFIG, TrainOptions(steps=5, **options),
+                  progress=False)
         print("RESULT " + json.dumps(result))
     """)
     out = tmp_path / "mirrored"
@@ -392,6 +556,11 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
     assert not (tmp_path / "mirrored-odd" / "train.json").exists()
     assert result["copies"] == [2]  # every trainable variable is mirrored on both devices
     assert result["spread"] == 0.0  # and the copies stayed identical: gradients were all-reduced
+    # the distributed input stream restarts where it stopped: resumed == uninterrupted, bit for bit
+    resumed, whole = (_weights(tmp_path / name / "checkpoints" / "step-000005")
+                      for name in ("mirrored-resumed", "mirrored-whole"))
+    assert _largest_difference(resumed, whole) == 0.0
+    assert "resuming from step 2 of 5" in done.stderr
 
     record = json.loads((out / "train.json").read_text())
     assert record["replicas"] == 2 and record["strategy"] == "MirroredStrategy"
