@@ -149,7 +149,7 @@ ALIGN_OPTION = click.option("--align/--no-align", default=True,
 
 @main.command()
 @click.option("--train", "train_dir", required=True, type=click.Path(path_type=Path),
-              help="Folder of training images.")
+              help="Folder of training images, or a folder written by `novelty prepare`.")
 @click.option("--generated", "generated_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of generated images (or a `novelty generate` output folder).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
@@ -199,6 +199,8 @@ def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None
             click.echo(f"Copies: {copies['count']} of {copies['n']} samples flagged at a false positive rate of "
                        f"{fpr:g} (about {copies['expected_false_positives']:.1f} expected by chance); "
                        f"see {out / 'samples.csv'} and {out / 'summary.json'}")
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     click.echo(f"Run folder: {out}")
 
 
