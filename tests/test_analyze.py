@@ -230,6 +230,15 @@ def test_a_prepared_folder_is_a_training_set(run: Path, data: dict[str, Path], e
     assert rows[("training", "notes.txt")]["status"] == "skipped"
     assert "skipped by novelty prepare" in rows[("training", "notes.txt")]["reason"]
 
+    larger = tmp_path / "masks64"  # prepared at another size than analyze embeds: resized, cached apart
+    prepare(source, larger, 64, "crop", progress=False)
+    resized = analyze(larger, tmp_path / "run64", generated=data["gen"], options=OPTIONS, extractor=extractor)
+    assert resized.embedded["training"] == 12
+    ids, _ = FeatureStore(tmp_path / "run64" / "features").load("training", "block5_pool")
+    assert ids == [f"t{i:02d}.png" for i in range(12)]
+    assert FeatureStore(tmp_path / "run64" / "features").meta("training", "block5_pool")["sha256"] != \
+        [sha256_file(source / ident) for ident in ids]
+
     shutil.rmtree(source)  # the pixels come from the shards: the analysis does not need the source
     again = analyze(prepared, tmp_path / "run2", generated=data["gen"], options=OPTIONS, extractor=extractor)
     assert again.counts["training"] == 12

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -368,6 +369,7 @@ def test_serve_announces_the_port_it_bound_and_stops_quietly_on_ctrl_c(web):
     server = subprocess.Popen([sys.executable, "-m", "novelty.cli", "serve", str(fixture.root), "--port", "0"],
                               stderr=subprocess.PIPE, text=True, env=env)
     try:
+        assert select.select([server.stderr], [], [], 60)[0], "serve printed nothing within 60 s"
         line = server.stderr.readline()  # the announcement comes first, once the port is bound
         found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert found and found.group(1) != "0", line
