@@ -17,6 +17,7 @@ Steps (each timed into ``run.json`` "timings"):
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.metadata
 import importlib.util
 import io
@@ -77,6 +78,14 @@ class ImageSet:
     sha256: list[str]
     images: np.ndarray
     rows: list[dict] = field(default_factory=list)
+    prepared: bool = False  # read from a `novelty prepare` output (manifest + shards) rather than decoded
+    source: Path | None = None  # prepared: the image folder the shards came from, as the manifest says
+
+    @property
+    def files_dir(self) -> Path:
+        """The folder whose files carry the ids (thumbnails, pixel flags, curation): ``root``, or for a
+        prepared set its source folder while that exists."""
+        return self.source if self.prepared and self.source and self.source.is_dir() else self.root
 
     @property
     def skipped(self) -> int:
@@ -90,13 +99,18 @@ class AnalyzeResult:
     timings: dict
     embedded: dict  # set -> images embedded in this run (0 for a fully cached re-run)
     verdicts: dict | None = None  # the verdicts' summary.json, when they ran
+    warnings: list[str] = field(default_factory=list)
 
 
 def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE,
                progress: bool = True) -> ImageSet:
-    """Decode and fit every file under ``root``; bad files become ``skipped`` rows with a reason."""
+    """Decode and fit every file under ``root``; bad files become ``skipped`` rows with a reason. A
+    ``novelty prepare`` output (manifest + shards) is read as it was prepared: :func:`prepared_set`."""
     from novelty.images import iter_folder
+    from novelty.pipeline import is_shard_folder
 
+    if is_shard_folder(root):
+        return prepared_set(name, Path(root), size, fit_mode)
     ids, hashes, arrays, rows = [], [], [], []
     for ident, path, arr, info, reason in iter_folder(root, size, fit_mode, progress, desc=f"decoding {name}"):
         sha = sha256_file(path)
@@ -113,6 +127,26 @@ def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MO
     if not arrays:
         raise NoveltyError(f"no usable {name} images in {root} ({len(rows)} files, all skipped)")
     return ImageSet(name, Path(root), ids, hashes, np.stack(arrays), rows)
+
+
+def prepared_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE) -> ImageSet:
+    """A ``novelty prepare`` output as an image set: ids, source sha256 and original sizes from its
+    manifest, pixels from its shards (:func:`novelty.records.load_prepared`), the files prepare skipped
+    as ``skipped`` rows. Features are cached under the source file's sha256 when the shards hold what
+    decoding the source would give (same size and fit), else under a hash of both."""
+    from novelty.records import load_prepared
+
+    loaded = load_prepared(root, size, fit_mode)
+    prepared_as = (loaded.manifest["size"], loaded.manifest.get("fit"))
+    used = [{"set": name, "id": entry["id"], "sha256": entry.get("sha256", ""), "width": entry.get("width", ""),
+             "height": entry.get("height", ""), "mode": entry.get("mode", ""), "status": "used", "reason": ""}
+            for entry in loaded.entries]
+    keys = [row["sha256"] if prepared_as == (size, fit_mode) else
+            hashlib.sha256(f"prepared {prepared_as} {row['sha256']}".encode()).hexdigest() for row in used]
+    skipped = [{"set": name, "id": ident, "sha256": "", "width": "", "height": "", "mode": "", "status": "skipped",
+                "reason": f"skipped by novelty prepare: {reason}"} for ident, reason in loaded.skipped]
+    return ImageSet(name, root, [row["id"] for row in used], keys, loaded.images, used + skipped,
+                    prepared=True, source=loaded.source)
 
 
 def files_csv(sets: Sequence[ImageSet]) -> str:
@@ -232,11 +266,15 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
 
     counts = {"training": len(training.ids), "generated": len(generated_set.ids),
               "skipped": training.skipped + generated_set.skipped}
+    warnings = [f"{image_set.root} was prepared from {image_set.source}, which is gone: the web demo shows no "
+                f"{image_set.name} images and curate cannot move them"
+                for image_set in sets if image_set.prepared and image_set.files_dir == image_set.root]
     manifest = {
         "version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "train_dir": str(train.resolve()),
-        "generated_dir": str(generated_dir.resolve()),
+        "train_dir": str(training.files_dir.resolve()),
+        "train_prepared": str(train.resolve()) if training.prepared else None,
+        "generated_dir": str(generated_set.files_dir.resolve()),
         "checkpoint": str(Path(checkpoint).resolve()) if checkpoint is not None else None,
         "layers": list(extractor.layers),
         "k": options.k,
@@ -269,4 +307,4 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         manifest = read_json(run.run_json)  # keep anything judge_run added
         manifest["timings"] = timings
         write_json(run.run_json, manifest)
-    return AnalyzeResult(run.root, counts, timings, embedded, summary)
+    return AnalyzeResult(run.root, counts, timings, embedded, summary, warnings)

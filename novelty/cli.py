@@ -199,7 +199,7 @@ ALIGN_OPTION = click.option("--align/--no-align", default=True,
 
 @main.command()
 @click.option("--train", "train_dir", required=True, type=click.Path(path_type=Path),
-              help="Folder of training images.")
+              help="Folder of training images, or a folder written by `novelty prepare`.")
 @click.option("--generated", "generated_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of generated images (or a `novelty generate` output folder).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
@@ -249,6 +249,8 @@ def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None
             click.echo(f"Copies: {copies['count']} of {copies['n']} samples flagged at a false positive rate of "
                        f"{fpr:g} (about {copies['expected_false_positives']:.1f} expected by chance); "
                        f"see {out / 'samples.csv'} and {out / 'summary.json'}")
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     click.echo(f"Run folder: {out}")
 
 
@@ -362,8 +364,15 @@ def curate(run: Path | None, train: Path | None, qdir: Path | None, outliers: bo
         counts[outcome.result] = counts.get(outcome.result, 0) + 1
         click.echo(f"{outcome.result:<9} {outcome.id}" + (f"  ({outcome.detail})" if outcome.detail else ""))
     summary = ", ".join(f"{n} {result}" for result, n in sorted(counts.items())) or "nothing to do"
-    hint = "" if dry_run or undo_dir else f"; undo with `novelty curate --undo {folder}`"
-    click.echo(f"{summary}. Manifest: {Path(folder) / q.MANIFEST}{hint}")
+    journal = Path(folder) / q.MANIFEST
+    if dry_run:  # nothing was written: say what the real run would write, not a manifest that is not there
+        planned = counts.get("planned", 0)
+        would = (f"without --dry-run, {planned} image{'' if planned == 1 else 's'} would move to {folder}, "
+                 f"journalled in {journal}" if planned else "without --dry-run, nothing would move")
+        click.echo(f"{summary}. Dry run, nothing moved or written; {would}")
+    else:
+        hint = "" if undo_dir else f"; undo with `novelty curate --undo {folder}`"
+        click.echo(f"{summary}. Manifest: {journal}{hint}")
     if counts.get("failed") or counts.get("conflict"):
         sys.exit(1)
 

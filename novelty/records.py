@@ -364,3 +364,50 @@ def read_shards(folder: str | os.PathLike, size: int, *, with_ids: bool = False,
     description = (f"{manifest['count']} images from {len(paths)} shard{plural} in {folder} "
                    f"({prepared}x{prepared}, fit {manifest.get('fit', '?')})")
     return dataset, description
+
+
+@dataclass
+class PreparedImages:
+    """A prepared folder read back into memory for ``novelty analyze``: ``images`` is ``(N, size, size, 3)``
+    uint8, row i the image of ``entries[i]`` (the manifest's id, source sha256, original width, height
+    and mode), in the manifest's order; ``skipped`` the (id, reason) of every file prepare left out."""
+
+    manifest: dict
+    entries: list[dict]
+    images: np.ndarray
+    skipped: list[tuple[str, str]]
+
+    @property
+    def source(self) -> Path | None:
+        """The image folder the shards were prepared from, as the manifest records it (its files carry the ids)."""
+        source = self.manifest.get("source")
+        return Path(source) if isinstance(source, str) and source else None
+
+
+def load_prepared(folder: str | os.PathLike, size: int, fit_mode: str = defaults.FIT_MODE) -> PreparedImages:
+    """Every image of a prepared folder, ids from its manifest and pixels decoded from its shards, fitted
+    to ``size`` (``fit_mode`` decides only when the shards hold another size). NoveltyError when the
+    manifest or a shard is unusable or the shards lack an image the manifest lists."""
+    from novelty.images import fit
+
+    check_fit(size, fit_mode)
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    entries = [entry for entry in manifest.get("images") or [] if isinstance(entry, dict) and entry.get("id")]
+    dataset, _ = read_shards(folder, manifest["size"], with_ids=True)
+    wanted = {entry["id"] for entry in entries}
+    pixels = {}
+    for ident, image in dataset.as_numpy_iterator():
+        ident = ident.decode("utf-8")
+        if ident in wanted:
+            pixels[ident] = image if manifest["size"] == size else fit(image, size, fit_mode)
+    absent = [entry["id"] for entry in entries if entry["id"] not in pixels]
+    if absent or not entries:
+        raise NoveltyError(f"the shards in {folder} lack {len(absent)} of the {len(entries)} images its manifest "
+                           f"lists{f' (first: {absent[0]})' if absent else ''}: run `novelty prepare` again")
+    skipped = []
+    with contextlib.suppress(OSError, csv.Error):
+        with open(folder / SKIPPED_FILE, newline="", encoding="utf-8") as handle:
+            skipped = [(row["id"], row.get("reason") or "") for row in csv.DictReader(handle) if row.get("id")]
+    images = np.stack([pixels[entry["id"]] for entry in entries])
+    return PreparedImages(manifest, entries, images, skipped)

@@ -630,8 +630,22 @@ def _folder_reader(manifest: dict) -> Callable[[str, Sequence[str], int], np.nda
     folders = {"training": manifest.get("train_dir"), "generated": manifest.get("generated_dir")}
     if not all(folders.values()) or not all(Path(f).is_dir() for f in folders.values()):
         raise FolderReadError(f"image folders not found ({folders['training']}, {folders['generated']})")
+    prepared: dict[int, dict[str, np.ndarray]] = {}  # size -> id -> image of a prepared training set
 
     def read(set_name: str, ids: Sequence[str], size: int) -> np.ndarray:
+        if set_name == "training" and manifest.get("train_prepared"):  # the pixels analyze embedded
+            if size not in prepared:
+                from novelty.records import load_prepared
+
+                try:
+                    loaded = load_prepared(manifest["train_prepared"], size, fit_mode)
+                except NoveltyError as exc:
+                    raise FolderReadError(f"cannot re-read the prepared training images: {exc}") from None
+                prepared[size] = dict(zip((e["id"] for e in loaded.entries), loaded.images, strict=True))
+            try:
+                return np.stack([prepared[size][ident] for ident in ids])
+            except KeyError as exc:
+                raise FolderReadError(f"{manifest['train_prepared']} no longer holds training image {exc}") from None
         try:
             return np.stack([load(Path(folders[set_name]) / ident, size, fit_mode) for ident in ids])
         except (ImageError, OSError) as exc:

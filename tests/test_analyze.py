@@ -25,7 +25,7 @@ from novelty.cli import main
 from novelty.errors import NoveltyError
 from novelty.features import Extractor
 from novelty.featurestore import FeatureStore
-from novelty.files import read_json
+from novelty.files import read_json, sha256_file
 from novelty.neighbors import load_neighbors
 
 SIZE, K, N_TRAIN = 32, 3, 12
@@ -200,6 +200,52 @@ def test_a_generate_output_folder_is_read_from_its_samples(run: Path, data: dict
     result = analyze(data["train"], out, generated=folder, options=OPTIONS, extractor=extractor)
     assert read_json(out / "run.json")["generated_dir"] == str((folder / "samples").resolve())
     assert result.counts["generated"] == 3 and result.embedded["generated"] == 0  # same content: cached
+
+
+def test_a_prepared_folder_is_a_training_set(run: Path, data: dict[str, Path], extractor: Extractor,
+                                            tmp_path: Path, judged: list) -> None:
+    """`prepare` output (manifest + shards) as --train: ids from the manifest, pixels from the shards,
+    the same neighbours as the image folder; thumbnails and curation keep the source folder."""
+    import csv
+
+    from novelty.records import prepare
+
+    source = Path(shutil.copytree(data["train"], tmp_path / "masks"))
+    (source / "notes.txt").write_text("not an image")
+    prepared = tmp_path / "masks32"
+    prepare(source, prepared, SIZE, "crop", shard_size=5, progress=False)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["analyze", "--train", str(prepared), "--generated", str(data["gen"]),
+                                       "--out", str(out), "--weights", "none", "--input-size", str(SIZE),
+                                       "--k", str(K), "--no-mirror", "--no-align"])
+    assert result.exit_code == 0, result.output
+    assert "Compared 3 generated with 12 training images (2 files skipped" in result.output
+    manifest = read_json(out / "run.json")
+    assert manifest["train_dir"] == str(source.resolve()) and manifest["train_prepared"] == str(prepared.resolve())
+    for layer in ("block1_pool", "block5_pool"):
+        assert load_neighbors(out / "neighbors" / f"{layer}.json") == load_neighbors(run / "neighbors" / f"{layer}.json")
+    with open(out / "files.csv", newline="") as handle:
+        rows = {(r["set"], r["id"]): r for r in csv.DictReader(handle)}
+    assert rows[("training", "t03.png")]["sha256"] == sha256_file(source / "t03.png")
+    assert rows[("training", "notes.txt")]["status"] == "skipped"
+    assert "skipped by novelty prepare" in rows[("training", "notes.txt")]["reason"]
+
+    larger = tmp_path / "masks64"  # prepared at another size than analyze embeds: resized, cached apart
+    prepare(source, larger, 64, "crop", progress=False)
+    resized = analyze(larger, tmp_path / "run64", generated=data["gen"], options=OPTIONS, extractor=extractor)
+    assert resized.embedded["training"] == 12
+    ids, _ = FeatureStore(tmp_path / "run64" / "features").load("training", "block5_pool")
+    assert ids == [f"t{i:02d}.png" for i in range(12)]
+    assert FeatureStore(tmp_path / "run64" / "features").meta("training", "block5_pool")["sha256"] != \
+        [sha256_file(source / ident) for ident in ids]
+
+    shutil.rmtree(source)  # the pixels come from the shards: the analysis does not need the source
+    again = analyze(prepared, tmp_path / "run2", generated=data["gen"], options=OPTIONS, extractor=extractor)
+    assert again.counts["training"] == 12
+    assert read_json(tmp_path / "run2" / "run.json")["train_dir"] == str(prepared.resolve())
+    assert len(again.warnings) == 1 and f"prepared from {source.resolve()}, which is gone" in again.warnings[0]
+    assert load_neighbors(tmp_path / "run2" / "neighbors" / "block5_pool.json") == \
+        load_neighbors(run / "neighbors" / "block5_pool.json")
 
 
 @pytest.mark.slow

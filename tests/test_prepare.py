@@ -99,6 +99,26 @@ def test_pad_mode_and_training_pipeline_read_the_shards(layout_folder, tmp_path)
     assert (tall[:, :5] == 255).all() and (tall[:, -5:] == 255).all()  # white pad left and right
 
 
+def test_analyze_and_the_verdicts_read_a_prepared_folder_by_manifest_id(layout_folder, tmp_path):
+    from novelty.verdicts import FolderReadError, _folder_reader
+
+    out = tmp_path / "shards"
+    prepare(layout_folder, out, 64, "crop", shard_size=2, progress=False)
+    loaded = records.load_prepared(out, 32)
+    assert [e["id"] for e in loaded.entries] == ["square.png", "wide.png", "sub/tall.png"]  # prepare's order
+    assert loaded.images.shape == (3, 32, 32, 3) and loaded.source == layout_folder.resolve()
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    read = _folder_reader({"train_dir": str(out), "generated_dir": str(gen), "train_prepared": str(out),
+                           "fit": "crop"})  # a run whose source folder is gone: the shards still serve
+    got = read("training", ["sub/tall.png", "square.png"], 64)
+    np.testing.assert_array_equal(got[0], load(layout_folder / "sub/tall.png", 64, "crop"))
+    np.testing.assert_array_equal(got[1], load(layout_folder / "square.png", 64, "crop"))
+    assert read("training", ["wide.png"], 32).shape == (1, 32, 32, 3)
+    with pytest.raises(FolderReadError, match="no longer holds training image 'gone.png'"):
+        read("training", ["gone.png"], 64)
+
+
 def test_size_mismatch_is_a_clear_error(layout_folder, tmp_path):
     from novelty.pipeline import training_images
 

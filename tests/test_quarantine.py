@@ -304,6 +304,19 @@ def test_cli_curate_undo_and_errors(setup, tmp_path):
         assert "Traceback" not in result.output
 
 
+def test_cli_dry_run_says_what_it_would_write_not_a_manifest_it_did_not(setup):
+    train, run, qdir = setup
+    result = invoke("--run", run, "--quarantine", qdir, "--outliers", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert not qdir.exists() and "Manifest:" not in result.output
+    assert result.stdout.splitlines()[-1] == (
+        f"2 planned. Dry run, nothing moved or written; without --dry-run, 2 images would move to {qdir}, "
+        f"journalled in {qdir / q.MANIFEST}")
+    (run / "training.csv").write_text("id,is_outlier\na.jpg,false\n")
+    result = invoke("--run", run, "--quarantine", qdir, "--outliers", "--dry-run")
+    assert result.stdout.splitlines()[-1].endswith("without --dry-run, nothing would move"), result.output
+
+
 def test_cli_exit_status_is_1_when_a_file_fails(setup):
     train, _, qdir = setup
     q.curate(train, qdir, {"a.jpg": "list"})

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -343,6 +349,47 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     result = CliRunner().invoke(cli, ["serve", str(tmp_path / "missing")])
     assert result.exit_code == 1 and "Error: not a run folder" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_before_starting(web):
+    fixture, _, _ = web
+    with socket.socket() as taken:  # a real listener on 127.0.0.1, as another server would hold it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", str(fixture.root), "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: port {port} on 127.0.0.1 is already in use; choose another with --port"]
+
+
+def test_serve_announces_the_port_it_bound_and_stops_quietly_on_ctrl_c(web):
+    fixture, _, _ = web
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    server = subprocess.Popen([sys.executable, "-m", "novelty.cli", "serve", str(fixture.root), "--port", "0"],
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert select.select([server.stderr], [], [], 60)[0], "serve printed nothing within 60 s"
+        line = server.stderr.readline()  # the announcement comes first, once the port is bound
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert found and found.group(1) != "0", line
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{found.group(1)}/api/samples", timeout=5) as reply:
+                    assert json.load(reply)["total"] == len(fixture.generated_ids)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=20) == 0
+        assert "Traceback" not in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 def test_startup_reads_the_run_without_tensorflow(web):
