@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from novelty import defaults
-from novelty.alignment import ALIGNED
+from novelty.alignment import ALIGNED, EVIDENT_MATCH
 from novelty.errors import NoveltyError
 from novelty.files import read_json
 from novelty.runfolder import RunFolder
@@ -46,6 +46,27 @@ LAYER_INFO: dict[str, dict[str, str]] = {
 CURATION_FLAGS = ("is_outlier", "is_duplicate", "is_hub", "is_retrieval_hub")
 
 _DIGITS = re.compile(r"(\d+)")
+
+# The views of the training set for curation, and which records each holds (see training_rows).
+TRAINING_VIEWS: dict[str, Any] = {
+    "all": lambda row: True,
+    "outliers": lambda row: row["is_outlier"],
+    "duplicates": lambda row: row["duplicate_group"] is not None,
+    "hubs": lambda row: row["is_hub"] or row["is_retrieval_hub"],
+    "flagged": lambda row: bool(row["flags"]),
+}
+
+
+def training_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How many TRAINING images each view holds (images, every one), and the two counts that are not
+    images: ``duplicate_groups`` (groups), and the hubs of each kind (``near_hubs``: near many training
+    images; ``retrieval_hubs``: retrieved by many samples; an image may be both). The web page's tabs
+    and its Summary both show these, so each thing has one number."""
+    counts = {name: sum(1 for row in rows if keep(row)) for name, keep in TRAINING_VIEWS.items()}
+    counts["duplicate_groups"] = len({row["duplicate_group"] for row in rows if row["duplicate_group"]})
+    counts["near_hubs"] = sum(1 for row in rows if row["is_hub"])
+    counts["retrieval_hubs"] = sum(1 for row in rows if row["is_retrieval_hub"])
+    return counts
 
 
 def natural_key(text: str) -> tuple:
@@ -249,14 +270,28 @@ class RunView:
             aligned = self._score(row, ALIGNED) | {
                 "mirrored": (row.get(f"{ALIGNED}_mirrored") or "").strip().lower() == "true",
                 "scale": _number(row.get(f"{ALIGNED}_scale")),
-                "crop": (row.get(f"{ALIGNED}_crop") or "").strip() or None}
+                "crop": (row.get(f"{ALIGNED}_crop") or "").strip() or None} | self._aligned_level()
+            aligned["evident"] = aligned["similarity"] > aligned["level"]
+        identical = None
+        if (row.get("identical_id") or "").strip():
+            identical = {"id": row["identical_id"], "kind": (row.get("identical_kind") or "").strip() or None}
         return {"id": sample_id, "verdict": (row.get("verdict") or "").strip() or None,
                 "copy_score": _round(_number(row.get("copy_score"))),
                 "copy_p_value": _round(_number(row.get("copy_p_value"))),
                 "novelty": None if deepest is None else _round(1.0 - deepest),
                 "duplicate_group": (row.get("duplicate_group") or "").strip() or None,
-                "layers": layers, "aligned": aligned,
+                "layers": layers, "aligned": aligned, "identical": identical,
                 "agreement": self.agreement(sample_id, _number(row.get("layer_agreement")))}
+
+    def _aligned_level(self) -> dict[str, Any]:
+        """The aligned score above which the pixel match says "crop or rescale of that training image":
+        the run's held-out threshold for the match alone when it has one ("heldout"), else
+        :data:`novelty.alignment.EVIDENT_MATCH` ("stated")."""
+        calibration = self.summary_data.get("calibration")
+        thresholds = calibration.get("thresholds") if isinstance(calibration, dict) else None
+        level = _number(str(thresholds.get(ALIGNED))) if isinstance(thresholds, dict) else None
+        return {"level": level, "level_from": "heldout"} if level is not None else \
+            {"level": EVIDENT_MATCH, "level_from": "stated"}
 
     def _score(self, row: dict[str, str], name: str, items: list | tuple = ()) -> dict[str, Any]:
         """One piece of evidence of a sample (a layer, or the aligned pixel match) as ``samples.csv``
@@ -375,6 +410,7 @@ class RunView:
             "verdicts": verdicts,
             "has_verdicts": bool(self.samples),
             "has_curation": bool(self.training),
+            "training_counts": training_counts(self.training_rows()),
             "statistics": self.summary_data,
             "plots": self.plots,
         }

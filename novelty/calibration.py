@@ -56,7 +56,11 @@ the similarity above which a sample is a copy on that layer ALONE (the plots dra
 any layer's line is a copy; one just under the lines of several layers can be one too.
 
 With ``H`` held-out images the smallest p-value is ``1 / (1 + H)``: below ``H = 1 / fpr - 1`` no
-sample can be flagged, and :attr:`Calibration.warnings` says so.
+sample can be flagged, and :attr:`Calibration.warnings` says so and what size would do. The rate is
+kept as asked rather than raised to the best reachable one: a flag then always means what the user
+asked it to mean, and a rate as loose as ``1 / (1 + H)`` (0.2 with 4 held-out images) would flag
+ordinary samples. Identical copies are still caught, by :mod:`novelty.identical`, which needs no
+calibration.
 """
 
 from __future__ import annotations
@@ -189,6 +193,11 @@ class Calibration:
     def n_heldout(self) -> int:
         return self._others.shape[0]
 
+    @property
+    def reachable(self) -> bool:
+        """Whether the smallest possible p-value, ``1 / (1 + H)``, reaches the rate: else nothing is flagged."""
+        return 1.0 / (1 + self.n_heldout) <= self.fpr + 1e-12
+
     def counts(self, generated_similarity: np.ndarray) -> np.ndarray:
         """Exceedance counts ``(N, L)`` of GENERATED similarities ``(N, L)`` (layers in ``self.layers`` order)."""
         return np.stack([_exceedance(generated_similarity[:, i], self._sorted[i])
@@ -222,6 +231,9 @@ class Calibration:
                     "against held-out images",
             "false_positive_rate": self.fpr,
             "n_heldout": self.n_heldout,
+            "reachable": self.reachable,
+            "heldout_needed": heldout_needed(self.fpr),
+            "lowest_reachable_rate": 1.0 / (1 + self.n_heldout),
             "thresholds": {layer: _finite_or_none(t) for layer, t in self.thresholds.items()},
             "warnings": list(self.warnings),
         }
@@ -271,11 +283,27 @@ def _alone_threshold(calibration: Calibration, layer_index: int) -> float:
     return float(descending[low])
 
 
+def heldout_needed(fpr: float) -> int:
+    """The fewest held-out images whose smallest conformal p-value, ``1 / (1 + H)``, reaches ``fpr``."""
+    return int(np.ceil(1.0 / fpr - 1e-9)) - 1
+
+
+def too_small_message(n_heldout: int, fpr: float, holdout_fraction: float | None = None) -> str:
+    """What to tell a user whose ``n_heldout`` images cannot reach ``fpr``, and what size would."""
+    needed = heldout_needed(fpr)
+    size = (f" (about {int(np.ceil(needed / holdout_fraction))} training images at --holdout {holdout_fraction:g})"
+            if holdout_fraction else "")
+    return (f"too few held-out images to judge at a false positive rate of {fpr:g}: {n_heldout} held out, "
+            f"at least {needed} needed{size}; the smallest reachable rate is {1 / (1 + n_heldout):.3g} "
+            f"(--fpr), so the calibrated rule flags nothing and only identical copies are called copies")
+
+
 def calibrate(heldout_similarity: Mapping[str, np.ndarray], *,
-              fpr: float = defaults.FALSE_POSITIVE_RATE) -> Calibration:
+              fpr: float = defaults.FALSE_POSITIVE_RATE, holdout_fraction: float | None = None) -> Calibration:
     """Build the combined copy rule from each layer's held-out nearest-training similarities ``(H,)``.
 
-    Row j of every layer is the same held-out image.
+    Row j of every layer is the same held-out image. ``holdout_fraction`` (the split's, when known)
+    only words the warning of a held-out set too small for ``fpr``: how many training images would do.
     """
     if not 0.0 < fpr < 1.0:
         raise NoveltyError(f"false positive rate must be between 0 and 1 (exclusive), received {fpr}")
@@ -292,11 +320,8 @@ def calibrate(heldout_similarity: Mapping[str, np.ndarray], *,
     n_held = sizes.pop()
     calibration = Calibration(layers=layers, heldout_similarity=held, fpr=float(fpr), thresholds={})
     calibration.thresholds = {layer: _alone_threshold(calibration, i) for i, layer in enumerate(layers)}
-    if 1.0 / (1 + n_held) > fpr:
-        calibration.warnings.append(
-            f"{n_held} held-out images cannot support a false positive rate of {fpr}: the smallest "
-            f"possible p-value is {1 / (1 + n_held):.3g}, so no sample is flagged; hold out at least "
-            f"{int(np.ceil(1 / fpr)) - 1} images (--holdout) or raise the rate (--fpr)")
+    if not calibration.reachable:
+        calibration.warnings.append(too_small_message(n_held, fpr, holdout_fraction))
     elif n_held * fpr < TAIL_IMAGES:
         calibration.warnings.append(
             f"the copy threshold rests on about {n_held * fpr:.1f} held-out images ({n_held} held out at "

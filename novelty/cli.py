@@ -246,9 +246,13 @@ def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None
     if result.verdicts:
         copies = result.verdicts.get("copies") or {}
         if copies.get("n"):
+            same = f", {copies['identical']} of them identical to a training image" if copies.get("identical") else ""
             click.echo(f"Copies: {copies['count']} of {copies['n']} samples flagged at a false positive rate of "
-                       f"{fpr:g} (about {copies['expected_false_positives']:.1f} expected by chance); "
+                       f"{fpr:g}{same} (about {copies['expected_false_positives']:.1f} expected by chance); "
                        f"see {out / 'samples.csv'} and {out / 'summary.json'}")
+        for note in ((result.verdicts.get("overlap") or {}).get("warning"), copies.get("not_judged")):
+            if note:
+                click.echo(f"Warning: {note}", err=True)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(f"Run folder: {out}")

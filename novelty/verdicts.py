@@ -13,7 +13,8 @@ What a run gets (see the README for the columns):
   p-value per layer, and the same for the aligned pixel match (``aligned_*``, :mod:`novelty.alignment`:
   the best-aligned training image among the nearest, with the crop's scale and side); the combined
   ``copy_score`` / ``copy_p_value`` / ``is_copy`` (any piece of evidence, calibrated on held-out
-  images, see :mod:`novelty.calibration`); a ``verdict`` word
+  images, see :mod:`novelty.calibration`, or identical to a training image, :mod:`novelty.identical`,
+  which holds whatever the held-out set's size); a ``verdict`` word
   (``copy``; ``borderline`` when not a copy but ``copy_p_value <= BORDERLINE_RATE``; ``novel``);
   ``layer_agreement`` (mean Jaccard index of the layers' top-k lists); its near-duplicate group
   among the generated samples;
@@ -21,7 +22,9 @@ What a run gets (see the README for the columns):
   generated samples retrieve it, pixel flags;
 - set level: the copy rate with intervals, C_T per layer, PRDC per layer, signs of mode collapse
   (near-duplicate groups among samples, distinct top-1 training images against unseen real images,
-  retrieval hubs), and warnings where the numbers are too few to mean much;
+  retrieval hubs), and warnings where the numbers are too few to mean much (``copies.not_judged``:
+  too few held-out images for the rate, and what size would do); ``overlap``: generated files that
+  are training files;
 - the calibration's upper end: the held-out images that come closest to a training image outside
   their own duplicate group, listed in ``summary.json`` and shown side by side in
   ``plots/closest_heldout_pairs.png`` (when such a pair is a re-framing of one picture, the copy
@@ -43,6 +46,7 @@ import numpy as np
 from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
+from novelty.identical import training_overlap
 from novelty.runfolder import RunFolder
 from novelty.stopwatch import Stopwatch
 
@@ -177,7 +181,8 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
             None if mirror_near is None else np.concatenate([mirror_near[layer][0] for layer in layers], axis=1),
             progress=progress, desc="aligning held-out images")
         nearest[alignment.ALIGNED] = found[:2]
-    cal = calibration.calibrate({name: sims for name, (_, sims) in nearest.items()}, fpr=fpr)
+    cal = calibration.calibrate({name: sims for name, (_, sims) in nearest.items()}, fpr=fpr,
+                                holdout_fraction=holdout_fraction)
     return TrainingCalibration(self_nb, rule, components, reference, heldout, nearest, cal)
 
 
@@ -264,6 +269,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
            generated_mirrored: Mapping[str, np.ndarray] | None = None,
            training_mirrored: Callable[[np.ndarray], Mapping[str, np.ndarray]] | None = None,
            generated_pixels=None, training_pixels: Callable[[np.ndarray], object] | None = None,
+           identical: Callable[[np.ndarray], tuple[np.ndarray, list[str]]] | None = None,
            progress: bool = False) -> Assessment:
     """Verdicts for GENERATED ``{layer: (M, D)}`` against TRAINING ``{layer: (N, D)}`` features.
 
@@ -277,6 +283,10 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     function giving those of training images by index) add the aligned pixel match
     (:mod:`novelty.alignment`): a crop or rescale of a training image is caught by its pixels, which
     the pooled features miss. Give both or neither.
+    ``identical(candidates)``: given ``(M, C)`` training indices per sample (its nearest at each layer,
+    plain and mirrored), the training image each sample is identical to and how
+    (:func:`novelty.identical.identical_matches`); such a sample is a copy whatever the calibration
+    can say, which matters where too few images are held out for ``fpr``.
     """
     from novelty import calibration, curation
     from novelty.copying import data_copying_test
@@ -337,6 +347,11 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
         mirrored=_normalized(generated_mirrored) if generated_mirrored is not None else None,
         query_pixels=generated_pixels, training_pixels=training_pixels, progress=progress)
     verdicts = calibration.judge(cal, {name: best[name][1] for name in names})
+    same, same_kind = None, None
+    if identical is not None:
+        same, same_kind = identical(np.column_stack([gen_idx[layer][:, 0] for layer in layers]
+                                                    + [best[layer][0] for layer in layers]))
+    is_copy = verdicts.is_copy | (same >= 0 if same is not None else False)
     agreement = layer_agreement(gen_idx)
     lap("verdicts")
 
@@ -364,7 +379,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     lap("mode_collapse")
 
     # ---- set-level statistics
-    rate = calibration.copy_rate(verdicts.is_copy, fpr=fpr, seed=seed)
+    rate = calibration.copy_rate(is_copy, fpr=fpr, seed=seed)
     if m < SMALL_COPY_SET:
         warnings.append(f"copy rate from only {m} generated samples: see its exact interval")
     ct = {}
@@ -393,9 +408,9 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     evidence = {}
     for i, gid in enumerate(generated_ids):
         copy_p = float(verdicts.copy_p_value[i])
-        word = "copy" if verdicts.is_copy[i] else ("borderline" if copy_p <= borderline else "novel")
+        word = "copy" if is_copy[i] else ("borderline" if copy_p <= borderline else "novel")
         row = {"id": gid, "verdict": word, "copy_score": round(float(verdicts.copy_score[i]), 6),
-               "is_copy": bool(verdicts.is_copy[i]), "copy_p_value": round(copy_p, 6),
+               "is_copy": bool(is_copy[i]), "copy_p_value": round(copy_p, 6),
                "layer_agreement": "" if np.isnan(agreement[i]) else round(float(agreement[i]), 6),
                "duplicate_group": int(gen_group[i]) or ""}
         for name in names:
@@ -405,6 +420,9 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
             row[f"{name}_mirrored"] = bool(best[name][2][i])
             row[f"{name}_heldout_share"] = round(float(verdicts.heldout_share[name][i]), 6)
             row[f"{name}_p_value"] = round(float(verdicts.p_value[name][i]), 6)
+        if same is not None:
+            row["identical_id"] = training_ids[same[i]] if same[i] >= 0 else ""
+            row["identical_kind"] = same_kind[i]
         samples.append(row)
         evidence[gid] = {
             "layer_agreement": row["layer_agreement"] if row["layer_agreement"] != "" else None,
@@ -454,12 +472,17 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
                      "layers": list(layers), "k": int(gen_idx[layers[0]].shape[1]), "prdc_k": defaults.PRDC_K,
                      "mirror_search": generated_mirrored is not None,
                      "aligned_pixel_match": generated_pixels is not None,
+                     "identical_check": identical is not None,
                      "borderline_rate": borderline, "duplicate_z": defaults.DUPLICATE_Z,
                      "outlier_z": defaults.OUTLIER_Z, "outlier_k": defaults.OUTLIER_K,
                      "hub_factor": defaults.HUB_FACTOR, "confidence": defaults.CONFIDENCE,
                      "bootstrap_resamples": defaults.BOOTSTRAP_RESAMPLES},
         "counts": {"training": n, "reference": len(reference), "heldout": len(heldout), "generated": m},
-        "copies": rate | {"borderline": int(sum(r["verdict"] == "borderline" for r in samples))},
+        "copies": rate | {"borderline": int(sum(r["verdict"] == "borderline" for r in samples)),
+                          "calibrated": int(verdicts.is_copy.sum()),
+                          "identical": None if same is None else int((same >= 0).sum()),
+                          "not_judged": None if cal.reachable else
+                          calibration.too_small_message(cal.n_heldout, fpr, holdout_fraction)},
         "calibration": calib_summary,
         "copying_test": {layer: ct[layer].as_dict() for layer in layers},
         "prdc": prdc,
@@ -654,6 +677,43 @@ def _folder_reader(manifest: dict) -> Callable[[str, Sequence[str], int], np.nda
     return read
 
 
+def _file_hashes(store, set_name: str, layer: str, ids: Sequence[str]) -> list[str]:
+    """The sha256 of each image file of a set, as its feature rows recorded them ("" where unknown)."""
+    meta = store.meta(set_name, layer) or {}
+    known = dict(zip(meta.get("ids") or [], meta.get("sha256") or [], strict=False))
+    return [known.get(ident) or "" for ident in ids]
+
+
+def _identical_check(manifest: dict, training_ids: Sequence[str], generated_ids: Sequence[str],
+                     hashes: Mapping[str, Sequence[str]]) -> tuple[Callable, list[str]]:
+    """``identical(candidates)`` for :func:`assess` (:func:`novelty.identical.identical_matches` on the
+    run's images fitted to its input size, and their file hashes), and warnings it adds to: where the
+    images cannot be read again only the file hashes are compared."""
+    from novelty.identical import identical_matches
+
+    size = int(manifest.get("input_size") or defaults.INPUT_SIZE)
+    warnings: list[str] = []
+    try:
+        read = _folder_reader(manifest)
+        samples = read("generated", generated_ids, size)
+    except NoveltyError as exc:
+        read, samples = None, None
+        warnings.append(f"identical copies found by file hash only: {exc}")
+
+    def identical(candidates: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        by_hash = {"generated_sha": hashes["generated"], "training_sha": hashes["training"]}
+        if read is not None:
+            try:
+                return identical_matches(samples, candidates,
+                                         lambda idx: read("training", [training_ids[j] for j in idx], size),
+                                         **by_hash)
+            except FolderReadError as exc:
+                warnings.append(f"identical copies found by file hash only: {exc}")
+        return identical_matches(None, candidates, None, **by_hash)
+
+    return identical, warnings
+
+
 def _run_pixels(manifest: dict, training_ids: Sequence[str], generated_ids: Sequence[str]):
     """(grey images of the generated samples, those of training images by index): the aligned pixel
     match's input to :func:`assess`."""
@@ -665,7 +725,7 @@ def _run_pixels(manifest: dict, training_ids: Sequence[str], generated_ids: Sequ
                                                        ALIGN_SIZE))
 
 
-VERDICTS_FORMAT = 3  # bump when what judge_run computes changes: older cached verdicts are then recomputed
+VERDICTS_FORMAT = 4  # bump when what judge_run computes changes: older cached verdicts are then recomputed
 
 
 def _cache_key(run: RunFolder, manifest: dict, store, layers: Sequence[str], settings: dict, extractor) -> str:
@@ -777,11 +837,15 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
         except NoveltyError as exc:
             align_warning = f"aligned pixel match off: {exc}"
 
+    hashes = {set_name: _file_hashes(store, set_name, layers[0], ids)
+              for set_name, ids in (("training", training_ids), ("generated", generated_ids))}
+    identical, identical_warnings = _identical_check(manifest, training_ids, generated_ids, hashes)
+
     def run_assess(pixels: tuple) -> Assessment:
         return assess(training, generated, training_ids, generated_ids, neighbours, k=k,
                       holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, generated_mirrored=mirrored[0],
                       training_mirrored=mirrored[1], generated_pixels=pixels[0], training_pixels=pixels[1],
-                      progress=progress)
+                      identical=identical, progress=progress)
 
     try:
         result = run_assess(pixels)
@@ -791,7 +855,11 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     watch.lap("assess")
     summary = result.summary
     summary["timings"]["mirror_search_embedding"] = mirror_seconds
-    summary["warnings"] += [w for w in (mirror_warning, align_warning) if w]
+    summary["warnings"] += [w for w in (mirror_warning, align_warning, *dict.fromkeys(identical_warnings)) if w]
+    summary["overlap"] = training_overlap(manifest.get("train_dir"), manifest.get("generated_dir"),
+                                 hashes["training"], hashes["generated"])
+    if summary["overlap"]["warning"]:
+        summary["warnings"].insert(0, summary["overlap"]["warning"])
     train_dir = Path(manifest["train_dir"]) if manifest.get("train_dir") else None
     if pixel_flags:
         rows, warns = pixel_rows(train_dir, training_ids, progress)

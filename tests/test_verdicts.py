@@ -83,7 +83,8 @@ def test_memorised_copies_are_flagged_and_unseen_samples_are_not(planted):
     assert sum(r["is_copy"] == "true" for r in rows[4:]) <= 2  # 36 fresh samples at 2%
     assert rows[0]["block1_pool_nearest_id"] == "t0100.png" and rows[3]["block5_pool_nearest_id"] == "t0500.png"
     assert float(rows[0]["copy_score"]) > 0.99 and float(rows[0]["block1_pool_heldout_share"]) == 0.0
-    expected = {"id", "verdict", "copy_score", "is_copy", "copy_p_value", "layer_agreement", "duplicate_group"}
+    expected = {"id", "verdict", "copy_score", "is_copy", "copy_p_value", "layer_agreement", "duplicate_group",
+                "identical_id", "identical_kind"}
     for layer in LAYERS:
         expected |= {f"{layer}_{c}" for c in ("nearest_id", "similarity", "mirrored", "heldout_share", "p_value")}
     assert set(rows[0]) == expected

@@ -483,3 +483,30 @@ def test_the_app_reads_what_the_verdict_stage_writes(tmp_path):
     summary = client.get("/api/summary").json()
     assert summary["has_verdicts"] and summary["has_curation"]
     assert summary["statistics"]["copies"]["n"] == 30
+
+
+def test_the_aligned_match_is_evident_only_above_its_level(web, tmp_path):
+    """Above the run's held-out threshold for the match alone (else a stated level) the pixels say
+    "crop or rescale"; below it they say nothing of the kind (issue 15 item 8)."""
+    from novelty.alignment import EVIDENT_MATCH
+    from novelty.browse import RunView
+
+    fixture, client, _ = web
+    crop = client.get("/api/samples/g002.png").json()["aligned"]  # 0.93; the fixture run has no threshold
+    assert crop["evident"] is True and crop["level"] == EVIDENT_MATCH and crop["level_from"] == "stated"
+    weak = client.get(f"/api/samples/{fixture.plain_sample()}").json()["aligned"]  # 0.3
+    assert weak["evident"] is False
+    view = RunView.load(fixture.root)
+    view.summary_data = {"calibration": {"thresholds": {"aligned": 0.95}}}
+    assert view.sample("g002.png")["aligned"] | {"similarity": 0.93} == \
+        crop | {"level": 0.95, "level_from": "heldout", "evident": False}
+    assert client.get("/api/samples/g000.png").json()["identical"] == {"id": "t003.png", "kind": "same file"}
+
+
+def test_training_counts_are_one_number_per_thing_with_its_unit(web):
+    _, client, _ = web
+    counts = client.get("/api/training").json()["counts"]
+    assert client.get("/api/summary").json()["training_counts"] == counts
+    assert counts["duplicates"] == 2 and counts["duplicate_groups"] == 1  # images, groups
+    assert counts["hubs"] == len(client.get("/api/training", params={"filter": "hubs"}).json()["items"])
+    assert counts["hubs"] >= max(counts["near_hubs"], counts["retrieval_hubs"])

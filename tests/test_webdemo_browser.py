@@ -156,11 +156,91 @@ def test_the_aligned_pixel_match_says_how_the_sample_lines_up(page, server, shot
     ready(page, "sample")
     assert page.locator(".scores-table tr.aligned-row td.num").first.inner_text() == "0.930"
     line = page.locator(".sample-info p.aligned").inner_text()
-    assert "the sample is a crop of it keeping 80% of each side, mirrored" in line
+    assert "The sample looks like a close-up of training image blank.png, mirrored: a part of it keeping 80% " \
+           "of each side, enlarged (aligned pixel match 0.930, above 0.900" in line
     thumb = page.locator(".sample-info p.aligned img.aligned-thumb")
     assert thumb.get_attribute("alt") == "training image blank.png"  # g002's nearest at block5_pool
     page.wait_for_function("() => document.querySelector('img.aligned-thumb').naturalWidth > 0")
     page.screenshot(path=shots / "aligned.png", full_page=True)
+
+
+def test_a_weak_aligned_match_is_not_worded_as_a_crop(page, server, fixture_run):
+    page.goto(server + f"/#/sample/{fixture_run.plain_sample()}")
+    ready(page, "sample")
+    line = page.locator(".sample-info p.aligned").inner_text()  # aligned score 0.3
+    assert "no sign of a crop or rescale" in line and "0.300" in line
+    assert "crop of" not in line and "close-up" not in line
+    assert page.locator(".sample-info img.aligned-thumb").count() == 0
+    page.goto(server + "/#/sample/g000.png")
+    ready(page, "sample")
+    assert "Identical to training image t003.png (same file)" in page.locator(".sample-info p.identical").inner_text()
+
+
+def _position(page) -> str:
+    return page.locator(".sample-nav .position").inner_text().split(" · ")[0]
+
+
+def test_a_samples_position_is_one_order_however_the_page_was_reached(page, server):
+    for gallery in ("/", "/#/?verdict=copy", "/#/?sort=id"):
+        page.goto(server + gallery)
+        ready(page, "gallery")
+        cards = page.locator(".gallery .card")
+        shown = cards.count()
+        pick = min(2, shown - 1)
+        chosen = cards.nth(pick).get_attribute("data-id")
+        cards.nth(pick).click()
+        ready(page, "sample")
+        clicked = _position(page)
+        assert clicked == f"{pick + 1} of {shown}"
+        page.reload()  # the same address, reached afresh
+        ready(page, "sample")
+        assert _position(page) == clicked
+        if gallery == "/":  # a bare link to the sample: the gallery's default order
+            page.goto(server + f"/#/sample/{chosen}")
+            ready(page, "sample")
+            assert _position(page) == clicked
+    page.goto(server + "/#/sample/g005.png?sort=id")
+    ready(page, "sample")
+    assert _position(page) == "6 of 30" and "sample id" in page.locator(".sample-nav .position").inner_text()
+
+
+def test_training_and_summary_counts_agree_with_their_units(page, server):
+    page.goto(server + "/#/training?filter=duplicates")
+    ready(page, "training")
+    tabs = dict(zip(page.locator(".tabs .tab").evaluate_all("tabs => tabs.map(t => t.dataset.filter)"),
+                    page.locator(".tabs .tab").all_inner_texts(), strict=True))
+    assert tabs["duplicates"] == "Duplicate groups (1 group, 2 images)"
+    assert page.locator(".dup-group h4").all_inner_texts() == ["Duplicate group · 2 images"]
+    hubs = re.fullmatch(r"Hubs \((\d+) images?\)", tabs["hubs"])
+    assert hubs, tabs["hubs"]
+    page.goto(server + "/#/summary")
+    ready(page, "summary")
+    rows = dict(page.locator("table.kv tbody tr").evaluate_all(
+        "rows => rows.map(r => [r.querySelector('th').innerText, r.querySelector('td').innerText])"))
+    assert rows["Duplicate groups (training)"] == "1 group, 2 images"
+    assert rows["Hubs"].startswith(f"{hubs.group(1)} image")  # the tab's number, the same unit
+    assert rows["Outliers"] == "1 image" and tabs["outliers"] == "Outliers (1 image)"
+
+
+def test_a_set_too_small_for_the_rate_says_so_in_the_summary_headline(page, fixture_run, tmp_path):
+    import json
+    import shutil
+
+    from novelty.calibration import too_small_message
+    from novelty.export import export_site
+
+    run = shutil.copytree(fixture_run.root, tmp_path / "run")
+    summary = json.loads((run / "summary.json").read_text())
+    summary["copies"]["not_judged"] = too_small_message(40, 0.01, 0.1)
+    (run / "summary.json").write_text(json.dumps(summary))
+    page.goto((export_site(run, tmp_path / "site", progress=False)).resolve().as_uri() + "#/summary")
+    ready(page, "summary")
+    headline = page.locator(".judgement-warnings").inner_text()
+    assert headline.startswith("Too few held-out images to judge at a false positive rate of 0.01")
+    assert "at least 99 needed (about 990 training images at --holdout 0.1)" in headline
+    # it comes before the verdict counts
+    assert page.evaluate("() => !!(document.querySelector('.judgement-warnings').compareDocumentPosition("
+                         "document.querySelector('.stat-cards')) & Node.DOCUMENT_POSITION_FOLLOWING)")
 
 
 def test_query_upload_shows_nearest_training_images(page, server, fixture_run, shots):

@@ -4,7 +4,7 @@ planted answers, a stand-in feature extractor, a live uvicorn server, the one er
 The fixture run (:func:`make_run`) is tiny and seeded. Planted answers:
 
 - generated ``g000.png`` is a byte copy of training ``t003.png``: similarity 1 at both layers, verdict
-  "copy"; every other sample is "novel" except
+  "copy", ``identical_kind`` "same file"; every other sample is "novel" except
 - generated ``g001.png``, a copy of ``dup/a.png``; ``dup/a.png`` / ``dup/b.png`` are identical files
   (duplicate group "1"): its neighbour lists show them as ONE tile counted x2;
 - training ``outlier.png`` is the outlier, ``blank.png`` carries the pixel flag ``is_blank``;
@@ -167,7 +167,9 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
             top = float(nearest["block5_pool"][1][g, 0])
             row = {"id": ident, "verdict": "copy" if top > 0.9999 else ("borderline" if ident == "g002.png" else "novel"),
                    "copy_score": round(1 - copy_p, 6), "is_copy": str(top > 0.9999).lower(),
-                   "copy_p_value": round(copy_p, 6), "layer_agreement": 0.25, "duplicate_group": ""}
+                   "copy_p_value": round(copy_p, 6), "layer_agreement": 0.25, "duplicate_group": "",
+                   "identical_id": training_ids[int(nearest["block5_pool"][0][g, 0])] if top > 0.9999 else "",
+                   "identical_kind": "same file" if top > 0.9999 else ""}
             for layer in LAYERS:
                 indices, sims = nearest[layer]
                 row[f"{layer}_nearest_id"] = training_ids[int(indices[g, 0])]

@@ -32,6 +32,15 @@ class AlignedMatch(LayerScore):
     mirrored: bool = Field(description="The sample's mirror image lines up, not the sample itself")
     scale: float | None = Field(description="Share of each side the cropped image keeps (1: same framing)")
     crop: str | None = Field(description="Which image is the crop of the other: 'sample' or 'training'")
+    level: float = Field(description="The score above which the match is evidence of a crop or rescale")
+    level_from: str = Field(description="'heldout': the run's calibrated threshold for the match alone; "
+                                        "'stated': a fixed level, where the run has no threshold")
+    evident: bool = Field(description="similarity > level: the pixels line up better than unseen real images'")
+
+
+class Identical(BaseModel):
+    id: str = Field(description="The TRAINING image the sample is identical to")
+    kind: str | None = Field(description="'same file', 'same pixels' or 'mirrored pixels'")
 
 
 class Sample(BaseModel):
@@ -44,6 +53,7 @@ class Sample(BaseModel):
     layers: dict[str, LayerScore]
     aligned: AlignedMatch | None = Field(
         description="Aligned pixel match (crops, rescales, mirror images); null when the run has none")
+    identical: Identical | None = Field(description="The training image the sample is identical to, if any")
     agreement: Agreement | None
 
 
@@ -113,6 +123,7 @@ class Summary(BaseModel):
     verdicts: dict[str, int]
     has_verdicts: bool
     has_curation: bool
+    training_counts: dict[str, int]
     statistics: dict
     plots: list[str]
 

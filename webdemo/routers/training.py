@@ -6,24 +6,11 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from novelty.browse import TRAINING_VIEWS, training_counts
 from webdemo.schemas import TrainingList
 from webdemo.state import app_state, dumps
 
 router = APIRouter(prefix="/api/training", tags=["training"])
-
-FILTERS = ("all", "outliers", "duplicates", "hubs", "flagged")
-
-
-def _matches(row: dict, which: str) -> bool:
-    if which == "outliers":
-        return row["is_outlier"]
-    if which == "duplicates":
-        return row["duplicate_group"] is not None
-    if which == "hubs":
-        return row["is_hub"] or row["is_retrieval_hub"]
-    if which == "flagged":
-        return bool(row["flags"])
-    return True
 
 
 @router.get("", response_model=TrainingList, summary="Training images, filtered for curation")
@@ -41,9 +28,9 @@ async def list_training(
 ) -> Response:
     state = app_state(request)
     rows = state.training_rows
-    counts = {name: sum(_matches(r, name) for r in rows) for name in FILTERS}
+    counts = training_counts(rows)
     flags = sorted({f for r in rows for f in r["flags"]})
-    items = [r for r in rows if _matches(r, filter)]
+    items = [r for r in rows if TRAINING_VIEWS[filter](r)]
     if flag is not None:
         items = [r for r in items if flag in r["flags"]]
     if q:

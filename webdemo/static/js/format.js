@@ -38,6 +38,17 @@ export function fmtPercent(value) {
   return `${Math.round(percent)}%`;
 }
 
+// "1 image", "23 groups": a count with its unit.
+export function countOf(n, unit) {
+  return `${n} ${unit}${n === 1 ? "" : "s"}`;
+}
+
+// The count a training view shows, in its units: images, and for duplicate groups the groups too.
+export function viewCount(key, counts) {
+  const images = countOf(counts[key] ?? 0, "image");
+  return key === "duplicates" ? `${countOf(counts.duplicate_groups ?? 0, "group")}, ${images}` : images;
+}
+
 export function fmtSeconds(value) {
   return value === null || value === undefined ? "–" : `${Number(value).toFixed(2)} s`;
 }

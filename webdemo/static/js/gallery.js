@@ -4,11 +4,27 @@ import { CALIBRATED_HELP, COPY_HELP, NOVELTY_HELP, SIMILARITY_HELP, compareNovel
 import { source } from "./source.js";
 import { session } from "./state.js";
 
-const SORTS = {
+export const SORTS = {
   novelty: { label: "Most novel first", compare: (a, b) => compareNovelty(b, a) },
   copied: { label: "Most copy-like first", compare: compareNovelty },
   id: { label: "Sample id", compare: null },
 };
+export const DEFAULT_SORT = "novelty";
+
+// The samples in the order a gallery with this sort and verdict filter shows them: the one order the
+// gallery and a sample page's "12 of 100" and previous / next share, however the page was reached.
+export function galleryOrder(items, sort, verdict) {
+  const shown = verdict ? items.filter((r) => (r.verdict || "") === verdict) : items.slice();
+  if (SORTS[sort].compare) shown.sort(SORTS[sort].compare);
+  return shown;
+}
+
+// "?sort=novelty&verdict=copy": the order's part of a gallery or sample address.
+export function orderQuery(sort, verdict) {
+  const query = new URLSearchParams({ sort });
+  if (verdict) query.set("verdict", verdict);
+  return `?${query}`;
+}
 
 export async function renderGallery(root, params) {
   const [list, summary] = await Promise.all([source.samples(), source.summary()]);
@@ -18,14 +34,10 @@ export async function renderGallery(root, params) {
   const deepest = list.layers[list.layers.length - 1];
   const hasVerdicts = Object.keys(list.verdicts).length > 0;
 
-  let items = verdict ? list.items.filter((r) => (r.verdict || "") === verdict) : list.items.slice();
-  if (SORTS[sort].compare) items.sort(SORTS[sort].compare);
-  session.order = items.map((r) => r.id);
-
+  const items = galleryOrder(list.items, sort, verdict);
   const link = (changes) => {
-    const next = new URLSearchParams({ sort, verdict, ...changes });
-    if (!next.get("verdict")) next.delete("verdict");
-    return `#/?${next}`;
+    const next = { sort, verdict, ...changes };
+    return `#/${orderQuery(next.sort, next.verdict)}`;
   };
   const verdictChips = Object.keys(list.verdicts).length
     ? h("div", { class: "chips", role: "group", "aria-label": "Filter by verdict" },
@@ -42,7 +54,8 @@ export async function renderGallery(root, params) {
 
   const grid = h("ol", { class: "gallery", "aria-label": "Generated samples" });
   const fragment = document.createDocumentFragment();
-  for (const record of items) fragment.append(card(record, deepest, hasVerdicts));
+  const order = orderQuery(sort, verdict);
+  for (const record of items) fragment.append(card(record, deepest, hasVerdicts, order));
   grid.append(fragment);
 
   fill(root, 
@@ -57,10 +70,10 @@ export async function renderGallery(root, params) {
   if (summary.counts.generated === 0) root.append(h("p", { class: "status" }, "This run has no generated samples."));
 }
 
-function card(record, deepest, hasVerdicts) {
+function card(record, deepest, hasVerdicts, order) {
   const score = record.layers[deepest] || {};
   return h("li", null,
-    h("a", { class: "card", href: `#/sample/${encodeURIComponent(record.id)}`, dataset: { id: record.id }, title: `Sample ${record.id}` },
+    h("a", { class: "card", href: `#/sample/${encodeURIComponent(record.id)}${order}`, dataset: { id: record.id }, title: `Sample ${record.id}` },
       h("img", { src: source.imageUrl("generated", record.id, true), alt: `sample ${record.id}`, loading: "lazy", decoding: "async", width: 128, height: 128 }),
       hasVerdicts ? h("span", { class: "card-top" }, verdictBadge(record.verdict)) : null,
       h("span", { class: "card-meta" },

@@ -33,7 +33,7 @@ async function route() {
   const target = h("div", { class: `view view-${view}` }, statusMessage("Loading…"));
   root.replaceChildren(target);
   try {
-    if (view === "sample") await renderSample(target, id);
+    if (view === "sample") await renderSample(target, id, params);
     else if (view === "training") await renderTraining(target, params);
     else if (view === "summary") await renderSummary(target);
     else if (view === "query") await renderQuery(target);

@@ -1,8 +1,8 @@
 // One generated sample, large, then its top-k training neighbours at each layer.
 import { fill, h, statusMessage } from "./dom.js";
 import { CALIBRATED_HELP, COPY_HELP, NOVELTY_HELP, SIMILARITY_HELP, fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
+import { DEFAULT_SORT, SORTS, galleryOrder, orderQuery } from "./gallery.js";
 import { source } from "./source.js";
-import { session } from "./state.js";
 import { neighbourSection } from "./tiles.js";
 
 const P_HELP = "Conformal p-value of this layer alone: the chance that an unseen real image " +
@@ -11,22 +11,30 @@ const ALIGNED_HELP = "Aligned pixel match: the best correlation of fine detail a
   "one of its nearest training images over crops (75-100% of each side), offsets and mirror images. " +
   "1 = the same pixels; a crop or rescale of a training image scores high where the VGG layers miss it.";
 
-export async function renderSample(root, id) {
-  const [sample, summary] = await Promise.all([source.sample(id), source.summary()]);
+export async function renderSample(root, id, params = new URLSearchParams()) {
+  const [sample, summary, list] = await Promise.all([source.sample(id), source.summary(), source.samples()]);
   const layers = summary.layers;
   const fpr = ((summary.statistics || {}).calibration || {}).false_positive_rate;
-  const order = session.order || null;
-  const position = order ? order.indexOf(id) : -1;
-  const previous = position >= 0 ? order[position - 1] || null : sample.previous;
-  const next = position >= 0 ? order[position + 1] || null : sample.next;
-  const count = order ? order.length : summary.counts.generated;
-  const index = position >= 0 ? position : sample.index;
+  // One order, named in the address (the gallery's links carry it), the gallery's default without it.
+  const sort = SORTS[params.get("sort")] ? params.get("sort") : DEFAULT_SORT;
+  let verdict = params.get("verdict") || "";
+  let order = galleryOrder(list.items, sort, verdict).map((r) => r.id);
+  if (!order.includes(id)) {  // a filter the sample is not in: all samples, in the same sort
+    verdict = "";
+    order = galleryOrder(list.items, sort, verdict).map((r) => r.id);
+  }
+  const query = orderQuery(sort, verdict);
+  const position = order.indexOf(id);
+  const [previous, next] = [order[position - 1] || null, order[position + 1] || null];
+  const orderName = `${SORTS[sort].label.toLowerCase()}${verdict ? `, ${verdict} only` : ""}`;
+  const link = (other) => (other ? `#/sample/${encodeURIComponent(other)}${query}` : null);
 
   const nav = h("nav", { class: "sample-nav", "aria-label": "Samples" },
-    h("a", { class: "button", href: "#/", title: "Back to the samples (Esc)" }, "← All samples"),
-    h("a", { class: "button", href: previous ? `#/sample/${encodeURIComponent(previous)}` : null, "aria-disabled": previous ? null : "true", id: "prev-sample", title: "Previous sample (←)" }, "‹ Previous"),
-    h("span", { class: "position" }, `${index + 1} of ${count}`),
-    h("a", { class: "button", href: next ? `#/sample/${encodeURIComponent(next)}` : null, "aria-disabled": next ? null : "true", id: "next-sample", title: "Next sample (→)" }, "Next ›"));
+    h("a", { class: "button", href: `#/${query}`, title: "Back to the samples (Esc)" }, "← All samples"),
+    h("a", { class: "button", href: link(previous), "aria-disabled": previous ? null : "true", id: "prev-sample", title: "Previous sample (←)" }, "‹ Previous"),
+    h("span", { class: "position", title: `Order: ${orderName}` }, `${position + 1} of ${order.length}`,
+      h("span", { class: "order-name" }, ` · ${orderName}`)),
+    h("a", { class: "button", href: link(next), "aria-disabled": next ? null : "true", id: "next-sample", title: "Next sample (→)" }, "Next ›"));
 
   const has = (key) => layers.some(({ layer }) => (sample.layers[layer] || {})[key] !== null);
   const calibrated = has("calibrated");
@@ -50,6 +58,7 @@ export async function renderSample(root, id) {
           fpr !== undefined ? ` (a copy at ${fmtSimilarity(fpr)} or below)` : "")
         : null,
       h("span", { title: NOVELTY_HELP }, "Novelty ", h("b", null, fmtSimilarity(sample.novelty)))),
+    identicalLine(sample.identical),
     sample.duplicate_group
       ? h("p", { class: "hint" }, `Near-identical to other generated samples (group ${sample.duplicate_group}): a sign of mode collapse.`)
       : null,
@@ -76,17 +85,35 @@ export async function renderSample(root, id) {
   sections.replaceChildren(...lists.map(neighbourSection));
 }
 
+function identicalLine(identical) {
+  if (!identical) return null;
+  return h("p", { class: "identical" }, "Identical to training image ", h("b", { class: "mono" }, identical.id),
+    ` (${identical.kind || "same pixels"}): a copy whatever the calibration says.`);
+}
+
+// The aligned pixel match in words, only as far as the evidence goes: how the sample lines up with a
+// training image where its score is above the level that separates crops from unseen real images.
 function alignedLine(aligned) {
   if (!aligned || !aligned.nearest) return null;
-  const framing = aligned.scale === null || aligned.scale >= 1
-    ? "at the same framing"
+  const level = aligned.level_from === "heldout"
+    ? `above ${fmtSimilarity(aligned.level)}, which no unseen real image reaches alone`
+    : `above ${fmtSimilarity(aligned.level)}, where crops of a training image score`;
+  if (!aligned.evident) {
+    return h("p", { class: "aligned weak", title: ALIGNED_HELP },
+      `The pixels show no sign of a crop or rescale: the best aligned pixel match, ${fmtSimilarity(aligned.similarity)}, ` +
+      `is not ${level}.`);
+  }
+  const share = fmtPercent(aligned.scale);
+  const mirrored = aligned.mirrored ? ", mirrored" : "";
+  const what = aligned.scale === null || aligned.scale >= 1
+    ? ["The sample's fine detail matches training image ", `${mirrored} at the same framing`]
     : aligned.crop === "training"
-      ? `the training image is a crop of the sample keeping ${fmtPercent(aligned.scale)} of each side`
-      : `the sample is a crop of it keeping ${fmtPercent(aligned.scale)} of each side`;
+      ? ["The sample looks like training image ", `${mirrored}, zoomed out: that image fills ${share} of each side of the sample`]
+      : ["The sample looks like a close-up of training image ", `${mirrored}: a part of it keeping ${share} of each side, enlarged`];
   return h("p", { class: "aligned", title: ALIGNED_HELP },
     h("img", { class: "aligned-thumb", src: source.imageUrl("training", aligned.nearest, true), alt: `training image ${aligned.nearest}`, width: 48, height: 48 }),
-    h("span", null, "Pixels line up best with ", h("b", { class: "mono" }, aligned.nearest),
-      `: ${framing}${aligned.mirrored ? ", mirrored" : ""} (match ${fmtSimilarity(aligned.similarity)}).`));
+    h("span", null, what[0], h("b", { class: "mono" }, aligned.nearest),
+      `${what[1]} (aligned pixel match ${fmtSimilarity(aligned.similarity)}, ${level}).`));
 }
 
 function agreementLine(agreement) {

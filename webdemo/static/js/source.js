@@ -86,8 +86,7 @@ function staticSource(data) {
     },
     training: ({ filter = "all", flag = "", q = "", offset = 0, limit = 500 }) => {
       const rows = data.training;
-      const counts = {};
-      for (const [name, test] of Object.entries(TRAINING_FILTERS)) counts[name] = rows.filter(test).length;
+      const counts = data.summary.training_counts;  // of the whole set: the export keeps only the rows it shows
       let items = rows.filter(TRAINING_FILTERS[filter]);
       if (flag) items = items.filter((r) => r.flags.includes(flag));
       if (q) items = items.filter((r) => r.id.toLowerCase().includes(q.toLowerCase()));

@@ -1,6 +1,5 @@
-// What views share during one visit: the order the gallery shows, for previous / next.
+// What views share during one visit: the gallery's sort and filter, and where it was scrolled.
 export const session = {
-  order: null, // sample ids in the gallery's current order
   galleryState: { sort: "novelty", verdict: "" },
   galleryScroll: 0,
 };

@@ -1,6 +1,6 @@
 // Set-level statistics of the run (summary.json, written by the verdict stage), its settings and plots.
 import { fill, h } from "./dom.js";
-import { fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
+import { countOf, fmtPercent, fmtSimilarity, verdictBadge, viewCount } from "./format.js";
 import { source } from "./source.js";
 
 export async function renderSummary(root) {
@@ -9,6 +9,7 @@ export async function renderSummary(root) {
   const n = summary.counts.generated;
   fill(root,
     h("h2", null, "Summary"),
+    judgementWarnings(stats),
     h("div", { class: "stat-cards" },
       statCard("Generated samples", n),
       statCard("Training images", summary.counts.training),
@@ -17,7 +18,7 @@ export async function renderSummary(root) {
     summary.has_verdicts ? null : h("p", { class: "hint" }, "No verdicts yet (samples.csv is missing): the run was analysed without the verdict stage."),
     copiesPanel(stats),
     layerTable(summary, stats),
-    curationPanel(stats),
+    curationPanel(summary, stats),
     warningsPanel(stats.warnings),
     summary.plots.length ? [h("h3", null, "Plots"), h("div", { class: "plots" }, summary.plots.map((name) =>
       h("figure", null, h("img", { src: source.plotUrl(name), alt: name, loading: "lazy" }), h("figcaption", null, name))))] : null,
@@ -80,18 +81,28 @@ function layerTable(summary, stats) {
       h("tr", { title }, h("th", { scope: "row" }, name), summary.layers.map((l) => h("td", { class: "mono" }, value(l.layer)))))))];
 }
 
-function curationPanel(stats) {
-  const curation = stats.curation;
+// What the run cannot judge, first: a held-out set too small for the rate, a generated folder that is
+// (or shares files with) the training folder.
+function judgementWarnings(stats) {
+  const notes = [(stats.copies || {}).not_judged, (stats.overlap || {}).warning].filter(Boolean);
+  if (!notes.length) return null;
+  return h("div", { class: "judgement-warnings", role: "alert" }, notes.map((note) =>
+    h("p", { class: "headline-warning" }, note.charAt(0).toUpperCase() + note.slice(1), ".")));
+}
+
+// The training-set counts are those of the Training tabs (one number per thing, with its unit).
+function curationPanel(summary, stats) {
+  const counts = summary.training_counts;
   const collapse = stats.mode_collapse || {};
-  if (!curation) return null;
+  const curation = stats.curation || {};
   const flags = Object.entries(curation.flags || {}).map(([name, count]) => `${name.replaceAll("_", " ")} ${count}`).join(", ");
   return [h("h3", null, "Training set and samples"), keyValues([
-    ["Duplicate groups (training)", curation.duplicate_groups !== undefined ? `${curation.duplicate_groups} groups, ${curation.images_in_duplicate_groups} images` : undefined],
-    ["Outliers", curation.outliers],
-    ["Hubs", curation.hubs],
-    ["Pixel flags", flags || undefined],
-    ["Near-identical sample groups", collapse.duplicate_groups !== undefined ? `${collapse.duplicate_groups} groups, ${collapse.samples_in_duplicate_groups} samples` : undefined, "Groups of generated samples that are near copies of each other: mode collapse"],
-    ["Retrieval hubs", collapse.retrieval_hubs ? collapse.retrieval_hubs.length : undefined, "Training images retrieved by the samples far more often than chance"],
+    ["Duplicate groups (training)", viewCount("duplicates", counts)],
+    ["Outliers", viewCount("outliers", counts)],
+    ["Hubs", `${viewCount("hubs", counts)}: ${counts.near_hubs} near many training images, ${counts.retrieval_hubs} retrieved by many samples`,
+      "Training images near to many others, or retrieved by the samples far more often than chance; an image may be both"],
+    ["Pixel flags", flags ? `${viewCount("flagged", counts)}: ${flags}` : undefined],
+    ["Near-identical sample groups", collapse.duplicate_groups !== undefined ? `${countOf(collapse.duplicate_groups, "group")}, ${countOf(collapse.samples_in_duplicate_groups, "sample")}` : undefined, "Groups of generated samples that are near copies of each other: mode collapse"],
   ])];
 }
 

@@ -1,7 +1,7 @@
 // The training set, for curation: outliers, duplicate groups, hubs and pixel flags, with
 // keep / reject marks and the exported list.
 import { fill, h, statusMessage } from "./dom.js";
-import { fmtSimilarity } from "./format.js";
+import { countOf, fmtSimilarity, viewCount } from "./format.js";
 import { downloadList, loadMarks, markedIds, saveMarks } from "./marks.js";
 import { source } from "./source.js";
 import { openViewer } from "./tiles.js";
@@ -40,7 +40,7 @@ export async function renderTraining(root, params) {
   const tabs = h("nav", { class: "tabs", "aria-label": "Training views" },
     FILTERS.map(([key, label, help]) => h("a", {
       class: `tab${key === filter ? " active" : ""}`, href: `#/training?filter=${key}`, title: help, dataset: { filter: key },
-    }, `${label} (${first.counts[key] ?? 0})`)));
+    }, `${label} (${viewCount(key, first.counts)})`)));
 
   const search = h("input", {
     type: "search", placeholder: "Filter by id…", value: q, "aria-label": "Filter by id",
@@ -89,7 +89,7 @@ function appendCards(grid, items, filter, marks, setMark) {
     if (filter === "duplicates" && row.duplicate_group) {
       if (!groupBox || groupBox.dataset.group !== row.duplicate_group) {
         groupBox = h("section", { class: "dup-group", dataset: { group: row.duplicate_group } },
-          h("h4", null, `Duplicate group · ${row.duplicate_count} images`));
+          h("h4", null, `Duplicate group · ${countOf(row.duplicate_count, "image")}`));
         grid.append(groupBox);
       }
       groupBox.append(card);
