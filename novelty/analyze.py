@@ -31,7 +31,7 @@ import numpy as np
 
 from novelty import __version__, bounds, defaults
 from novelty.errors import NoveltyError
-from novelty.files import is_inside, read_json, sha256_file, write_json, write_text
+from novelty.files import is_inside, read_json, write_json, write_text
 from novelty.runfolder import RunFolder
 from novelty.stopwatch import Stopwatch
 
@@ -112,8 +112,7 @@ def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MO
     if is_shard_folder(root):
         return prepared_set(name, Path(root), size, fit_mode)
     ids, hashes, arrays, rows = [], [], [], []
-    for ident, path, arr, info, reason in iter_folder(root, size, fit_mode, progress, desc=f"decoding {name}"):
-        sha = sha256_file(path)
+    for ident, _path, arr, info, reason, sha in iter_folder(root, size, fit_mode, progress, desc=f"decoding {name}"):
         row = {"set": name, "id": ident, "sha256": sha, "width": "", "height": "", "mode": "",
                "status": "used", "reason": ""}
         if arr is None:

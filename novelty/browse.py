@@ -171,6 +171,11 @@ class RunView:
                 summary = read_json(folder.summary_json)
             except (OSError, ValueError) as exc:
                 raise NoveltyError(f"cannot read {folder.summary_json}: {exc}") from None
+        damaged = folder.table_problems(summary)
+        if damaged:
+            raise NoveltyError(f"{folder.root} is damaged: {'; '.join(damaged)}; its verdicts would show as "
+                               "empty. Run `novelty analyze` again with the same options to rewrite them "
+                               "(the features are cached)")
         plots = sorted(p.name for p in folder.plots_dir.glob("*.png")) if folder.plots_dir.is_dir() else []
 
         sample_ids = set(samples)

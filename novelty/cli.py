@@ -341,7 +341,8 @@ def curate(run: Path | None, train: Path | None, qdir: Path | None, outliers: bo
     """Move chosen training images to a quarantine folder, never deleting; undo or resume later.
 
     Every step is journalled in QDIR/quarantine.jsonl (id, paths, sha256, size, status). Problems
-    with single files are reported and skipped; the exit status is 1 if any file failed.
+    with single files are reported and skipped; the exit status is 1 if any file failed, or if
+    every selected file was skipped.
     """
     from novelty import quarantine as q
 
@@ -378,6 +379,10 @@ def curate(run: Path | None, train: Path | None, qdir: Path | None, outliers: bo
         hint = "" if undo_dir else f"; undo with `novelty curate --undo {folder}`"
         click.echo(f"{summary}. Manifest: {journal}{hint}")
     if counts.get("failed") or counts.get("conflict"):
+        sys.exit(1)
+    if counts and set(counts) == {"skipped"}:
+        click.echo(f"Error: nothing was done: all {counts['skipped']} selected ids were skipped (reasons above)",
+                   err=True)
         sys.exit(1)
 
 

@@ -184,16 +184,38 @@ def latest_checkpoint(folder: str | os.PathLike, required: str = GENERATOR_FILE)
     (an interrupted save, a hand-pruned folder), the newest complete ``step-*`` folder stands in.
     """
     checkpoints = Path(folder) / "checkpoints"
-    pointer = checkpoints / "latest"
-    if pointer.is_file():
-        try:
-            name = pointer.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            name = ""
-        if name and "/" not in name and (checkpoints / name / required).is_file():
-            return checkpoints / name
+    name = _pointer(checkpoints)
+    if name and "/" not in name and (checkpoints / name / required).is_file():
+        return checkpoints / name
     found = step_folders(checkpoints, required) if checkpoints.is_dir() else []
     return found[-1] if found else None
+
+
+def _pointer(checkpoints: Path) -> str | None:
+    """The name ``checkpoints/latest`` holds ("" when unreadable), None when there is no pointer."""
+    pointer = checkpoints / "latest"
+    if not pointer.is_file():
+        return None
+    try:
+        return pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def fallback_note(path: str | os.PathLike) -> str | None:
+    """What :func:`resolve_checkpoint` used instead when a training folder's ``checkpoints/latest``
+    names a checkpoint that is missing or incomplete (a hand-pruned or partly copied folder); None
+    when the pointer was followed, or ``path`` is a checkpoint itself."""
+    path = Path(path)
+    checkpoints = path / "checkpoints"
+    name = _pointer(checkpoints)
+    if name is None or (path / GENERATOR_FILE).is_file():
+        return None
+    used = latest_checkpoint(path)
+    if used is None or used.name == name:
+        return None
+    return (f"{checkpoints / 'latest'} names {name or '(nothing readable)'}, which is missing or incomplete; "
+            f"using {used.name} instead, the newest complete checkpoint")
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

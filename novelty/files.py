@@ -7,9 +7,11 @@ never leaves a half-written file where a finished one is expected.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,12 +61,68 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(handle)
 
 
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+class NotRegularFile(OSError):
+    """A path that is not a regular file (or a link to one); ``strerror`` says what it is instead."""
+
+    def __init__(self, reason: str):
+        super().__init__(errno.EINVAL, reason)
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def not_regular(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a regular file or a symlink to one, found without opening it; None if it is
+    (or cannot be looked at: opening it then says why).
+
+    Reading a named pipe waits forever for a writer and a device may never end, so callers that read
+    whole files skip such paths with this reason instead.
+    """
+    try:
+        link = stat.S_ISLNK(os.lstat(path).st_mode)
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop (too many levels of symbolic links)"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"is a dangling symlink: its target {os.readlink(path)} does not exist"
+        return None  # missing, or no permission: opening it raises the error itself
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"is {'a symlink to ' if link else ''}{kind}, not a regular file"
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """Open a regular file (or a symlink to one) for reading; :class:`NotRegularFile` for anything else.
+
+    The path is checked before it is opened, and the open file again (``O_NONBLOCK``: a pipe swapped
+    in meanwhile cannot block the open), so no read of a pipe or device can start.
+    """
+    reason = not_regular(path)
+    if reason is not None:
+        raise NotRegularFile(reason)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegularFile("changed into something other than a regular file while it was read")
+    return os.fdopen(fd, "rb")
+
+
+def sha256_stream(handle: BinaryIO, size: int, chunk_size: int = 1 << 20) -> str:
+    """The sha256 of the next ``size`` bytes of ``handle`` (fewer if it ends first): a bounded read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
+    while size > 0 and (chunk := handle.read(min(chunk_size, size))):
+        digest.update(chunk)
+        size -= len(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """The sha256 of a regular file (never a pipe or device: :class:`NotRegularFile`)."""
+    with open_regular(path) as handle:
+        return sha256_stream(handle, os.fstat(handle.fileno()).st_size, chunk_size)
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,11 @@ def sample_names(n: int) -> list[str]:
 
 def generate(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int = defaults.N_SAMPLES,
              seed: int = defaults.SEED) -> Path:
-    """Write ``n`` PNG samples (``out/samples/``), a grid and a manifest into ``out``; returns ``out``."""
-    from novelty.dcgan import resolve_checkpoint
+    """Write ``n`` PNG samples (``out/samples/``), a grid and a manifest into ``out``; returns ``out``.
+
+    When a training folder's ``latest`` names a missing checkpoint, a warning on stderr (and in the
+    manifest's "warnings") says which one was used instead."""
+    from novelty.dcgan import fallback_note, resolve_checkpoint
     from novelty.images import grid, save_png
 
     check_request(n, seed)
@@ -55,12 +59,15 @@ def generate(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int = def
     names = sample_names(n)
     _check_out(out, names)
     images, config = sample(checkpoint, n, seed)
+    note = fallback_note(checkpoint)
+    if note is not None:
+        print(f"Warning: {note}", file=sys.stderr)
     for name, image in zip(names, images, strict=True):
         save_png(image, out / SAMPLES_DIR / name)
     save_png(grid(images[: min(n, 100)]), out / GRID_FILE)
     write_json(out / MANIFEST_FILE, {
         "checkpoint": str(resolve_checkpoint(checkpoint)), "n": n, "seed": seed,
-        "config": config, "files": names,
+        "config": config, "files": names, "warnings": [note] if note else [],
     })
     return out
 

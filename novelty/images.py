@@ -7,20 +7,21 @@ the 2018 project lost weeks to images written channel-first.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from novelty import defaults
 from novelty.errors import NoveltyError
-from novelty.files import atomic_open
+from novelty.files import NotRegularFile, atomic_open, open_regular, sha256_stream
 
 
 class ImageError(NoveltyError):
@@ -41,7 +42,8 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     """All non-hidden files under ``root``, recursively, in a stable (sorted) order.
 
     Every file is a candidate: decoding decides, so a mislabelled image (a PNG named ``.jpg``, a
-    JPEG without extension) is still used, and a non-image is reported with its reason.
+    JPEG without extension) is still used, and a non-image is reported with its reason. Symlinks
+    to folders are listed too (they are not followed), so that they get a reason of their own.
     """
     root = Path(root)
     if not root.exists():
@@ -50,8 +52,9 @@ def find_images(root: str | os.PathLike) -> list[Path]:
         raise NoveltyError(f"expected a folder of images, received a file: {root}")
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
+        links = {d for d in dirnames if os.path.islink(os.path.join(dirpath, d))}
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
+        for name in sorted(filenames + list(links)):
             if not name.startswith("."):
                 found.append(Path(dirpath) / name)
     return found
@@ -99,33 +102,40 @@ def _orient(img: Image.Image) -> Image.Image:
         return img
 
 
-def _open_source(data: bytes | str | os.PathLike) -> BinaryIO:
-    """A binary stream over a path or bytes; ImageError for unreadable or empty files."""
+def _open_source(data: bytes | str | os.PathLike | BinaryIO) -> contextlib.AbstractContextManager[BinaryIO]:
+    """A binary stream over a path, bytes or an open file (left open); ImageError for a path that
+    is not a regular file, and for unreadable or empty files."""
     if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
         try:
-            if path.is_dir():
-                raise ImageError("is a folder, not a file")
-            handle = open(path, "rb")
+            handle = open_regular(data)
             empty = os.fstat(handle.fileno()).st_size == 0
+        except NotRegularFile as exc:
+            raise ImageError(exc.strerror) from None
         except OSError as exc:
             raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
         if empty:
             handle.close()
             raise ImageError("empty file (0 bytes)")
         return handle
-    if not data:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if not data:
+            raise ImageError("empty file (0 bytes)")
+        return io.BytesIO(data)
+    start = data.tell()
+    if not data.read(1):
         raise ImageError("empty file (0 bytes)")
-    return io.BytesIO(data)
+    data.seek(start)
+    return contextlib.nullcontext(data)
 
 
-def decode(data: bytes | str | os.PathLike, *, max_pixels: int | None = None
+def decode(data: bytes | str | os.PathLike | BinaryIO, *, max_pixels: int | None = None
            ) -> tuple[np.ndarray, ImageInfo]:
-    """Decode a file (path or bytes) to an RGB uint8 ``(H, W, 3)`` array at its own size.
+    """Decode a file (path, bytes or a seekable binary file, read from where it stands) to an RGB uint8 ``(H, W, 3)`` array at its own size.
 
     The content decides the format (a PNG named ``.jpg`` is fine); the first frame of an animation
     is used; the EXIF orientation is applied. Raises :class:`ImageError` with a one-line reason for
-    empty, truncated, non-image or oversized files. Oversized means more than ``max_pixels`` pixels
+    empty, truncated, non-image or oversized files, and for paths that are not regular files (pipes,
+    devices, sockets, folders, symlink loops, dangling symlinks; never opened). Oversized means more than ``max_pixels`` pixels
     (default ``defaults.MAX_IMAGE_PIXELS``, read at call time), checked from the header before any
     pixel is decoded.
     """
@@ -263,13 +273,29 @@ def _unencodable_name(ident: str) -> str | None:
     return None
 
 
-def iter_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE,
-                progress: bool = True, desc: str = "decoding", *, max_pixels: int | None = None):
-    """Yield ``(id, path, array or None, info or None, reason or None)`` for every file under ``root``.
+class FolderFile(NamedTuple):
+    """One file of an image folder as :func:`iter_folder` read it."""
 
-    Never raises for a bad file: its array is None and ``reason`` says why. A file whose name is not
-    valid UTF-8 is skipped (its id could not be written to a report); its id is shown escaped.
-    Raises :class:`NoveltyError` only for a bad ``root``, ``size`` or ``mode``.
+    id: str
+    path: Path
+    image: np.ndarray | None  # (size, size, 3) uint8, None when skipped
+    info: ImageInfo | None
+    reason: str | None  # why it was skipped, None when used
+    sha256: str  # of the file's bytes; "" when it could not be read (a pipe, a device, a loop)
+
+
+def iter_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE,
+                progress: bool = True, desc: str = "decoding", *, max_pixels: int | None = None
+                ) -> Iterator[FolderFile]:
+    """Yield a :class:`FolderFile` for every file under ``root``: the one reader of image folders.
+
+    Never raises for a bad file: its image is None and ``reason`` says why. Each file is opened once
+    and read twice, bounded by its size: for its sha256, then to decode it. Anything that is not a
+    regular file or a symlink to one (a named pipe, socket or device, a symlink loop or a dangling
+    symlink, a symlink to a folder) is skipped with its reason before it is opened, so nothing can
+    hang on it. A file whose name is not valid UTF-8 is skipped (its id could not be written to a
+    report); its id is shown escaped. Raises :class:`NoveltyError` only for a bad ``root``, ``size``
+    or ``mode``.
     """
     from tqdm.auto import tqdm
 
@@ -280,25 +306,36 @@ def iter_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MOD
         ident = image_id(path, root)
         escaped = _unencodable_name(ident)
         if escaped is not None:
-            yield escaped, path, None, None, "file name is not valid UTF-8; rename the file"
+            yield FolderFile(escaped, path, None, None, "file name is not valid UTF-8; rename the file", "")
             continue
+        sha = ""
         try:
-            arr, info = decode(path, max_pixels=max_pixels)
+            with open_regular(path) as handle:
+                sha = sha256_stream(handle, os.fstat(handle.fileno()).st_size)
+                handle.seek(0)
+                arr, info = decode(handle, max_pixels=max_pixels)
             fitted = fit(arr, size, mode)
+        except NotRegularFile as exc:
+            yield FolderFile(ident, path, None, None, exc.strerror, sha)
+            continue
+        except OSError as exc:
+            yield FolderFile(ident, path, None, None, f"cannot read file: {exc.strerror or exc}", sha)
+            continue
         except ImageError as exc:
-            yield ident, path, None, None, str(exc)
+            yield FolderFile(ident, path, None, None, str(exc), sha)
             continue
         except Exception as exc:  # never stop a folder halfway for one file
-            yield ident, path, None, None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}"
+            yield FolderFile(ident, path, None, None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}",
+                             sha)
             continue
-        yield ident, path, fitted, info, None
+        yield FolderFile(ident, path, fitted, info, None, sha)
 
 
 def load_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE,
                 progress: bool = True) -> LoadedImages:
     """Decode every usable image under ``root`` to ``(N, size, size, 3)`` uint8, skipping bad files."""
     arrays, ids, skipped = [], [], []
-    for ident, _path, arr, _info, reason in iter_folder(root, size, mode, progress):
+    for ident, _path, arr, _info, reason, _sha in iter_folder(root, size, mode, progress):
         if arr is None:
             skipped.append((ident, reason))
         else:

@@ -29,7 +29,7 @@ import numpy as np
 
 from novelty import bounds, defaults
 from novelty.errors import NoveltyError
-from novelty.files import read_json, sha256_file, write_json, write_text
+from novelty.files import read_json, write_json, write_text
 from novelty.images import check_fit, find_images, iter_folder
 
 MANIFEST_FILE = "manifest.json"
@@ -160,15 +160,10 @@ def prepare(images: str | os.PathLike, out: str | os.PathLike, size: int = defau
     entries: list[dict] = []
     skipped: list[tuple[str, str]] = []
     try:
-        for ident, path, arr, info, reason in iter_folder(images, size, fit_mode, progress,
-                                                          desc="preparing", max_pixels=max_pixels):
+        for ident, _path, arr, info, reason, digest in iter_folder(images, size, fit_mode, progress,
+                                                                   desc="preparing", max_pixels=max_pixels):
             if arr is None:
                 skipped.append((ident, reason))
-                continue
-            try:
-                digest = sha256_file(path)
-            except OSError as exc:
-                skipped.append((ident, f"cannot read file: {exc.strerror or exc}"))
                 continue
             shard = _write_record(writer, encode_example(arr, ident), out)
             width, height = info.original_size

@@ -761,7 +761,7 @@ def _cached_result(run: RunFolder, key: str) -> JudgeResult | None:
         return None
     files = [run.samples_csv, run.training_csv, run.root / EVIDENCE_FILE, run.summary_json]
     files += [run.plots_dir / name for name in summary.get("plots") or []]
-    if not all(path.is_file() for path in files):
+    if not all(path.is_file() for path in files) or run.table_problems(summary):
         return None
     return JudgeResult(run.root, summary, files, cached=True)
 

@@ -9,15 +9,21 @@ Reusable by every test module:
 - ``png_bytes(pixels, bit_depth=8)``: a PNG written by hand (16-bit RGB, which Pillow cannot write).
 - ``png_header(width, height)``: a PNG whose header claims a size, with almost no pixel data.
 - ``bad_images()``: a folder of awkward files and the outcome planted for each id.
+- ``special_files(folder)``: plant a named pipe, a socket, a device link, symlink loops, dangling
+  symlinks and a link to a folder among the images of ``folder``; ``unblocked(folder)`` turns a
+  wait on such a pipe into a test failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import socket
 import struct
+import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -207,3 +213,70 @@ def bad_images(tmp_path: Path) -> Callable[..., tuple[Path, dict[str, str | None
         return root, dict(BAD_IMAGE_OUTCOMES)
 
     return make
+
+
+# The ids planted by ``special_files``, and a substring of the reason each must be skipped with.
+SPECIAL_FILE_REASONS: dict[str, str] = {
+    "pipe.jpg": "is a named pipe (FIFO), not a regular file",
+    "socket.png": "is a socket, not a regular file",
+    "zero.png": "is a symlink to a character device, not a regular file",
+    "pipe-link.png": "is a symlink to a named pipe (FIFO)",
+    "loop.png": "is a symlink loop",
+    "loop-a.png": "is a symlink loop",
+    "loop-b.png": "is a symlink loop",
+    "dangling.png": "is a dangling symlink: its target missing.png does not exist",
+    "linked-folder": "is a symlink to a folder, not a regular file",
+}
+
+
+@pytest.fixture
+def special_files() -> Callable[[Path, str], dict[str, str]]:
+    """``special_files(folder, image_name) -> {id: reason}``: every special file kind among real images.
+
+    ``image_name`` (an image already in ``folder``) gains a working symlink, ``good-link.png``, which
+    must be used like the image itself. ``zero.png`` links to ``/dev/zero``, which never ends.
+    """
+
+    def make(folder: Path, image_name: str) -> dict[str, str]:
+        os.mkfifo(folder / "pipe.jpg")
+        with contextlib.chdir(folder), socket.socket(socket.AF_UNIX) as sock:
+            sock.bind("socket.png")  # relative: the full path may exceed the 108-byte socket limit
+        (folder / "zero.png").symlink_to("/dev/zero")
+        (folder / "pipe-link.png").symlink_to("pipe.jpg")
+        (folder / "loop.png").symlink_to("loop.png")
+        (folder / "loop-a.png").symlink_to("loop-b.png")
+        (folder / "loop-b.png").symlink_to("loop-a.png")
+        (folder / "dangling.png").symlink_to("missing.png")
+        (folder / "real-folder").mkdir()  # empty: its link must be reported, not followed
+        (folder / "linked-folder").symlink_to("real-folder", target_is_directory=True)
+        (folder / "good-link.png").symlink_to(image_name)
+        return dict(SPECIAL_FILE_REASONS)
+
+    return make
+
+
+@contextlib.contextmanager
+def unblocked(folder: Path, seconds: float = 20) -> Iterator[list[str]]:
+    """Fail instead of hanging when code in the block waits on the named pipes in ``folder``.
+
+    After ``seconds`` a watchdog opens each pipe for writing and closes it, which lets a blocked
+    reader go on (it reads an empty file); the test then fails on the list it yields, non-empty.
+    Signals cannot do this: with TensorFlow loaded they may reach another thread.
+    """
+    fired: list[str] = []
+    done = threading.Event()
+
+    def release() -> None:
+        while not done.wait(seconds):  # again and again: the code may open the next pipe
+            for pipe in folder.rglob("*"):
+                if pipe.is_fifo() and not pipe.is_symlink():
+                    with contextlib.suppress(OSError):
+                        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+                        fired.append(pipe.name)
+
+    watchdog = threading.Thread(target=release, daemon=True)
+    watchdog.start()
+    try:
+        yield fired
+    finally:
+        done.set()

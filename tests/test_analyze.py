@@ -7,6 +7,7 @@ no network. Planted answers: ``copy.png`` is training ``t05.png`` pixel for pixe
 
 from __future__ import annotations
 
+import csv
 import importlib.machinery
 import json
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import unblocked
 from PIL import Image
 
 import novelty
@@ -284,6 +286,27 @@ def test_bad_input_gives_one_line_errors(data: dict[str, Path], args: list[str],
     assert result.exit_code == (2 if "--block1-reduce" in args else 1), result.output  # 2: refused while parsing
     errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.output
+
+
+def test_special_files_among_the_images_are_listed_with_reasons(data: dict[str, Path], special_files,
+                                                                 tmp_path: Path, judged: list) -> None:
+    train = Path(shutil.copytree(data["train"], tmp_path / "train"))
+    planted = special_files(train, "t03.png")
+    out = tmp_path / "run"
+    with unblocked(train) as waited:  # before the fix: a traceback on a symlink (or a wait on the pipe)
+        result = CliRunner().invoke(main, ["analyze", "--train", str(train), "--generated", str(data["gen"]),
+                                           "--out", str(out), "--weights", "none", "--input-size", str(SIZE),
+                                           "--k", str(K), "--no-mirror", "--no-align"])
+    assert not waited and result.exit_code == 0 and "Traceback" not in result.output, result.output
+    with open(out / "files.csv", encoding="utf-8", newline="") as handle:
+        rows = {row["id"]: row for row in csv.DictReader(handle) if row["set"] == "training"}
+    assert set(rows) == {f"t{i:02d}.png" for i in range(N_TRAIN)} | {"good-link.png"} | set(planted)
+    for ident, reason in planted.items():
+        assert rows[ident]["status"] == "skipped" and reason in rows[ident]["reason"], rows[ident]
+        assert rows[ident]["sha256"] == ""
+    used = {ident for ident, row in rows.items() if row["status"] == "used"}
+    assert used == {f"t{i:02d}.png" for i in range(N_TRAIN)} | {"good-link.png"}
+    assert rows["good-link.png"]["sha256"] == rows["t03.png"]["sha256"]
 
 
 def test_the_run_folder_may_not_sit_inside_an_image_folder(data: dict[str, Path], extractor: Extractor) -> None:

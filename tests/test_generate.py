@@ -111,6 +111,27 @@ def test_an_out_folder_holding_other_images_is_refused(checkpoint: Path, tmp_pat
     assert (tmp_path / SAMPLES_DIR / "mine.jpg").read_bytes() == b"user file"
 
 
+def test_a_latest_pointing_to_a_missing_step_is_said_with_what_was_used(checkpoint: Path, tmp_path: Path) -> None:
+    training = tmp_path / "training"
+    shutil.copytree(checkpoint, training / "checkpoints" / "step-000002")
+    latest = training / "checkpoints" / "latest"
+    latest.write_text("step-000002\n")
+    result = _cli("--checkpoint", str(training), "--n", "2", "--out", str(tmp_path / "followed"))
+    assert result.exit_code == 0 and "Warning" not in result.output, result.output
+    assert json.loads((tmp_path / "followed" / MANIFEST_FILE).read_text())["warnings"] == []
+
+    latest.write_text("step-000005\n")  # pruned by hand, or a partial copy of the folder
+    out = tmp_path / "out"
+    result = _cli("--checkpoint", str(training), "--n", "2", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    note = (f"{latest} names step-000005, which is missing or incomplete; using step-000002 instead, "
+            "the newest complete checkpoint")
+    assert result.stderr.splitlines() == [f"Warning: {note}"]
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert manifest["warnings"] == [note] and Path(manifest["checkpoint"]).name == "step-000002"
+    assert _files(out / SAMPLES_DIR) == _files(tmp_path / "followed" / SAMPLES_DIR)
+
+
 def test_sample_names_sort_in_generation_order() -> None:
     assert sample_names(3) == ["sample-0000.png", "sample-0001.png", "sample-0002.png"]
     names = sample_names(12_345)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import unblocked
 from PIL import Image
 
 from novelty import defaults, images
 from novelty.errors import NoveltyError
+from novelty.files import NotRegularFile, sha256_file
 from novelty.images import ImageError, decode, fit, iter_folder, load_folder
 
 WHITE = (255, 255, 255)
@@ -21,7 +23,7 @@ def bad_folder(bad_images):
 def test_every_awkward_file_is_converted_or_skipped_with_its_reason(bad_folder):
     root, outcomes = bad_folder
     seen = {}
-    for ident, _path, arr, info, reason in iter_folder(root, 32, progress=False):
+    for ident, _path, arr, info, reason, _sha in iter_folder(root, 32, progress=False):
         seen[ident] = (arr, info, reason)
     assert set(seen) == set(outcomes), "hidden files are ignored; every other file is reported once"
     for ident, expected in outcomes.items():
@@ -200,6 +202,26 @@ def test_unexpected_errors_become_reasons(monkeypatch, image_folder):
         raise ValueError("decoder exploded")
 
     monkeypatch.setattr(images, "decode", boom)
-    [(ident, _path, arr, _info, reason)] = list(iter_folder(root, 4, progress=False))
+    [(ident, _path, arr, _info, reason, _sha)] = list(iter_folder(root, 4, progress=False))
     assert ident == "a.png" and arr is None and reason == "unexpected error: ValueError: decoder exploded"
 
+
+
+def test_special_files_are_skipped_with_a_reason_before_they_are_opened(image_folder, special_files):
+    image = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
+    root = image_folder({"a.png": image, "sub/b.png": image[::-1]})
+    planted = special_files(root, "a.png")
+    with unblocked(root) as waited:  # a named pipe opened for reading would block here
+        found = {entry.id: entry for entry in iter_folder(root, 4, progress=False)}
+    assert not waited, "iter_folder waited on a named pipe"
+    assert set(found) == {"a.png", "sub/b.png", "good-link.png"} | set(planted)
+    for ident, reason in planted.items():
+        assert reason in found[ident].reason and found[ident].image is None and found[ident].sha256 == ""
+    for ident in ("a.png", "good-link.png"):  # a symlink to an image is that image
+        assert found[ident].reason is None and found[ident].sha256 == sha256_file(root / "a.png")
+        np.testing.assert_array_equal(found[ident].image, image)
+    with unblocked(root) as waited, pytest.raises(NotRegularFile, match="named pipe"):
+        sha256_file(root / "pipe.jpg")
+    with pytest.raises(ImageError, match="symlink to a character device"):
+        decode(root / "zero.png")
+    assert not waited

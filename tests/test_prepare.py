@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import unblocked
 
 from novelty import records
 from novelty.cli import main
@@ -163,6 +164,24 @@ def test_bad_input_is_converted_or_skipped_with_reasons(bad_images, tmp_path):
     assert tuple(got["rgba.png"][0, 0]) == (255, 255, 255)  # transparent corner composited on white
     assert tuple(got["animated.gif"][16, 16]) == (255, 0, 0)  # first frame
     assert not np.array_equal(got["a/same.png"], got["b/same.png"])
+
+
+def test_special_files_among_real_images_are_skipped_with_reasons(bad_images, special_files, tmp_path):
+    root, outcomes = bad_images()
+    outcomes |= special_files(root, "ok/plain.png") | {"good-link.png": None}
+    out = tmp_path / "out"
+    with unblocked(root) as waited:  # before the fix, the named pipe pipe.jpg made prepare wait forever
+        result = _cli("prepare", root, "--out", out, "--size", 32)
+    assert not waited, "prepare waited on a named pipe"
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    with open(out / "skipped.csv", encoding="utf-8", newline="") as handle:
+        reasons = {row["id"]: row["reason"] for row in csv.DictReader(handle)}
+    assert set(reasons) == {i for i, reason in outcomes.items() if reason is not None}
+    assert all(outcomes[ident] in reason for ident, reason in reasons.items()), reasons
+    manifest = read_json(out / "manifest.json")
+    assert sorted(e["id"] for e in manifest["images"]) == sorted(i for i, r in outcomes.items() if r is None)
+    by_id = {e["id"]: e for e in manifest["images"]}
+    assert by_id["good-link.png"]["sha256"] == by_id["ok/plain.png"]["sha256"] == sha256_file(root / "ok/plain.png")
 
 
 @pytest.mark.parametrize("case", ["missing", "file", "empty", "out-inside", "out-is-file",

@@ -325,6 +325,19 @@ def test_cli_exit_status_is_1_when_a_file_fails(setup):
     assert result.exit_code == 1 and "conflict  a.jpg" in result.output
 
 
+def test_cli_exit_status_is_1_when_every_listed_id_was_skipped(setup, tmp_path):
+    train, run, qdir = setup
+    ids = tmp_path / "ids.txt"
+    ids.write_text("../escape.jpg\nnot-there.jpg\n")
+    result = invoke("--run", run, "--quarantine", qdir, "--list", ids)
+    assert result.exit_code == 1, result.output
+    assert "skipped   ../escape.jpg" in result.output and "skipped   not-there.jpg" in result.output
+    assert result.stderr.strip().splitlines()[-1] == ("Error: nothing was done: all 2 selected ids were "
+                                                      "skipped (reasons above)")
+    ids.write_text("g.jpg\nnot-there.jpg\n")  # one moved: done, even with a skip beside it
+    assert invoke("--run", run, "--quarantine", qdir, "--list", ids).exit_code == 0
+
+
 def test_a_file_changed_after_planning_is_not_moved(setup, monkeypatch):
     train, _, qdir = setup
 

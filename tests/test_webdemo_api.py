@@ -19,7 +19,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from webhelpers import LAYERS, StubExtractor, assert_error, make_run, png_bytes
+from webhelpers import (
+    LAYERS,
+    ODD_GENERATED_ID,
+    ODD_TRAINING_ID,
+    StubExtractor,
+    assert_error,
+    make_run,
+    png_bytes,
+)
 
 from novelty.cli import main as cli
 from novelty.errors import NoveltyError
@@ -223,6 +231,24 @@ def test_path_traversal_and_unlisted_files_get_404(web, tmp_path):
 
 
 # ---- training, summary --------------------------------------------------------------------------
+def test_ids_with_a_newline_and_url_characters_round_trip(tmp_path):
+    fixture = make_run(tmp_path, n_generated=6, n_training=30, odd_ids=True)
+    client = _client(fixture.root, tmp_path / "cache")
+    assert ODD_TRAINING_ID in [row["id"] for row in client.get("/api/training").json()["items"]]
+    assert ODD_GENERATED_ID in [row["id"] for row in client.get("/api/samples").json()["items"]]
+    image = client.get(image_url("training", ODD_TRAINING_ID))
+    assert image.status_code == 200 and image.content == (fixture.train_dir / ODD_TRAINING_ID).read_bytes()
+    assert client.get(image_url("generated", ODD_GENERATED_ID, size=16)).status_code == 200
+    sample = client.get(f"/api/samples/{quote(ODD_GENERATED_ID)}")
+    assert sample.status_code == 200 and sample.json()["id"] == ODD_GENERATED_ID
+    for layer in LAYERS:  # answered by the fast path
+        listed = client.get(f"/api/samples/{quote(ODD_GENERATED_ID)}/neighbors", params={"layer": layer})
+        assert listed.status_code == 200 and listed.json()["sample"] == ODD_GENERATED_ID
+    routed = client.get(f"/api/samples/{quote(ODD_GENERATED_ID)}/neighbors", params={"layer": LAYERS[0], "k": 3})
+    assert routed.status_code == 200 and len(routed.json()["neighbors"]) == 3
+    assert_error(client.get(image_url("training", ODD_TRAINING_ID + "\n")), 404, "not_found")
+
+
 def test_training_filters_find_the_planted_images(web):
     _, client, _ = web
     outliers = client.get("/api/training", params={"filter": "outliers"}).json()
@@ -510,3 +536,44 @@ def test_training_counts_are_one_number_per_thing_with_its_unit(web):
     assert counts["duplicates"] == 2 and counts["duplicate_groups"] == 1  # images, groups
     assert counts["hubs"] == len(client.get("/api/training", params={"filter": "hubs"}).json()["items"])
     assert counts["hubs"] >= max(counts["near_hubs"], counts["retrieval_hubs"])
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("delete samples.csv", "samples.csv is missing"),
+    ("truncate samples.csv", "samples.csv is cut short"),
+    ("drop rows of samples.csv", "samples.csv has 11 rows for the 30 generated images of summary.json"),
+    ("delete training.csv", "training.csv is missing"),
+])
+def test_a_damaged_run_is_refused_with_one_line_naming_what_is_missing(tmp_path, damage, message):
+    fixture = make_run(tmp_path)
+    action, name = damage.split(" ", 1)[0], damage.rsplit(" ", 1)[1]
+    table = fixture.root / name
+    text = table.read_text(encoding="utf-8")
+    if action == "delete":
+        table.unlink()
+    elif action == "truncate":
+        table.write_text(text[: len(text) // 2], encoding="utf-8")
+    else:
+        table.write_text("".join(text.splitlines(keepends=True)[:12]), encoding="utf-8")
+    with pytest.raises(NoveltyError, match=message):
+        create_app(Settings(run=fixture.root, cache_dir=tmp_path / "cache"))
+    for command in ("serve", "export"):  # both say so before anything listens or is written
+        args = [command, str(fixture.root)] + (["--out", str(tmp_path / "site")] if command == "export" else [])
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        [line] = result.output.splitlines()
+        assert line.startswith(f"Error: {fixture.root} is damaged: {message}") and "novelty analyze" in line
+    assert not (tmp_path / "site").exists()
+
+
+def test_re_running_the_verdicts_repairs_a_truncated_table(tmp_path):
+    from novelty.verdicts import judge_run
+
+    fixture = make_run(tmp_path, verdicts=False, curation=False)
+    judge_run(fixture.root, fpr=0.2, plots=False, progress=False)
+    table = fixture.root / "samples.csv"
+    whole = table.read_bytes()
+    table.write_bytes(whole[: len(whole) // 3])
+    assert not judge_run(fixture.root, fpr=0.2, plots=False, progress=False).cached  # the cache does not vouch
+    assert table.read_bytes() == whole
+    assert judge_run(fixture.root, fpr=0.2, plots=False, progress=False).cached

@@ -99,9 +99,16 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+ODD_TRAINING_ID, ODD_GENERATED_ID = "t0\n04 #1?%&+.png", "g\n003 #?%.png"  # with odd_ids=True
+
+
 def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int = 24,
-             verdicts: bool = True, curation: bool = True, features: bool = True, seed: int = 0) -> FixtureRun:
-    """Write image folders and a run folder under ``base`` (see the module docstring for the answers)."""
+             verdicts: bool = True, curation: bool = True, features: bool = True, seed: int = 0,
+             odd_ids: bool = False) -> FixtureRun:
+    """Write image folders and a run folder under ``base`` (see the module docstring for the answers).
+
+    ``odd_ids``: training ``t004.png`` and generated ``g003.png`` are named ``ODD_TRAINING_ID`` and
+    ``ODD_GENERATED_ID`` instead, names with a newline and the characters URLs treat specially."""
     rng = np.random.default_rng(seed)
     train_dir, generated_dir, root = base / "train", base / "generated", base / "run"
     for folder in (train_dir, generated_dir, root / "neighbors", root / "plots"):
@@ -120,6 +127,9 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
     generated_files: dict[str, bytes] = {"g000.png": training_files["t003.png"], "g001.png": duplicate}
     for i in range(2, n_generated):
         generated_files[f"g{i:03d}.png"] = _png(_pattern(rng))
+    if odd_ids:
+        training_files[ODD_TRAINING_ID] = training_files.pop("t004.png")
+        generated_files[ODD_GENERATED_ID] = generated_files.pop("g003.png")
     for folder, files in ((train_dir, training_files), (generated_dir, generated_files)):
         for name, data in files.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)

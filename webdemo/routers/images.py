@@ -80,7 +80,7 @@ def _serve(request: Request, path: Path, size: int | None) -> Response:
     return FileResponse(target, media_type=media_type, headers=_headers(etag))
 
 
-@router.get("/images/{kind}/{image_id:path}", responses=IMAGE_RESPONSES, response_class=Response,
+@router.get("/images/{kind}/{image_id:id}", responses=IMAGE_RESPONSES, response_class=Response,
             summary="A generated or training image of the run")
 def get_image(
     request: Request, kind: Literal["generated", "training"], image_id: str,

@@ -70,7 +70,7 @@ NEIGHBOUR_PARAMETERS = {"parameters": [
 ]}
 
 
-@router.get("/{sample_id:path}/neighbors", response_model=NeighbourList, responses=ERROR_RESPONSES,
+@router.get("/{sample_id:id}/neighbors", response_model=NeighbourList, responses=ERROR_RESPONSES,
             openapi_extra=NEIGHBOUR_PARAMETERS, summary="Top-k training neighbours of a sample at one layer")
 async def sample_neighbours(request: Request) -> Response:
     # The hottest route: parameters are read by hand (documented above), skipping FastAPI's
@@ -92,7 +92,7 @@ async def sample_neighbours(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get("/{sample_id:path}", response_model=SampleDetail, responses=ERROR_RESPONSES,
+@router.get("/{sample_id:id}", response_model=SampleDetail, responses=ERROR_RESPONSES,
             summary="One generated sample")
 async def get_sample(request: Request, sample_id: str) -> Response:
     state = app_state(request)
