@@ -75,6 +75,18 @@ def plot_quality(path: str | os.PathLike, rows: list[dict]) -> None:
     _save(plt, fig, path)
 
 
+def keep_until(out: str | os.PathLike, step: int) -> None:
+    """Drop the ``quality.csv`` rows of steps after ``step`` (a resumed run redoes them), so no step
+    appears twice, whether or not the resumed run tracks quality."""
+    path = Path(out) / QUALITY_CSV
+    rows = read_quality(path)
+    kept = [row for row in rows if row["step"] <= step]
+    if len(kept) != len(rows):
+        write_quality(path, kept)
+        if kept:
+            plot_quality(Path(out) / QUALITY_PNG, kept)
+
+
 def training_subsample(dataset, n: int, seed: int) -> np.ndarray:
     """A seeded subsample of ``n`` images (all of them when fewer) of an unbatched uint8 dataset,
     in dataset order: ``(min(n, N), H, W, 3)`` uint8. Reads the dataset once."""
@@ -124,13 +136,6 @@ class QualityTracker:
         buffer = io.BytesIO()
         np.savez(buffer, features=self.training, params=np.asarray(params))
         write_bytes(cache, buffer.getvalue())
-
-    def resume(self, step: int) -> None:
-        """Drop the rows of steps after ``step`` (redone by a resumed run), so no step appears twice."""
-        rows = read_quality(self.out / QUALITY_CSV)
-        kept = [row for row in rows if row["step"] <= step]
-        if len(kept) != len(rows):
-            write_quality(self.out / QUALITY_CSV, kept)
 
     def evaluate(self, generator, step: int) -> dict:
         """PRDC of ``generator``'s fixed-noise sample at ``step``; appends the row, redraws the plot."""

@@ -48,7 +48,7 @@ from novelty.dcgan import (
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
 from novelty.recipe import diff_augment, parse_diffaugment, update_ema
-from novelty.tracking import METRICS
+from novelty.tracking import METRICS, keep_until
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu")
 KEEP_CHECKPOINTS = 3
@@ -340,8 +340,7 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
             _say(f"warning: checkpoint {resume} predates saved input positions: the data stream restarts "
                  f"at image {trainer.position}, so this run will not match an uninterrupted one")
 
-    if tracker is not None:
-        tracker.resume(trainer.step)
+    keep_until(out, trainer.step)  # the quality rows of steps this call redoes
     batches = augment_and_batch(dataset, config.image_size, options.batch_size, seed=options.seed,
                                 flip=options.flip, jitter=options.jitter, skip=trainer.position)
     iterator = iter(strategy.experimental_distribute_dataset(batches))
