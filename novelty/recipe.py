@@ -9,7 +9,8 @@
   saved ``tf.random.Generator``, so a resumed run draws the same augmentations.
 - An exponential moving average of the generator's variables (Yazici et al., 2019, "The Unusual
   Effectiveness of Averaging in GAN Training"; Karras et al.'s progressive GAN and StyleGAN sample from
-  it): the averaged generator is the one sampled and saved as ``generator.weights.h5``.
+  it): the averaged generator is the one sampled and saved as ``generator.weights.h5``. Its decay
+  warms up with the step count (:func:`ema_decay`).
 - One-sided label smoothing (Salimans et al., 2016, "Improved Techniques for Training GANs"): the
   discriminator's target for real images is ``1 - s``; generated images keep target 0.
 """
@@ -89,7 +90,18 @@ def _cutout(x, rng):
     return x * tf.cast(~inside, x.dtype)[..., None]
 
 
-def update_ema(averaged, live, decay: float) -> None:
+def ema_decay(decay: float, updates):
+    """The decay of update number ``updates`` (1, 2, ...): ``min(decay, (1 + updates) / (10 + updates))``,
+    as ``tf.train.ExponentialMovingAverage`` does with ``num_updates``, so that early on the average
+    follows the generator instead of staying at its random initialisation (0.999 reaches full
+    strength after about 9,000 steps; 0.999**300 would still weigh the initial weights by 0.74)."""
+    import tensorflow as tf
+
+    updates = tf.cast(updates, tf.float32)
+    return tf.minimum(tf.constant(decay, tf.float32), (1.0 + updates) / (10.0 + updates))
+
+
+def update_ema(averaged, live, decay) -> None:
     """``averaged <- decay * averaged + (1 - decay) * live`` for paired lists of float variables."""
     for target, source in zip(averaged, live, strict=True):
         target.assign(decay * target + (1.0 - decay) * source)

@@ -47,7 +47,7 @@ from novelty.dcgan import (
 )
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
-from novelty.recipe import diff_augment, parse_diffaugment, update_ema
+from novelty.recipe import diff_augment, ema_decay, parse_diffaugment, update_ema
 from novelty.tracking import METRICS, keep_until
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu")
@@ -181,7 +181,8 @@ class _Trainer:
         def distributed_step(batch):
             per_replica = strategy.run(replica_step, args=(batch,))
             if self.ema_generator is not None:  # cross-replica context: every copy gets the same update
-                update_ema(self.ema_generator.variables, self.generator.variables, options.ema)
+                update_ema(self.ema_generator.variables, self.generator.variables,
+                           ema_decay(options.ema, self.g_opt.iterations))
             return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                     for k, v in per_replica.items()}
 
