@@ -118,7 +118,7 @@ class QualityTracker:
 
     def prepare(self) -> None:
         """Embed the training subsample, or load it from the training folder when cached with these
-        parameters (done at the first evaluation, so a call that evaluates nothing embeds nothing)."""
+        parameters (before training when the call will evaluate; never when it will not)."""
         from novelty.neighbors import normalize
 
         cache = self.out / CACHE_FILE

@@ -342,6 +342,9 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
                  f"at image {trainer.position}, so this run will not match an uninterrupted one")
 
     keep_until(out, trainer.step)  # the quality rows of steps this call redoes
+    if tracker is not None and options.steps // options.quality_every > trainer.step // options.quality_every:
+        tracker.prepare()  # an evaluation is due in this call: embed (or load) the training side now, so
+        # that too little data or unusable weights stop the call before it trains, not at its first evaluation
     batches = augment_and_batch(dataset, config.image_size, options.batch_size, seed=options.seed,
                                 flip=options.flip, jitter=options.jitter, skip=trainer.position)
     iterator = iter(strategy.experimental_distribute_dataset(batches))

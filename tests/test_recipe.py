@@ -188,3 +188,25 @@ def test_changed_recipe_options_on_resume_are_refused(recipe_run: dict, change: 
     with pytest.raises(NoveltyError) as caught:
         train(dataset_from_array(_images()), out, CONFIG, options, progress=False)
     assert named in str(caught.value) and str(caught.value).count(": saved ") == 1
+
+
+def test_the_cli_refuses_an_unknown_diffaugment_policy_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from novelty.cli import main
+
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "not-decoded"), "--out", str(tmp_path / "run"),
+                                       "--diffaugment", "color,zoom"])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: unknown DiffAugment policy 'zoom'; must be a comma-separated list "
+                                     "of: color, translation, cutout (or none)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_too_few_training_images_for_prdc_stop_before_training(tmp_path: Path) -> None:
+    from novelty.pipeline import dataset_from_array
+
+    with pytest.raises(NoveltyError, match="--quality-every needs more than 5 training images .* holds 4"):
+        train(dataset_from_array(_images(4)), tmp_path / "run", CONFIG,
+              _options(steps=2, quality_every=2, quality_samples=12, weights="none"), progress=False)
+    assert not list((tmp_path / "run").glob("checkpoints/step-*"))
