@@ -151,6 +151,8 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
     last = run_training(dataset, out, config, options, source=str(data))
     click.echo(f"Latest checkpoint: {last}")
     click.echo(f"Samples: {out / 'samples'}")
+    if (out / "quality.csv").is_file():
+        click.echo(f"Quality (block5_pool PRDC by step): {out / 'quality.csv'}, {out / 'quality.png'}")
 
 
 @main.command()

@@ -318,7 +318,11 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
     if options.quality_every:  # resolves --weights now: a missing weights file stops before any training
         from novelty.tracking import QualityTracker
 
-        tracker = QualityTracker(out, dataset, options.weights, options.quality_samples, options.seed, config.z_dim)
+        try:
+            tracker = QualityTracker(out, dataset, options.weights, options.quality_samples, options.seed,
+                                     config.z_dim)
+        except NoveltyError as exc:
+            raise NoveltyError(f"{exc} (for the quality curve; --quality-every 0 turns it off)") from None
     if earlier.get("replicas", replicas) != replicas:
         _say(f"warning: {out} was trained on {earlier['replicas']} replicas, now {replicas}: batch norm "
              "statistics and noise split differently, so the run will not match an uninterrupted one")

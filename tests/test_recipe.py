@@ -210,3 +210,12 @@ def test_too_few_training_images_for_prdc_stop_before_training(tmp_path: Path) -
         train(dataset_from_array(_images(4)), tmp_path / "run", CONFIG,
               _options(steps=2, quality_every=2, quality_samples=12, weights="none"), progress=False)
     assert not list((tmp_path / "run").glob("checkpoints/step-*"))
+
+
+def test_missing_vgg_weights_for_the_curve_stop_before_training_and_say_how_to_turn_it_off(tmp_path: Path) -> None:
+    from novelty.pipeline import dataset_from_array
+
+    with pytest.raises(NoveltyError, match=r"weights file not found: .*nothing\.h5.*--quality-every 0 turns it off"):
+        train(dataset_from_array(_images()), tmp_path / "run", CONFIG,
+              _options(steps=2, quality_every=2, weights=str(tmp_path / "nothing.h5")), progress=False)
+    assert not list((tmp_path / "run").glob("checkpoints/step-*"))
