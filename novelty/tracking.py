@@ -70,6 +70,7 @@ def plot_quality(path: str | os.PathLike, rows: list[dict]) -> None:
     ax.set_ylabel(f"{LAYER} PRDC")
     ax.set_title(f"{last['n_generated']} fixed-noise samples vs {last['n_training']} training images "
                  f"(k = {last['k']})", fontsize=10)
+    ax.set_ylim(0, max([1.05] + [row["density"] * 1.05 for row in rows]))  # density may pass 1
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(plt, fig, path)
