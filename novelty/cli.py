@@ -77,6 +77,8 @@ SIZE = click.option("--size", type=click.Choice([str(s) for s in defaults.IMAGE_
 FIT = click.option("--fit", "fit_mode", type=click.Choice(defaults.FIT_MODES), default=defaults.FIT_MODE,
                    help="crop: fill the square and cut the overflow; pad: keep everything, pad with white.")
 SEED = click.option("--seed", type=bounded("seed"), default=defaults.SEED, help="Random seed (recorded).")
+WEIGHTS_OPTION = click.option("--weights", default=defaults.WEIGHTS,
+                              help="imagenet, none (random init) or a Keras VGG16 weights file.")
 
 
 @main.command()
@@ -113,10 +115,24 @@ def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int) 
 @click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "tpu"]), default="auto",
               help="tf.distribute strategy; auto picks TPU if --tpu is given, mirrored for several GPUs.")
 @click.option("--tpu", default=None, help="TPU name or grpc:// address.")
+@click.option("--ema", type=bounded("ema"), default=defaults.EMA,
+              help="Decay of a moving average of the generator, sampled and saved (0: off; e.g. 0.999).")
+@click.option("--diffaugment", default=defaults.DIFFAUGMENT, metavar="POLICIES",
+              help="DiffAugment of real and generated images before the discriminator: a comma-separated "
+                   "list of color, translation, cutout (empty: off).")
+@click.option("--label-smoothing", type=bounded("label_smoothing"), default=defaults.LABEL_SMOOTHING,
+              help="One-sided: the discriminator's target for real images is 1 - this.")
+@click.option("--quality-every", type=bounded("quality_every"), default=defaults.QUALITY_EVERY,
+              help="Steps between block5_pool PRDC evaluations, written to quality.csv/png (0: off).")
+@click.option("--quality-samples", type=bounded("quality_samples"), default=defaults.QUALITY_SAMPLES,
+              help="Fixed-noise samples, and training images, per PRDC evaluation.")
+@WEIGHTS_OPTION
 @SEED
 def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_size: int,
           learning_rate: float, beta_1: float, z_dim: int, base_filters: int, checkpoint_every: int,
-          log_every: int, flip: bool, jitter: bool, strategy: str, tpu: str | None, seed: int) -> None:
+          log_every: int, flip: bool, jitter: bool, strategy: str, tpu: str | None, ema: float,
+          diffaugment: str, label_smoothing: float, quality_every: int, quality_samples: int, weights: str,
+          seed: int) -> None:
     """Train a DCGAN on DATA: an image folder or a folder written by `novelty prepare`."""
     from novelty.dcgan import GanConfig
     from novelty.pipeline import training_images
@@ -126,13 +142,17 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
     config = GanConfig(image_size=size, z_dim=z_dim, base_filters=base_filters)
     options = TrainOptions(steps=steps, batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1,
                            checkpoint_every=checkpoint_every, log_every=log_every, seed=seed, flip=flip,
-                           jitter=jitter, strategy=strategy, tpu=tpu)
+                           jitter=jitter, strategy=strategy, tpu=tpu, ema=ema, diffaugment=diffaugment,
+                           label_smoothing=label_smoothing, quality_every=quality_every,
+                           quality_samples=quality_samples, weights=weights)
     check_resume(out, config, options)  # before decoding DATA, which can take minutes
     dataset, description = training_images(data, size, fit_mode)
     click.echo(f"Training on {description}", err=True)
     last = run_training(dataset, out, config, options, source=str(data))
     click.echo(f"Latest checkpoint: {last}")
     click.echo(f"Samples: {out / 'samples'}")
+    if (out / "quality.csv").is_file():
+        click.echo(f"Quality (block5_pool PRDC by step): {out / 'quality.csv'}, {out / 'quality.png'}")
 
 
 @main.command()
@@ -157,8 +177,6 @@ def _layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
 # Options shared by the commands that embed images (analyze, validate).
 LAYERS_OPTION = click.option("--layers", default=",".join(defaults.LAYERS), callback=_layers,
                              help="Comma-separated VGG16 layers.")
-WEIGHTS_OPTION = click.option("--weights", default=defaults.WEIGHTS,
-                              help="imagenet, none (random init) or a Keras VGG16 weights file.")
 PREPROCESS_OPTION = click.option(
     "--preprocess", type=click.Choice(defaults.PREPROCESS_MODES), default=defaults.PREPROCESS,
     help="caffe: Keras preprocess_input (correct); original: x/127.5-1 as the 2018 demo.")

@@ -32,6 +32,11 @@ STEPS = 15_000
 CHECKPOINT_EVERY = 500
 LOG_EVERY = 50
 GRID_SIZE = 64  # samples in the fixed-noise grid written at each checkpoint
+EMA = 0.0  # decay of the generator's moving average (0: off; 0.999 is usual)
+DIFFAUGMENT = ""  # DiffAugment policies, comma-separated (color,translation,cutout); "" = off
+LABEL_SMOOTHING = 0.0  # one-sided: the discriminator's target for real images is 1 - this
+QUALITY_EVERY = 1000  # steps between block5_pool PRDC evaluations while training (0: off)
+QUALITY_SAMPLES = 256  # fixed-noise samples, and training images, per evaluation
 
 # Randomness
 SEED = 0
@@ -123,6 +128,10 @@ RANGES: dict[str, Range] = {
     "batch_size": Range(1, 4096),  # training, global
     "learning_rate": Range(0.0, 1.0, low_open=True),
     "beta_1": Range(0.0, 1.0, high_open=True),
+    "ema": Range(0.0, 1.0, high_open=True),  # 0 = off
+    "label_smoothing": Range(0.0, 0.5, high_open=True),  # at 0.5 real and fake targets would meet
+    "quality_every": Range(0, MAX_STEPS),  # 0 = off
+    "quality_samples": Range(2 * PRDC_K, 10_000),
     "z_dim": Range(1, 1024),
     "base_filters": Range(1, 512),  # 8x the default width: about 64x its parameters
     "n_samples": Range(1, 100_000),  # generate holds them in memory: 1.2 GB at 64 px, 4.9 GB at 128 px

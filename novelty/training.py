@@ -8,6 +8,10 @@ Layout of a training folder (``--out``)::
     checkpoints/latest             name of the newest complete checkpoint
     samples/step-000500.png        fixed-noise grid at each checkpoint
     logs/                          TensorBoard scalars
+    quality.csv, quality.png       block5_pool PRDC while training (novelty.tracking)
+
+With ``--ema`` a checkpoint's ``generator.weights.h5`` holds the averaged generator (what is sampled
+and loaded by ``generate`` and ``analyze``) and ``generator.training.weights.h5`` the one trained.
 
 A checkpoint folder is written under a temporary name and renamed when complete, and ``latest`` is
 replaced atomically after that, so a crash or kill at any moment resumes from the last complete
@@ -43,6 +47,8 @@ from novelty.dcgan import (
 )
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
+from novelty.recipe import diff_augment, ema_decay, parse_diffaugment, update_ema
+from novelty.tracking import METRICS, keep_until
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu")
 KEEP_CHECKPOINTS = 3
@@ -50,7 +56,9 @@ STATE_FILE = "state.npz"
 DATA_POSITION = "data/elements"  # images the run has consumed from the input stream
 # Training options that change the weights a run reaches; the others (steps, checkpoint and log
 # intervals, grid size, strategy) may change between calls on one folder.
-RESULT_OPTIONS = ("batch_size", "learning_rate", "beta_1", "seed", "flip", "jitter")
+RESULT_OPTIONS = ("batch_size", "learning_rate", "beta_1", "seed", "flip", "jitter", "ema", "diffaugment",
+                  "label_smoothing")
+TRAINING_GENERATOR_FILE = "generator.training.weights.h5"  # with --ema: the generator being trained
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,18 @@ class TrainOptions:
     tpu: str | None = None
     devices: tuple[str, ...] | None = None  # explicit devices for MirroredStrategy
     grid_size: int = defaults.GRID_SIZE
+    ema: float = defaults.EMA  # decay of the generator's moving average; 0 = off
+    diffaugment: tuple[str, ...] = ()  # DiffAugment policies (novelty.recipe.DIFFAUGMENT_POLICIES)
+    label_smoothing: float = defaults.LABEL_SMOOTHING  # one-sided: real target 1 - this
+    quality_every: int = defaults.QUALITY_EVERY  # steps between PRDC evaluations; 0 = off
+    quality_samples: int = defaults.QUALITY_SAMPLES
+    weights: str = defaults.WEIGHTS  # VGG16 weights of the PRDC evaluations
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "learning_rate", "beta_1", "seed"):
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "learning_rate", "beta_1", "seed",
+                     "ema", "label_smoothing", "quality_every", "quality_samples"):
             bounds.check(name, getattr(self, name))  # the fields are named as their ranges in defaults.RANGES
+        object.__setattr__(self, "diffaugment", parse_diffaugment(self.diffaugment))
         if self.grid_size < 1:
             raise NoveltyError(f"grid_size must be positive, received: {self.grid_size}")
         if self.strategy not in STRATEGIES:
@@ -121,28 +137,38 @@ class _Trainer:
             self.g_opt.build(self.generator.trainable_variables)
             self.d_opt.build(self.discriminator.trainable_variables)
             self.rng = tf.random.Generator.from_seed(options.seed)
+            self.ema_generator = None  # the averaged generator, sampled and saved, under --ema
+            if options.ema:
+                self.ema_generator = build_generator(config)
+                self.ema_generator.set_weights(self.generator.get_weights())
         self.step = 0
         self.position: int | None = 0  # images consumed; None when a restored checkpoint did not say
         self.saved_step = -1  # the step whose checkpoint is on disk, so an interrupt does not re-save it
         bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
         global_batch = options.batch_size
         z_dim = config.z_dim
+        real_target = 1.0 - options.label_smoothing
+
+        def judge(images):
+            if options.diffaugment:
+                images = diff_augment(images, options.diffaugment, self.rng)
+            return self.discriminator(images, training=True)
 
         def replica_step(real):
             n = tf.shape(real)[0]
             z = self.rng.normal([n, z_dim])
             with tf.GradientTape() as d_tape:
                 fake = self.generator(z, training=True)
-                real_logits = self.discriminator(real, training=True)
-                fake_logits = self.discriminator(fake, training=True)
-                per_example = (bce(tf.ones_like(real_logits), real_logits)
+                real_logits = judge(real)
+                fake_logits = judge(fake)
+                per_example = (bce(tf.fill(tf.shape(real_logits), real_target), real_logits)
                                + bce(tf.zeros_like(fake_logits), fake_logits))
                 d_loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             d_vars = self.discriminator.trainable_variables
             self.d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars, strict=True))
             z = self.rng.normal([n, z_dim])
             with tf.GradientTape() as g_tape:
-                fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+                fake_logits = judge(self.generator(z, training=True))
                 g_loss = tf.nn.compute_average_loss(
                     bce(tf.ones_like(fake_logits), fake_logits), global_batch_size=global_batch)
             g_vars = self.generator.trainable_variables
@@ -154,10 +180,18 @@ class _Trainer:
         @tf.function
         def distributed_step(batch):
             per_replica = strategy.run(replica_step, args=(batch,))
+            if self.ema_generator is not None:  # cross-replica context: every copy gets the same update
+                update_ema(self.ema_generator.variables, self.generator.variables,
+                           ema_decay(options.ema, self.g_opt.iterations))
             return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                     for k, v in per_replica.items()}
 
         self.distributed_step = distributed_step
+
+    @property
+    def sampler(self):
+        """The generator that is sampled and saved: the averaged one under --ema, else the trained one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     # ---- checkpoint state -------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, np.ndarray]:
@@ -178,14 +212,16 @@ class _Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.config.save(tmp)
-        self.generator.save_weights(tmp / GENERATOR_FILE)
+        self.sampler.save_weights(tmp / GENERATOR_FILE)
+        if self.ema_generator is not None:
+            self.generator.save_weights(tmp / TRAINING_GENERATOR_FILE)
         self.discriminator.save_weights(tmp / DISCRIMINATOR_FILE)
         np.savez(tmp / STATE_FILE, **self._state_arrays())
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
         write_text(checkpoints / "latest", name + "\n")
-        samples = to_uint8(self.generator(grid_noise, training=False))
+        samples = to_uint8(self.sampler(grid_noise, training=False))
         save_png(grid(samples), out / "samples" / f"{name}.png")
         self._prune(checkpoints, keep=name)
         self.saved_step = self.step
@@ -198,7 +234,11 @@ class _Trainer:
                 shutil.rmtree(old, ignore_errors=True)
 
     def restore(self, folder: Path) -> None:
-        self.generator.load_weights(folder / GENERATOR_FILE)
+        trained = folder / TRAINING_GENERATOR_FILE
+        self.generator.load_weights(trained if self.ema_generator is not None and trained.is_file()
+                                    else folder / GENERATOR_FILE)
+        if self.ema_generator is not None:
+            self.ema_generator.load_weights(folder / GENERATOR_FILE)
         self.discriminator.load_weights(folder / DISCRIMINATOR_FILE)
         with np.load(folder / STATE_FILE) as state:
             for i, v in enumerate(self.g_opt.variables):
@@ -239,8 +279,9 @@ def check_resume(out: Path, config: GanConfig, options: TrainOptions) -> dict:
         record, saved_options = {}, {}
     for name in RESULT_OPTIONS:
         if name in saved_options:
-            saved[name], requested[name] = saved_options[name], getattr(options, name)
-    diffs = [f"{k}: saved {saved[k]} vs requested {requested[k]}" for k in requested if saved.get(k) != requested[k]]
+            saved[name], requested[name] = saved_options[name], _jsonable(getattr(options, name))
+    diffs = [f"{k}: saved {_shown(saved[k])} vs requested {_shown(requested[k])}"
+             for k in requested if saved.get(k) != requested[k]]
     if diffs:
         raise NoveltyError(
             f"{out} already holds a training run with other settings ({'; '.join(diffs)}); "
@@ -273,6 +314,15 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
         raise NoveltyError(
             f"global batch size {options.batch_size} does not split over {replicas} replicas"
         )
+    tracker = None
+    if options.quality_every:  # resolves --weights now: a missing weights file stops before any training
+        from novelty.tracking import QualityTracker
+
+        try:
+            tracker = QualityTracker(out, dataset, options.weights, options.quality_samples, options.seed,
+                                     config.z_dim)
+        except NoveltyError as exc:
+            raise NoveltyError(f"{exc} (for the quality curve; --quality-every 0 turns it off)") from None
     if earlier.get("replicas", replicas) != replicas:
         _say(f"warning: {out} was trained on {earlier['replicas']} replicas, now {replicas}: batch norm "
              "statistics and noise split differently, so the run will not match an uninterrupted one")
@@ -295,6 +345,10 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
             _say(f"warning: checkpoint {resume} predates saved input positions: the data stream restarts "
                  f"at image {trainer.position}, so this run will not match an uninterrupted one")
 
+    keep_until(out, trainer.step)  # the quality rows of steps this call redoes
+    if tracker is not None and options.steps // options.quality_every > trainer.step // options.quality_every:
+        tracker.prepare()  # an evaluation is due in this call: embed (or load) the training side now, so
+        # that too little data or unusable weights stop the call before it trains, not at its first evaluation
     batches = augment_and_batch(dataset, config.image_size, options.batch_size, seed=options.seed,
                                 flip=options.flip, jitter=options.jitter, skip=trainer.position)
     iterator = iter(strategy.experimental_distribute_dataset(batches))
@@ -318,6 +372,11 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
                         tf.summary.scalar(k, v)
                     rate = (trainer.step - first_step) / max(time.perf_counter() - started, 1e-9)
                     tf.summary.scalar("steps_per_second", rate)
+            if tracker is not None and trainer.step % options.quality_every == 0:
+                quality = tracker.evaluate(trainer.sampler, trainer.step)
+                with writer.as_default(step=trainer.step):
+                    for name in METRICS:
+                        tf.summary.scalar(f"quality/{name}", quality[name])
             if trainer.step % options.checkpoint_every == 0 or trainer.step == options.steps:
                 last = trainer.save(out, grid_noise)
     except KeyboardInterrupt:
@@ -349,6 +408,11 @@ def _check_dataset(dataset, size: int) -> None:
     wanted = (size, size, 3)
     if len(dims) != 3 or any(d not in (None, w) for d, w in zip(dims, wanted, strict=True)):
         raise NoveltyError(f"training images must be {wanted} for a {size} px network, received {dims}")
+
+
+def _shown(value) -> str:
+    """A setting as the command line spells it: a list of names comma-separated ('' as none)."""
+    return ",".join(value) or "none" if isinstance(value, list) else str(value)
 
 
 def _jsonable(obj):

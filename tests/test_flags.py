@@ -158,13 +158,16 @@ def test_every_default_lies_in_its_range():
              "top_k": defaults.TOP_K, "input_size": defaults.INPUT_SIZE, "embed_batch_size": defaults.EMBED_BATCH_SIZE,
              "holdout_fraction": defaults.HOLDOUT_FRACTION, "false_positive_rate": defaults.FALSE_POSITIVE_RATE,
              "validate_copies": defaults.VALIDATE_COPIES, "unseen_fraction": defaults.VALIDATE_UNSEEN_FRACTION,
-             "port": defaults.PORT}
+             "port": defaults.PORT, "ema": defaults.EMA, "label_smoothing": defaults.LABEL_SMOOTHING,
+             "quality_every": defaults.QUALITY_EVERY, "quality_samples": defaults.QUALITY_SAMPLES}
     for key, value in pairs.items():
         assert value in defaults.RANGES[key], key
 
 
 @pytest.mark.parametrize("kwargs", [{"seed": -1}, {"steps": int(HUGE)}, {"learning_rate": float("nan")},
-                                    {"beta_1": -0.1}, {"batch_size": 10**6}, {"checkpoint_every": 0}])
+                                    {"beta_1": -0.1}, {"batch_size": 10**6}, {"checkpoint_every": 0},
+                                    {"ema": 1.0}, {"label_smoothing": 0.5}, {"quality_every": -1},
+                                    {"quality_samples": 9}])
 def test_train_options_refuse_out_of_range_values(kwargs):
     with pytest.raises(NoveltyError, match=f"{next(iter(kwargs))} must be"):
         TrainOptions(**kwargs)

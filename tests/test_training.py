@@ -499,7 +499,8 @@ def test_ctrl_c_saves_a_checkpoint_at_the_current_step(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
-    """Two replicas on one CPU: the batch splits, gradients are all-reduced, the replicas stay equal."""
+    """Two replicas on one CPU: the batch splits, gradients are all-reduced, the replicas stay equal (the
+    generator's moving average too), with every recipe option on."""
     script = SETUP + textwrap.dedent("""
         import json
         import tensorflow as tf
@@ -522,12 +523,13 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
         except NoveltyError as exc:
             result["odd_batch"] = str(exc)
         options = dict(batch_size=8, checkpoint_every=2, log_every=1, grid_size=4, strategy="mirrored",
-                       devices=devices, flip=True, jitter=True)
+                       devices=devices, flip=True, jitter=True, ema=0.9, diffaugment="color,translation,cutout",
+                       label_smoothing=0.1, quality_every=0)
         train(dataset_from_array(IMAGES), sys.argv[1], CONFIG, TrainOptions(steps=3, **options),
               progress=False)
         trainer = captured["trainer"]
         copies, spread = [], 0.0
-        for model in (trainer.generator, trainer.discriminator):
+        for model in (trainer.generator, trainer.discriminator, trainer.ema_generator):
             for variable in model.trainable_variables:
                 values = [v.numpy() for v in variable.value.values]
                 copies.append(len(values))
