@@ -58,7 +58,9 @@ export async function renderTraining(root, params) {
       refreshCounter();
     } }, "Clear marks"));
 
-  const help = FILTERS.find(([key]) => key === filter)[2];
+  const rule = summary.statistics?.curation?.outlier_rule;
+  const help = FILTERS.find(([key]) => key === filter)[2]
+    + (filter === "outliers" && rule ? ` ${viewCount("outliers", first.counts)} flagged, by this rule: ${rule}; highest score first.` : "");
   const grid = h("div", { class: "training-grid" });
   const more = h("button", { class: "button", type: "button" }, "Show more");
   const footer = h("p", { class: "paging" });
