@@ -39,7 +39,11 @@ scale is a mode of the collection, not junk. ``is_outlier`` when the score excee
 2.5`` (the largest of several z-scores runs higher than one): the stated rate is at most about 2.5%
 of a collection without junk (measured: 0.6% of the masks; 2 to 2.5% of a Gaussian blob, whose
 log distances have a long upper tail, tests/test_curation.py), and on the masks with 1% planted
-junk of each kind it flags most of it (``benchmarks/bench_junk.py``, :mod:`novelty.junk`).
+junk of each kind it flags most of it (``benchmarks/bench_junk.py``, :mod:`novelty.junk`). Measured
+there (30 of a kind among 2,989): precision at N 0.97 catalogue pages, 0.87 logos, 0.93 drawings,
+0.90 noise; unseen while choosing: 0.97 screenshots, 0.67 product renders; all six mixed 0.88
+(logos 0.63 and products 0.47 within the mix: flat-colour kinds merge into one group larger than
+the top scale); genuine images flagged 0.2 to 0.6%.
 
 Hubs. ``hub_score`` = how often an image appears in the other training images' top-k lists,
 divided by k (1 on average), mean over layers; ``is_hub`` at ``HUB_FACTOR`` or more. High-dimensional

@@ -213,14 +213,14 @@ class JunkReport:
                 "counts": self.counts, "goals": self.goals}
 
     def table(self) -> str:
-        lines = [f"{'planted':<12} {'kind':<12} {'N':>4} {'P@N':>6} {'flagged':>8} {'genuine flagged':>16}"]
+        lines = [f"{'planted':<12} {'kind':<20} {'N':>4} {'P@N':>6} {'flagged':>8} {'genuine flagged':>16}"]
         for name, s in self.scenarios.items():
             for kind in [*s.kinds, *([MIXED] if len(s.kinds) > 1 else [])] or [CLEAN]:
                 n = sum(s.planted.values()) if kind == MIXED else s.planted.get(kind, 0)
                 flagged = sum(s.junk_flagged.values()) if kind == MIXED else s.junk_flagged.get(kind, 0)
                 p = s.precision.get(kind, float("nan"))
                 unseen = " (unseen)" if kind in HELD_OUT else ""
-                lines.append(f"{name:<12} {kind + unseen:<12} {n:>4} {p:>6.3f} {flagged:>8} "
+                lines.append(f"{name:<12} {kind + unseen:<20} {n:>4} {p:>6.3f} {flagged:>8} "
                              f"{100 * s.genuine_flagged:>15.2f}%")
         return "\n".join(lines)
 

@@ -63,8 +63,9 @@ def test_run_junk_on_a_tiny_folder(tmp_path):
     for i in range(60):
         small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
         Image.fromarray(small).resize((32, 32), Image.Resampling.BICUBIC).save(train / f"{i:02d}.png")
-    report = junk.run_junk(train, tmp_path / "out", share=0.05, kinds=("logo", "noise"),
-                           extractor=Extractor(weights="none", input_size=32), progress=False)
+    extractor = Extractor(weights="none", input_size=32)
+    report = junk.run_junk(train, tmp_path / "out", share=0.05, kinds=("logo", "noise"), extractor=extractor,
+                           progress=False)
     assert set(report.scenarios) == {"none", "logo", "noise", junk.MIXED}
     assert report.counts["per_kind"] == 3 and report.counts["genuine"] == 60
     assert report.scenarios[junk.MIXED].planted == {"logo": 3, "noise": 3}
@@ -72,8 +73,8 @@ def test_run_junk_on_a_tiny_folder(tmp_path):
     assert saved["scenarios"]["logo"]["planted"] == {"logo": 3}
     table = report.table()
     assert "P@N" in table and "noise" in table and "mixed" in table
-    again = junk.run_junk(train, tmp_path / "out", share=0.05, kinds=("logo", "noise"),
-                          extractor=Extractor(weights="none", input_size=32), progress=False)
+    again = junk.run_junk(train, tmp_path / "out", share=0.05, kinds=("logo", "noise"), extractor=extractor,
+                          progress=False)
     assert again.counts["embedded"] == 0  # features come from the cache
     with pytest.raises(NoveltyError, match="unknown kinds of junk"):
         junk.run_junk(train, tmp_path / "out", kinds=("memes",), progress=False)
