@@ -178,13 +178,14 @@ def test_lone_outlier_and_small_tight_far_cluster_both_rank_at_the_top():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_plain_gaussian_blob_flags_about_the_stated_rate(seed):
     stage = outlier_stage(_two_layers(_blob(seed, 2000), seed + 10))
-    assert stage.scales == (5, 10, 20, 40, 80)  # up to 5% of the set
+    assert stage.scales == (5, 10, 20, 40, 80, 160)  # up to 10% of the set
     assert 0.005 <= stage.is_outlier.mean() <= 0.035, stage.is_outlier.mean()
     assert "above 2.5" in stage.rule()
 
 
 def test_outlier_scales_follow_the_set_size():
-    assert outlier_scales(2989) == (5, 10, 20, 40, 80)
+    assert outlier_scales(2989) == (5, 10, 20, 40, 80, 160)
+    assert outlier_scales(1000) == (5, 10, 20, 40, 80)
     assert outlier_scales(20) == (5,)
     assert outlier_scales(4) == (3,)
-    assert outlier_depth(2989) == 160 and outlier_depth(20) == 10 and outlier_depth(4) == 3
+    assert outlier_depth(2989) == 320 and outlier_depth(20) == 10 and outlier_depth(4) == 3
