@@ -222,6 +222,17 @@ def test_training_and_summary_counts_agree_with_their_units(page, server):
     assert rows["Outliers"] == "1 image" and tabs["outliers"] == "Outliers (1 image)"
 
 
+def test_the_outliers_tab_says_how_many_and_by_which_rule(page, server):
+    page.goto(server + "/#/training")  # the Training view opens on the outliers
+    ready(page, "training")
+    hint = page.locator("p.hint").first.inner_text()
+    assert "1 image flagged, by this rule: largest robust z of log distance to the k-th nearest distinct " \
+           "training image, over layers and k = 5, above 2.5" in hint, hint
+    page.goto(server + "/#/training?filter=duplicates")
+    ready(page, "training")
+    assert "by this rule" not in page.locator("p.hint").first.inner_text()
+
+
 def test_a_set_too_small_for_the_rate_says_so_in_the_summary_headline(page, fixture_run, tmp_path):
     import json
     import shutil
