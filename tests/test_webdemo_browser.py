@@ -233,6 +233,28 @@ def test_the_outliers_tab_says_how_many_and_by_which_rule(page, server):
     assert "by this rule" not in page.locator("p.hint").first.inner_text()
 
 
+def test_the_training_view_opens_on_a_non_empty_view_when_nothing_is_an_outlier(page, fixture_run, tmp_path):
+    import csv
+    import shutil
+
+    from novelty.export import export_site
+
+    run = shutil.copytree(fixture_run.root, tmp_path / "run")
+    with open(run / "training.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["is_outlier"] = "false"
+    with open(run / "training.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    page.goto((export_site(run, tmp_path / "site", progress=False)).resolve().as_uri() + "#/training")
+    ready(page, "training")
+    active = page.locator(".tabs .tab.active")
+    assert active.get_attribute("data-filter") != "outliers" and page.locator(".tcard").count() > 0
+    assert page.locator(".tabs .tab[data-filter=outliers]").inner_text() == "Outliers (0 images)"
+
+
 def test_a_set_too_small_for_the_rate_says_so_in_the_summary_headline(page, fixture_run, tmp_path):
     import json
     import shutil
