@@ -268,6 +268,10 @@ def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None
             click.echo(f"Copies: {copies['count']} of {copies['n']} samples flagged at a false positive rate of "
                        f"{fpr:g}{same} (about {copies['expected_false_positives']:.1f} expected by chance); "
                        f"see {out / 'samples.csv'} and {out / 'summary.json'}")
+        curation = result.verdicts.get("curation") or {}
+        if curation.get("outlier_rule"):
+            click.echo(f"Outliers: {curation['outliers']} of {counts['training']} training images flagged "
+                       f"({curation['outlier_rule']}); see {out / 'training.csv'}")
         for note in ((result.verdicts.get("overlap") or {}).get("warning"), copies.get("not_judged")):
             if note:
                 click.echo(f"Warning: {note}", err=True)

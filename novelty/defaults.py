@@ -71,8 +71,10 @@ CT_MIN_CELL_SAMPLES = 20  # C_T skips cells with fewer generated or held-out poi
 CT_MAX_CELLS = 10  # k-means cells for C_T, fewer when samples are scarce
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95  # level of every reported interval
-OUTLIER_K = 5  # outlier score: mean cosine distance to this many nearest distinct training images
-OUTLIER_Z = 3.5  # is_outlier: modified z-score above this (Iglewicz and Hoaglin)
+OUTLIER_K = 5  # outlier score's smallest scale: distance to the k-th nearest distinct training image
+OUTLIER_SCALES: tuple[int, ...] = tuple(OUTLIER_K * 2**i for i in range(6))  # outlier score: k = 5 .. 160
+OUTLIER_MAX_SHARE = 0.1  # outlier score: scales up to this share of the set (a larger group is a mode, not junk)
+OUTLIER_Z = 2.5  # is_outlier: largest robust z over layers and scales above this (about 1% without junk)
 DUPLICATE_Z = 3.5  # near-duplicate pairs: nearest-neighbour log-distance this far below typical
 HUB_FACTOR = 5.0  # hub: retrieved into top-k lists this many times more often than chance
 BORDERLINE_RATE = 0.05  # verdict "borderline": not a copy, but closer than all but this share of unseen images

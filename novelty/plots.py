@@ -83,7 +83,7 @@ def outlier_histogram(path: str | os.PathLike, scores: np.ndarray, threshold: fl
     ax.axvline(threshold, color="tab:red", linestyle="--",
                label=f"outlier cut {threshold:g} ({int((scores > threshold).sum())} images above)")
     ax.set_yscale("log")
-    ax.set_xlabel("outlier score (robust z of log distance to nearest training images)")
+    ax.set_xlabel("outlier score (largest robust z of log k-th neighbour distance over layers and scales)")
     ax.set_ylabel("training images")
     ax.legend(fontsize=8)
     _save(plt, fig, path)

@@ -126,6 +126,7 @@ class TrainingCalibration:
     """What the training set alone decides: duplicate groups, the held-out split, the copy rule."""
 
     self_neighbours: dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (N, k) other training images
+    outliers: object  # novelty.curation.Outliers, from the same search (deeper lists)
     duplicate_rule: object  # novelty.curation.DuplicateRule
     components: np.ndarray  # (N,) duplicate-group labels (singletons have their own)
     reference: np.ndarray  # training indices
@@ -154,7 +155,9 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
 
     layers = tuple(training)
     n = len(training[layers[0]])
-    self_nb, rule, components = curation.duplicate_groups(training, k, progress)
+    deep, rule, components = curation.duplicate_groups(training, k, progress, depth=curation.outlier_depth(n))
+    self_nb = {layer: (idx[:, :k], sims[:, :k]) for layer, (idx, sims) in deep.items()}
+    outliers = curation.batch_outliers(deep, components)
     reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
     depth = alignment.ALIGN_CANDIDATES if pixels is not None else 1
     near = {layer: calibration.leave_group_out_neighbours(training[layer][heldout], training[layer], heldout,
@@ -183,7 +186,7 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
         nearest[alignment.ALIGNED] = found[:2]
     cal = calibration.calibrate({name: sims for name, (_, sims) in nearest.items()}, fpr=fpr,
                                 holdout_fraction=holdout_fraction)
-    return TrainingCalibration(self_nb, rule, components, reference, heldout, nearest, cal)
+    return TrainingCalibration(self_nb, outliers, rule, components, reference, heldout, nearest, cal)
 
 
 def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, np.ndarray],
@@ -332,9 +335,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     held_sims = {name: held_top[name][1] for name in names}
     group_no = curation.group_numbers(components)
     group_size = np.bincount(components)[components]
-    distances = {layer: curation.outlier_distance(*self_nb[layer], components) for layer in layers}
-    outlier_score = curation.outlier_scores(distances)
-    is_outlier = outlier_score > defaults.OUTLIER_Z
+    outlier_score, is_outlier = tc.outliers.score, tc.outliers.is_outlier
     k_self = self_nb[layers[0]][0].shape[1]
     hub_score = np.mean([curation.k_occurrence(self_nb[layer][0], n) for layer in layers], axis=0) / k_self
     is_hub = hub_score >= defaults.HUB_FACTOR
@@ -474,7 +475,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
                      "aligned_pixel_match": generated_pixels is not None,
                      "identical_check": identical is not None,
                      "borderline_rate": borderline, "duplicate_z": defaults.DUPLICATE_Z,
-                     "outlier_z": defaults.OUTLIER_Z, "outlier_k": defaults.OUTLIER_K,
+                     "outlier_z": defaults.OUTLIER_Z, "outlier_scales": list(tc.outliers.scales),
                      "hub_factor": defaults.HUB_FACTOR, "confidence": defaults.CONFIDENCE,
                      "bootstrap_resamples": defaults.BOOTSTRAP_RESAMPLES},
         "counts": {"training": n, "reference": len(reference), "heldout": len(heldout), "generated": m},
@@ -500,6 +501,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
             "duplicate_groups": int(group_no.max()),
             "images_in_duplicate_groups": int((group_size > 1).sum()),
             "outliers": int(is_outlier.sum()),
+            "outlier_rule": tc.outliers.rule(),
             "hubs": int(is_hub.sum()),
         },
         "warnings": warnings,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import importlib.machinery
 import json
+import re
 import shutil
 import sys
 import types
@@ -24,6 +25,7 @@ from PIL import Image
 import novelty
 from novelty.analyze import AnalyzeOptions, analyze
 from novelty.cli import main
+from novelty.curation import Outliers
 from novelty.errors import NoveltyError
 from novelty.features import Extractor
 from novelty.featurestore import FeatureStore
@@ -57,7 +59,9 @@ def judged() -> list:
     def judge_run(run, progress=True, **settings):
         calls.append(Path(run))
         fake.settings = settings
-        return types.SimpleNamespace(summary={"copies": {"count": 1, "n": 3, "expected_false_positives": 0.03}})
+        rule = Outliers(np.zeros(12), np.zeros(12, bool), (5,)).rule()
+        return types.SimpleNamespace(summary={"copies": {"count": 1, "n": 3, "expected_false_positives": 0.03},
+                                              "curation": {"outliers": 2, "outlier_rule": rule}})
 
     fake.judge_run = judge_run
     with pytest.MonkeyPatch.context() as patch:
@@ -91,6 +95,8 @@ def run(data: dict[str, Path], judged: list) -> Path:
     assert result.exit_code == 0, result.output
     assert "Compared 3 generated with 12 training images (1 files skipped" in result.output
     assert "Copies: 1 of 3 samples flagged at a false positive rate of 0.05" in result.output
+    assert re.search(r"Outliers: 2 of 12 training images flagged \(largest robust z .* k = 5, above 2\.5 .*\); "
+                     r"see .*training\.csv", result.output)
     assert sys.modules["novelty.verdicts"].settings == {"holdout_fraction": 0.2, "fpr": 0.05, "mirror": False,
                                                         "align": False}
     return out

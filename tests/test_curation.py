@@ -13,8 +13,11 @@ from novelty.curation import (
     duplicate_rule,
     group_numbers,
     k_occurrence,
+    outlier_depth,
     outlier_distance,
+    outlier_scales,
     outlier_scores,
+    outlier_stage,
     pixel_scores,
     quality_flags,
     robust_z,
@@ -142,3 +145,47 @@ def test_duplicate_rule_averages_the_layers():
     pairs = {"a": np.array([just_under_a, 1.0, just_under_a]), "b": np.array([very_close_b, 0.2, 0.2])}
     # slightly under at a but far past at b: a duplicate; identical at a but unrelated at b: not one
     assert rule.is_duplicate(pairs).tolist() == [True, False, False]
+
+
+def _blob(seed: int, n: int, d: int = 16) -> np.ndarray:
+    """A Gaussian blob away from the origin (so cosine distances vary), ``(n, d)``."""
+    return np.random.default_rng(seed).normal(size=(n, d)) + 6.0
+
+
+def _two_layers(x: np.ndarray, seed: int = 1) -> dict[str, np.ndarray]:
+    """Two "layers" of one set: the features and a non-negative random projection of them."""
+    proj = np.random.default_rng(seed).normal(size=(x.shape[1], 32))
+    return {"a": normalize(x.astype(np.float32)), "b": normalize(np.abs(x @ proj).astype(np.float32))}
+
+
+def test_lone_outlier_and_small_tight_far_cluster_both_rank_at_the_top():
+    rng = np.random.default_rng(3)
+    bulk = _blob(0, 1000)
+    lone = 6.0 + 6 * rng.normal(size=(1, 16))  # one image far from everything
+    centre = 6.0 + rng.normal(size=16) * 6
+    batch = centre + 0.05 * rng.normal(size=(12, 16))  # 12 alike images: each other's nearest neighbours
+    stage = outlier_stage(_two_layers(np.vstack([bulk, lone, batch])))
+    planted = set(range(1000, 1013))
+    top = set(np.argsort(-stage.score)[:13].tolist())
+    assert top == planted
+    assert stage.is_outlier[1000:].all()
+    # the old single-scale score (k = 5) cannot see the batch: its members are each other's neighbours
+    nb = {layer: self_neighbours(f, 10) for layer, f in _two_layers(np.vstack([bulk, lone, batch])).items()}
+    single = outlier_scores({layer: outlier_distance(*nb[layer], np.arange(1013), k=5) for layer in nb})
+    assert not set(np.argsort(-single)[:13].tolist()) >= set(range(1001, 1013))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_plain_gaussian_blob_flags_about_the_stated_rate(seed):
+    stage = outlier_stage(_two_layers(_blob(seed, 2000), seed + 10))
+    assert stage.scales == (5, 10, 20, 40, 80, 160)  # up to 10% of the set
+    assert 0.005 <= stage.is_outlier.mean() <= 0.035, stage.is_outlier.mean()
+    assert "above 2.5" in stage.rule()
+
+
+def test_outlier_scales_follow_the_set_size():
+    assert outlier_scales(2989) == (5, 10, 20, 40, 80, 160)
+    assert outlier_scales(1000) == (5, 10, 20, 40, 80)
+    assert outlier_scales(20) == (5,)
+    assert outlier_scales(4) == (3,)
+    assert outlier_depth(2989) == 320 and outlier_depth(20) == 10 and outlier_depth(4) == 3

@@ -222,6 +222,39 @@ def test_training_and_summary_counts_agree_with_their_units(page, server):
     assert rows["Outliers"] == "1 image" and tabs["outliers"] == "Outliers (1 image)"
 
 
+def test_the_outliers_tab_says_how_many_and_by_which_rule(page, server):
+    page.goto(server + "/#/training")  # the Training view opens on the outliers
+    ready(page, "training")
+    hint = page.locator("p.hint").first.inner_text()
+    assert "1 image flagged, by this rule: largest robust z of log distance to the k-th nearest distinct " \
+           "training image, over layers and k = 5, above 2.5" in hint, hint
+    page.goto(server + "/#/training?filter=duplicates")
+    ready(page, "training")
+    assert "by this rule" not in page.locator("p.hint").first.inner_text()
+
+
+def test_the_training_view_opens_on_a_non_empty_view_when_nothing_is_an_outlier(page, fixture_run, tmp_path):
+    import csv
+    import shutil
+
+    from novelty.export import export_site
+
+    run = shutil.copytree(fixture_run.root, tmp_path / "run")
+    with open(run / "training.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["is_outlier"] = "false"
+    with open(run / "training.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    page.goto((export_site(run, tmp_path / "site", progress=False)).resolve().as_uri() + "#/training")
+    ready(page, "training")
+    active = page.locator(".tabs .tab.active")
+    assert active.get_attribute("data-filter") != "outliers" and page.locator(".tcard").count() > 0
+    assert page.locator(".tabs .tab[data-filter=outliers]").inner_text() == "Outliers (0 images)"
+
+
 def test_a_set_too_small_for_the_rate_says_so_in_the_summary_headline(page, fixture_run, tmp_path):
     import json
     import shutil

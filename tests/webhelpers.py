@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from novelty.curation import Outliers
 from novelty.featurestore import FeatureStore
 from novelty.files import sha256_file
 from novelty.neighbors import save_neighbors, top_k
@@ -218,6 +219,7 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
                    "copies": {"count": 2, "n": len(generated_ids), "rate": 2 / len(generated_ids),
                               "exact_interval": [0.01, 0.2], "confidence": 0.95, "borderline": 1},
                    "calibration": calibration, "copying_test": {layer: {"c_t": -1.25} for layer in LAYERS},
+                   "curation": {"outliers": 1, "outlier_rule": Outliers(np.zeros(1), np.zeros(1, bool), (5,)).rule()},
                    "warnings": ["a planted warning"]}
         (root / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
         (root / "plots" / "similarity.png").write_bytes(_png(np.full((40, 60, 3), 120, np.uint8)))

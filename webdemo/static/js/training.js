@@ -16,13 +16,19 @@ const FILTERS = [
 const PAGE = 500;
 
 export async function renderTraining(root, params) {
-  const filter = FILTERS.some(([key]) => key === params.get("filter")) ? params.get("filter") : "outliers";
+  const asked = FILTERS.some(([key]) => key === params.get("filter")) ? params.get("filter") : null;
+  let filter = asked || "outliers";
   const q = params.get("q") || "";
   const summary = await source.summary();
   const runKey = `${summary.run.train_dir}|${summary.run.created}`;
   const marks = loadMarks(runKey);
   let offset = 0;
-  const first = await source.training({ filter, q, offset, limit: PAGE });
+  let first = await source.training({ filter, q, offset, limit: PAGE });
+  const open = asked ? null : FILTERS.find(([key]) => first.counts[key] > 0);
+  if (open && open[0] !== filter) {  // opened without a view: the first that holds images, never an empty page
+    filter = open[0];
+    first = await source.training({ filter, q, offset, limit: PAGE });
+  }
 
   const counter = h("span", { class: "marks-count", "aria-live": "polite" });
   const refreshCounter = () => {
@@ -58,7 +64,9 @@ export async function renderTraining(root, params) {
       refreshCounter();
     } }, "Clear marks"));
 
-  const help = FILTERS.find(([key]) => key === filter)[2];
+  const rule = summary.statistics?.curation?.outlier_rule;
+  const help = FILTERS.find(([key]) => key === filter)[2]
+    + (filter === "outliers" && rule ? ` ${viewCount("outliers", first.counts)} flagged, by this rule: ${rule}; highest score first.` : "");
   const grid = h("div", { class: "training-grid" });
   const more = h("button", { class: "button", type: "button" }, "Show more");
   const footer = h("p", { class: "paging" });
