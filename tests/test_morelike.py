@@ -96,3 +96,23 @@ def test_cli_unknown_ids_one_line_error(run, tmp_path):
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0 and "'missing.png'" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "r.csv").exists()
+
+
+def test_api_route_ranks_with_curation_rows(run, tmp_path):
+    from fastapi.testclient import TestClient
+    from webhelpers import assert_error
+
+    from webdemo import Settings, create_app
+
+    client = TestClient(create_app(Settings(run=run.root, cache_dir=tmp_path / "cache")))
+    response = client.post("/api/training/more-like", json={"examples": ["dup/a.png"], "limit": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"] == len(run.training_ids) - 1
+    assert [item["rank"] for item in body["items"]] == [1, 2, 3, 4, 5]
+    assert body["items"][0]["id"] == "dup/b.png" and body["items"][0]["duplicate_count"] == 2
+    away = client.post("/api/training/more-like", json={"examples": ["dup/a.png"], "not": ["dup/b.png"]}).json()
+    assert "dup/b.png" not in [item["id"] for item in away["items"]]
+    error = assert_error(client.post("/api/training/more-like", json={"examples": ["nope.png"]}), 422)
+    assert "'nope.png'" in error["message"]
+    assert_error(client.post("/api/training/more-like", json={"examples": []}), 422)
