@@ -9,6 +9,10 @@ averages out what each has of its own (the max over examples follows any one exa
 one odd example drags its own look-alikes up); the z-scores put layers on one scale (block1_pool
 similarities all sit near 1, block5_pool ones spread wide), so neither layer decides alone. Examples
 and NOT images are excluded from the ranking.
+
+Measured (``benchmarks/bench_morelike.py``): from 3 examples of a kind of junk planted at 1% among
+the 2,989 masks, the share of the rest of that kind in the top 2N is 0.95 to 1.00 per kind (mean over
+5 draws of examples; worst draw 0.78, product renders).
 """
 
 from __future__ import annotations
