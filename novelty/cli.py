@@ -408,5 +408,28 @@ def curate(run: Path | None, train: Path | None, qdir: Path | None, outliers: bo
         sys.exit(1)
 
 
+
+@main.command("more-like")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("examples", type=click.Path(path_type=Path))
+@click.option("--not", "not_list", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Training ids to rank away from, one per line.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, metavar="CSV",
+              help="Where to write id,score,rank  [default: RUN/more-like.csv]")
+def more_like_command(run: Path, examples: Path, not_list: Path | None, out: Path | None) -> None:
+    """Rank RUN's training images by likeness to the ids in EXAMPLES (one per line, as in training.csv).
+
+    Both layers count; examples and --not ids are left out of the ranking. Prints the top ten.
+    """
+    from novelty.morelike import RANKED_FILE, more_like, write_ranked
+    from novelty.quarantine import read_id_list
+
+    ranked = more_like(run, read_id_list(examples), read_id_list(not_list) if not_list else ())
+    path = write_ranked(out or Path(run) / RANKED_FILE, ranked)
+    for row in ranked.rows(10):
+        click.echo(f"{row['rank']:>3}  {row['score']:8.3f}  {row['id']}")
+    click.echo(f"Ranked {len(ranked.ids)} training images: {path}")
+
+
 if __name__ == "__main__":
     main()

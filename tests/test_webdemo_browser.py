@@ -233,6 +233,22 @@ def test_the_outliers_tab_says_how_many_and_by_which_rule(page, server):
     assert "by this rule" not in page.locator("p.hint").first.inner_text()
 
 
+def test_more_like_these_ranks_from_picked_images_and_result_can_be_marked(page, server):
+    page.goto(server + "/#/training?filter=duplicates")
+    ready(page, "training")
+    assert page.locator("#more-like").is_disabled()
+    page.locator('.tcard[data-id="dup/a.png"] .mark.like').click()
+    assert page.locator("#more-like").inner_text() == "More like these (1)"
+    page.locator("#more-like").click()
+    page.wait_for_selector(".like-rank")
+    cards = page.locator(".training-grid .tcard")
+    ids = cards.evaluate_all("cards => cards.map(c => c.dataset.id)")
+    assert ids[0] == "dup/b.png" and "dup/a.png" not in ids
+    assert cards.first.locator(".like-rank").inner_text().startswith("#1 ")
+    cards.first.locator(".mark.reject").click()
+    assert "1 rejected" in page.locator(".marks-count").inner_text()
+    page.evaluate("localStorage.clear()")
+
 def test_the_training_view_opens_on_a_non_empty_view_when_nothing_is_an_outlier(page, fixture_run, tmp_path):
     import csv
     import shutil

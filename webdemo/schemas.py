@@ -116,6 +116,23 @@ class TrainingList(BaseModel):
     flags: list[str]
 
 
+
+class MoreLikeRequest(BaseModel):
+    examples: list[str] = Field(min_length=1, max_length=10_000, description="Training ids to find more of")
+    not_ids: list[str] = Field(default_factory=list, max_length=10_000, alias="not",
+                               description="Training ids to rank away from")
+    limit: int = Field(200, ge=1, le=100_000)
+
+
+class MoreLikeItem(TrainingImage):
+    score: float
+    rank: int
+
+
+class MoreLikeResult(BaseModel):
+    total: int
+    items: list[MoreLikeItem]
+
 class Summary(BaseModel):
     run: dict
     layers: list[dict]

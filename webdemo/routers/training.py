@@ -7,7 +7,8 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from novelty.browse import TRAINING_VIEWS, training_counts
-from webdemo.schemas import TrainingList
+from novelty.morelike import more_like
+from webdemo.schemas import MoreLikeRequest, MoreLikeResult, TrainingList
 from webdemo.state import app_state, dumps
 
 router = APIRouter(prefix="/api/training", tags=["training"])
@@ -47,3 +48,14 @@ async def list_training(
     total = len(items)
     return Response(dumps({"total": total, "offset": offset, "items": items[offset: offset + limit],
                            "counts": counts, "flags": flags}), media_type="application/json")
+
+
+@router.post("/more-like", response_model=MoreLikeResult, summary="Training images most like the examples")
+def more_like_these(request: Request, body: MoreLikeRequest) -> MoreLikeResult:
+    """Ranked by :func:`novelty.morelike.more_like` (both layers), examples and NOT ids left out; each
+    item is the image's curation row with its ``score`` and ``rank``. Unknown ids: 422 naming them."""
+    state = app_state(request)
+    ranked = more_like(state.view.root, body.examples, body.not_ids)
+    rows = {r["id"]: r for r in state.training_rows}
+    items = [{**rows[r["id"]], **r} for r in ranked.rows(body.limit) if r["id"] in rows]
+    return MoreLikeResult(total=len(ranked.ids), items=items)

@@ -40,6 +40,9 @@ function serverSource() {
       form.append("file", file);
       return getJSON("api/query", { method: "POST", body: form });
     },
+    moreLike: (examples, limit = 200) => getJSON("api/training/more-like", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ examples, limit }),
+    }),
     imageUrl: (kind, id, thumb = false) => `api/images/${kind}/${encodeId(id)}${thumb ? `?size=${THUMB}` : ""}`,
     plotUrl: (name) => `api/plots/${encodeURIComponent(name)}`,
   };

@@ -35,6 +35,17 @@ export async function renderTraining(root, params) {
     counter.textContent = `${markedIds(marks, "keep").length} kept · ${markedIds(marks, "reject").length} rejected`;
   };
   refreshCounter();
+  const examples = new Set();  // ids picked for "More like these" (this page only)
+  const likeButton = h("button", { class: "button", type: "button", id: "more-like", disabled: true,
+    title: "Rank the rest of the training set by likeness to the picked images (both layers)" }, "More like these (0)");
+  const pick = (id, card) => {
+    if (examples.has(id)) examples.delete(id);
+    else examples.add(id);
+    card.classList.toggle("picked", examples.has(id));
+    card.querySelector(".mark.like").setAttribute("aria-pressed", String(examples.has(id)));
+    likeButton.textContent = `More like these (${examples.size})`;
+    likeButton.disabled = !examples.size;
+  };
   const setMark = (id, value, card) => {
     if (marks[id] === value) delete marks[id];
     else marks[id] = value;
@@ -56,6 +67,7 @@ export async function renderTraining(root, params) {
     counter,
     h("button", { class: "button primary", type: "button", id: "export-reject", title: "One training id per line. Quarantine them (moved, never deleted, undoable) with:\nnovelty curate --run RUN --list reject.txt --quarantine QDIR", onclick: () => downloadList(markedIds(marks, "reject"), "reject.txt") }, "Export rejected (.txt)"),
     h("button", { class: "button", type: "button", id: "export-keep", onclick: () => downloadList(markedIds(marks, "keep"), "keep.txt") }, "Export kept (.txt)"),
+    source.moreLike ? likeButton : "",
     h("button", { class: "button subtle", type: "button", onclick: () => {
       if (!confirm("Forget every keep / reject mark for this run?")) return;
       for (const id of Object.keys(marks)) delete marks[id];
@@ -71,10 +83,22 @@ export async function renderTraining(root, params) {
   const more = h("button", { class: "button", type: "button" }, "Show more");
   const footer = h("p", { class: "paging" });
   const addItems = (page) => {
-    appendCards(grid, page.items, filter, marks, setMark);
+    appendCards(grid, page.items, filter, marks, setMark, pick);
     offset += page.items.length;
     footer.replaceChildren(`${offset} of ${page.total} shown `, offset < page.total ? more : "");
   };
+  likeButton.addEventListener("click", async () => {
+    likeButton.disabled = true;
+    try {
+      const ranked = await source.moreLike([...examples]);
+      grid.replaceChildren();
+      appendCards(grid, ranked.items, "more-like", marks, setMark, pick);
+      footer.replaceChildren(`More like ${countOf(examples.size, "picked image")}: the best ${ranked.items.length} of ${ranked.total}, most alike first; mark them keep or reject and export the list.`);
+    } catch (error) {
+      grid.replaceChildren(statusMessage(error.message));
+    }
+    likeButton.disabled = !examples.size;
+  });
   more.addEventListener("click", async () => {
     more.disabled = true;
     addItems(await source.training({ filter, q, offset, limit: PAGE }));
@@ -90,10 +114,10 @@ export async function renderTraining(root, params) {
   addItems(first);
 }
 
-function appendCards(grid, items, filter, marks, setMark) {
+function appendCards(grid, items, filter, marks, setMark, pick) {
   let groupBox = grid.lastElementChild && grid.lastElementChild.classList.contains("dup-group") ? grid.lastElementChild : null;
   for (const row of items) {
-    const card = trainingCard(row, marks, setMark);
+    const card = trainingCard(row, marks, setMark, pick);
     if (filter === "duplicates" && row.duplicate_group) {
       if (!groupBox || groupBox.dataset.group !== row.duplicate_group) {
         groupBox = h("section", { class: "dup-group", dataset: { group: row.duplicate_group } },
@@ -107,11 +131,12 @@ function appendCards(grid, items, filter, marks, setMark) {
   }
 }
 
-function trainingCard(row, marks, setMark) {
+function trainingCard(row, marks, setMark, pick) {
   const facts = [
     row.outlier_score !== null ? h("span", { title: "Outlier score: higher = further from the rest of the training set" }, `outlier ${fmtSimilarity(row.outlier_score)}`) : null,
     h("span", { title: `Times retrieved as a neighbour: ${Object.entries(row.retrieved).map(([l, n]) => `${l} ${n}`).join(", ")}` }, `retrieved ×${row.times_retrieved}`),
     row.duplicate_count > 1 ? h("span", { title: "Members of its duplicate group" }, `${row.duplicate_count} copies`) : null,
+    row.rank ? h("span", { class: "like-rank", title: "More like these: rank and score (robust z, mean over layers)" }, `#${row.rank} · ${row.score.toFixed(2)}`) : null,
   ];
   const badges = [
     row.is_outlier ? h("span", { class: "badge badge-warn" }, "outlier") : null,
@@ -128,7 +153,8 @@ function trainingCard(row, marks, setMark) {
     h("div", { class: "badges" }, badges),
     h("div", { class: "mark-buttons", role: "group", "aria-label": `Mark ${row.id}` },
       h("button", { type: "button", class: "mark keep", onclick: () => setMark(row.id, "keep", card) }, "Keep"),
-      h("button", { type: "button", class: "mark reject", onclick: () => setMark(row.id, "reject", card) }, "Reject")));
+      h("button", { type: "button", class: "mark reject", onclick: () => setMark(row.id, "reject", card) }, "Reject"),
+      source.moreLike ? h("button", { type: "button", class: "mark like", "aria-pressed": "false", title: "Pick as an example for More like these", onclick: () => pick(row.id, card) }, "Like") : ""));
   paintCard(card, marks[row.id]);
   return card;
 }
