@@ -89,6 +89,19 @@ class FeatureStore:
                                f"(shape {features.shape}, {len(meta['ids'])} ids); delete it and re-run")
         return list(meta["ids"]), features
 
+    def load_layers(self, set_name: str, layers: Sequence[str]) -> tuple[list[str], dict[str, np.ndarray]]:
+        """``(ids, {layer: features (N, D)})`` for every layer of one set, whose rows must name the same
+        ids in the same order in every layer (else a one-line "re-run analyze" error)."""
+        ids: list[str] | None = None
+        features: dict[str, np.ndarray] = {}
+        for layer in layers:
+            layer_ids, features[layer] = self.load(set_name, layer)
+            if ids is None:
+                ids = layer_ids
+            elif layer_ids != ids:
+                raise NoveltyError(f"feature store rows differ between layers ({layer}); re-run `novelty analyze`")
+        return ids or [], features
+
     def cached_rows(self, set_name: str, layer: str, params: dict) -> tuple[dict[str, int], np.ndarray | None]:
         """``({sha256: row}, features)`` of a stored entry made with exactly ``params`` and this store's
         dtype; ``({}, None)`` when absent or made otherwise (it will be rebuilt, not mixed)."""

@@ -113,16 +113,7 @@ def training_features(run_dir: str | os.PathLike) -> tuple[list[str], dict[str, 
         raise NoveltyError(f"cannot read {run.run_json}: {exc}") from None
     if not layers:
         raise NoveltyError(f"{run.run_json} names no layers; re-run `novelty analyze`")
-    store = FeatureStore(run.features_dir)
-    ids: list[str] | None = None
-    features = {}
-    for layer in layers:
-        layer_ids, features[layer] = store.load("training", layer)
-        if ids is None:
-            ids = layer_ids
-        elif layer_ids != ids:
-            raise NoveltyError(f"feature store rows differ between layers ({layer}); re-run `novelty analyze`")
-    return ids or [], features
+    return FeatureStore(run.features_dir).load_layers("training", layers)
 
 
 def more_like(run_dir: str | os.PathLike, examples: Sequence[str], not_ids: Sequence[str] = ()) -> Ranked:

@@ -808,16 +808,9 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     key = _cache_key(run, manifest, store, layers, settings, extractor)
     if cache and (previous := _cached_result(run, key)) is not None:
         return previous
-    training, generated, neighbours = {}, {}, {}
-    training_ids = generated_ids = None
-    for layer in layers:
-        t_ids, t_feats = store.load("training", layer)
-        g_ids, g_feats = store.load("generated", layer)
-        if training_ids is None:
-            training_ids, generated_ids = t_ids, g_ids
-        elif t_ids != training_ids or g_ids != generated_ids:
-            raise NoveltyError(f"feature store rows differ between layers ({layer}); re-run `novelty analyze`")
-        training[layer], generated[layer] = t_feats, g_feats
+    training_ids, training = store.load_layers("training", layers)
+    generated_ids, generated = store.load_layers("generated", layers)
+    neighbours = {}
     index = {tid: j for j, tid in enumerate(training_ids)}
     for layer in layers:
         neighbours[layer] = _neighbours_from_file(run, layer, generated_ids, index)
