@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -72,8 +73,6 @@ def training_overlap(train_dir: str | None, generated_dir: str | None, training_
                      generated_sha: Sequence[str]) -> dict:
     """How far the GENERATED folder overlaps the TRAINING folder: the same folder, or files with the same
     content (sha256). JSON-ready, with a one-line ``warning`` (None when they do not overlap)."""
-    from pathlib import Path
-
     same_folder = bool(train_dir and generated_dir and Path(train_dir).resolve() == Path(generated_dir).resolve())
     known = {sha for sha in training_sha if sha}
     count = sum(1 for sha in generated_sha if sha and sha in known)
