@@ -28,7 +28,7 @@ browser:
 # Main job on the embedded default data: samples of the bundled Twemoji checkpoint compared with the
 # Twemoji training images, verdicts and curation, then the web demo on http://127.0.0.1:$(PORT)/
 analyze-demo: $(STAMP)
-	$(VENV)/bin/novelty analyze --train "$$($(PY) -m novelty.assets twemoji)" \
+	$(VENV)/bin/novelty analyze --train "$$($(PY) -m novelty.images.assets twemoji)" \
 	    --checkpoint data/checkpoints/twemoji64 --n 100 --out $(RUN)
 
 demo: analyze-demo

@@ -4,7 +4,7 @@
 
 The verdicts align every generated sample (and every held-out image) with up to 20 training images
 (the 5 nearest of each layer's list and of its mirror image's list, two layers; fewer when the
-lists overlap). This times :func:`novelty.alignment.best_match` for ``n`` queries against
+lists overlap). This times :func:`novelty.judge.alignment.best_match` for ``n`` queries against
 ``candidates`` distinct training images each, the views included, and ``Extractor.embed`` of the
 same ``n`` images (model built beforehand), and prints both rates and their ratio per wall-clock and
 per CPU second. No goal: it says how much the pixel match adds to a run (reported in the README).
@@ -29,7 +29,7 @@ from bench_analyze import clocks, since  # noqa: E402  (benchmarks/ is on the pa
 from bench_embed import load_images  # noqa: E402
 
 from novelty import defaults  # noqa: E402
-from novelty.alignment import TrainingPixels, best_match, grey  # noqa: E402
+from novelty.judge.alignment import TrainingPixels, best_match, grey  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--weights", default="imagenet")
     args = parser.parse_args()
 
-    from novelty.features import Extractor
+    from novelty.embed.features import Extractor
 
     images, what = load_images(args.n, defaults.INPUT_SIZE)
     rng = np.random.default_rng(1)

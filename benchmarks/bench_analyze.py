@@ -5,7 +5,7 @@
 1. Bare forward pass: the same images (decoded beforehand, not timed), the same weights and layers,
    Keras ``predict_on_batch`` in a loop; the model build is timed with it.
 2. ``analyze`` into a fresh run folder, in this process (TensorFlow already imported by step 1),
-   without its verdicts stage, which is timed apart (``novelty.verdicts.judge_run``, when present).
+   without its verdicts stage, which is timed apart (``novelty.judge.verdicts.judge_run``, when present).
    Goal: under 1.25x the forward pass. Times are given per wall clock and per CPU second of this
    process: on a shared machine the wall clock swings with the other jobs, CPU time does not.
 3. The same ``novelty analyze`` command again, as a new process: everything cached, the verdicts
@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from novelty import defaults  # noqa: E402
-from novelty.analyze import AnalyzeOptions, analyze  # noqa: E402
-from novelty.features import Extractor, preprocess, reduce_block1  # noqa: E402
+from novelty.analysis import AnalyzeOptions, analyze  # noqa: E402
+from novelty.embed.features import Extractor, preprocess, reduce_block1  # noqa: E402
 from novelty.files import read_json  # noqa: E402
-from novelty.images import load_folder  # noqa: E402
-from novelty.neighbors import load_neighbors, top_k  # noqa: E402
+from novelty.images.decode import load_folder  # noqa: E402
+from novelty.search.neighbors import load_neighbors, top_k  # noqa: E402
 
 MASKS = ROOT.parent / "shared" / "datasets" / "masks"
 K = defaults.TOP_K
@@ -78,7 +78,7 @@ def forward(extractor: Extractor, images: np.ndarray, batch_size: int
     """(wall, CPU) seconds of a bare Keras forward pass (model build included) and its float32 outputs."""
     import keras
 
-    from novelty.weights import build_vgg16
+    from novelty.embed.weights import build_vgg16
 
     start = clocks()
     base = build_vgg16(extractor.weights, extractor.input_size)
@@ -131,13 +131,13 @@ def main() -> None:
         ratio = analyze_s[i] / forward_s[i]
         print(f"ratio analyze / forward by {label}: {ratio:.2f} (goal < {RATIO_GOAL}): "
               f"{'met' if ratio < RATIO_GOAL else 'NOT met'}")
-    if importlib.util.find_spec("novelty.verdicts") is not None:
-        from novelty import verdicts
+    if importlib.util.find_spec("novelty.judge.verdicts") is not None:
+        from novelty.judge import verdicts
 
         start = clocks()
         verdicts.judge_run(run, progress=False)
         verdicts_s = since(start)
-        print(f"verdicts stage (novelty.verdicts.judge_run): {verdicts_s[0]:.1f} s wall, {verdicts_s[1]:.1f} s CPU")
+        print(f"verdicts stage (novelty.judge.verdicts.judge_run): {verdicts_s[0]:.1f} s wall, {verdicts_s[1]:.1f} s CPU")
 
     command = [str(Path(sys.executable).with_name("novelty")), "analyze", "--train", str(train),
                "--generated", str(generated), "--out", str(run), "--weights", args.weights,

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from novelty import defaults  # noqa: E402
-from novelty.features import Extractor, conv_flops  # noqa: E402
+from novelty.embed.features import Extractor, conv_flops  # noqa: E402
 
 MASKS = ROOT.parent / "shared" / "datasets" / "masks" / "train"
 GOAL = 0.8
@@ -48,7 +48,7 @@ def gemm_flops(n: int = 2048, repeats: int = 5) -> tuple[float, float]:
 
 def load_images(n: int, size: int) -> tuple[np.ndarray, str]:
     if MASKS.is_dir():
-        from novelty.images import find_images, load
+        from novelty.images.decode import find_images, load
 
         paths = find_images(MASKS)[:n]
         return np.stack([load(p, size) for p in paths]), f"{len(paths)} masks thumbnails"

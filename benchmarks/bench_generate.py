@@ -2,8 +2,8 @@
 
 Three measurements in one process, on the same generator and the same seeded noise:
 - baseline: the network alone, called batch by batch on noise already in memory;
-- ``novelty.generate.sample``: load the checkpoint, make the noise, run the network, convert to uint8;
-- ``novelty.generate.generate``: all that plus one PNG per sample, the grid and the manifest.
+- ``novelty.gan.generate.sample``: load the checkpoint, make the noise, run the network, convert to uint8;
+- ``novelty.gan.generate.generate``: all that plus one PNG per sample, the grid and the manifest.
 
 Without ``--checkpoint`` an untrained generator is saved in the checkpoint format (weights do not
 change the cost).
@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256, help="Generator batch size.")
     args = parser.parse_args(argv)
 
-    from novelty.dcgan import GENERATOR_FILE, GanConfig, build_generator, load_generator
-    from novelty.generate import generate, sample
-    from novelty.training import fixed_noise, to_uint8
+    from novelty.gan.dcgan import GENERATOR_FILE, GanConfig, build_generator, load_generator
+    from novelty.gan.generate import generate, sample
+    from novelty.gan.training import fixed_noise, to_uint8
 
     temp = tempfile.TemporaryDirectory(prefix="bench-generate-")
     checkpoint = args.checkpoint

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_junk.py [--out runs/bench_junk] [--share 0.01] [--weights imagenet]
 
-Plants each kind of :data:`novelty.junk.KINDS` (drawn in code: catalogue pages, logos, line drawings,
+Plants each kind of :data:`novelty.curate.junk.KINDS` (drawn in code: catalogue pages, logos, line drawings,
 noise gradients, product renders, screenshots) at ``--share`` of the 2,989 masks, alone and all
 mixed, and prints precision at N per kind, the junk flagged ``is_outlier`` and the share of genuine
 images flagged (goals: P@N >= 0.8 per kind and mixed, <= 3% genuine flagged). Kinds marked
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from novelty import defaults  # noqa: E402
-from novelty.junk import REPORT_FILE, SHARE, run_junk  # noqa: E402
+from novelty.curate.junk import REPORT_FILE, SHARE, run_junk  # noqa: E402
 
 MASKS = (ROOT.parent / "shared" / "datasets" / "masks" / "train", ROOT / "data" / "masks" / "images")
 GOAL_COST = 0.3  # most outlier-stage time as a share of the embedding time of the same set
@@ -46,11 +46,11 @@ def main() -> None:
     report = run_junk(train, args.out, weights=args.weights, share=args.share)
     print(report.table())
     # the cost of the outlier stage against embedding the same set, both measured here
-    from novelty.curation import outlier_stage
-    from novelty.features import Extractor
-    from novelty.featurestore import FeatureStore
-    from novelty.images import find_images, load
-    from novelty.neighbors import normalize
+    from novelty.curate.curation import outlier_stage
+    from novelty.embed.features import Extractor
+    from novelty.embed.featurestore import FeatureStore
+    from novelty.images.decode import find_images, load
+    from novelty.search.neighbors import normalize
 
     store = FeatureStore(args.out / "features")
     features = {layer: normalize(store.load("training", layer)[1]) for layer in defaults.LAYERS}

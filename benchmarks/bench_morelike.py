@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_morelike.py [--out runs/bench_junk] [--seeds 5]
 
 Reads the features ``benchmarks/bench_junk.py`` cached in ``OUT/features`` (the masks and each kind
-of :data:`novelty.junk.KINDS`, N = 1% of the masks per kind; run that first), plants one kind at a
+of :data:`novelty.curate.junk.KINDS`, N = 1% of the masks per kind; run that first), plants one kind at a
 time among the masks, picks 3 of its images at random as examples (per seed) and reports the share
-of the other N - 3 in the top 2N of :func:`novelty.morelike.likeness_scores` (goal >= 0.9), mean and
+of the other N - 3 in the top 2N of :func:`novelty.curate.morelike.likeness_scores` (goal >= 0.9), mean and
 worst over the seeds. Only reads the cache.
 
 Measured (ImageNet weights, 2,989 masks, N = 30 per kind, 5 seeds; mean, worst): catalogue 1.00,
@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from novelty import defaults  # noqa: E402
-from novelty.featurestore import FeatureStore  # noqa: E402
-from novelty.junk import KINDS  # noqa: E402
-from novelty.morelike import likeness_scores  # noqa: E402
+from novelty.curate.junk import KINDS  # noqa: E402
+from novelty.curate.morelike import likeness_scores  # noqa: E402
+from novelty.embed.featurestore import FeatureStore  # noqa: E402
 
 GOAL = 0.9
 EXAMPLES = 3

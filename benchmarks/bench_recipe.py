@@ -53,10 +53,10 @@ VARIANTS = {
 
 
 def cost(args, dataset) -> None:
-    from novelty.dcgan import GanConfig
-    from novelty.pipeline import augment_and_batch
-    from novelty.tracking import QualityTracker
-    from novelty.training import TrainOptions, _Trainer, make_strategy
+    from novelty.gan.dcgan import GanConfig
+    from novelty.gan.tracking import QualityTracker
+    from novelty.gan.training import TrainOptions, _Trainer, make_strategy
+    from novelty.images.pipeline import augment_and_batch
 
     config = GanConfig(image_size=args.size, base_filters=args.base_filters)
     options = TrainOptions(batch_size=args.batch_size, seed=0)
@@ -91,9 +91,9 @@ def cost(args, dataset) -> None:
 
 
 def compare(args, dataset) -> None:
-    from novelty.dcgan import GanConfig
-    from novelty.tracking import QUALITY_CSV, read_quality
-    from novelty.training import TrainOptions, train
+    from novelty.gan.dcgan import GanConfig
+    from novelty.gan.tracking import QUALITY_CSV, read_quality
+    from novelty.gan.training import TrainOptions, train
 
     config = GanConfig(image_size=args.size, base_filters=args.base_filters)
     print(f"{args.size} px, base_filters {args.base_filters}, batch {args.batch_size}, {args.steps} steps per "
@@ -134,7 +134,7 @@ def main() -> None:
     if args.steps is None:
         args.steps = 5 if args.mode == "cost" else 300
 
-    from novelty.pipeline import training_images
+    from novelty.images.pipeline import training_images
 
     dataset, description = training_images(args.data, args.size, progress=False)
     print(f"data: {description}")

@@ -1,4 +1,4 @@
-"""Exact cosine top-k: novelty.neighbors.top_k against FAISS IndexFlatIP and the original's per-query cdist.
+"""Exact cosine top-k: novelty.search.neighbors.top_k against FAISS IndexFlatIP and the original's per-query cdist.
 
 The 2018 demo ranked each generated sample on its own: ``scipy.spatial.distance.cdist(query, train,
 "cosine")`` then a full ``argsort``. ``top_k`` does the same maths as blocked matrix products with a
@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from novelty import defaults
-from novelty.neighbors import normalize, top_k
+from novelty.search.neighbors import normalize, top_k
 
 
 def original(generated: np.ndarray, training: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[float]]:

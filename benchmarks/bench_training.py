@@ -2,9 +2,9 @@
 
 One model, one compiled training step, one process. The baseline calls the step on a constant batch
 that already sits on the device, so it measures the network alone. The pipeline modes feed the same
-step from ``novelty.pipeline``: the image folder decoded once by ``training_images`` then shuffled,
+step from ``novelty.images.pipeline``: the image folder decoded once by ``training_images`` then shuffled,
 augmented and batched by ``augment_and_batch`` (what ``novelty train FOLDER`` does), the same with
-jitter, and TFRecord shards written by ``novelty prepare`` (when ``novelty.records`` exists). Modes
+jitter, and TFRecord shards written by ``novelty prepare`` (when ``novelty.images.records`` exists). Modes
 take turns step by step so that a busy machine slows them alike, and the median step time is
 reported beside the mean (robust to load spikes). Goal: the pipeline costs under
 10% of the in-memory speed.
@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
-    from novelty.dcgan import GanConfig
-    from novelty.pipeline import augment_and_batch, training_images
-    from novelty.training import TrainOptions, _Trainer, make_strategy
+    from novelty.gan.dcgan import GanConfig
+    from novelty.gan.training import TrainOptions, _Trainer, make_strategy
+    from novelty.images.pipeline import augment_and_batch, training_images
 
     config = GanConfig(image_size=args.size, base_filters=args.base_filters)
     options = TrainOptions(batch_size=args.batch_size, seed=0)
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     sources = {"folder, flip": batches(dataset, flip=True),
                "folder, flip + jitter": batches(dataset, flip=True, jitter=True)}
     temp = tempfile.TemporaryDirectory(prefix="bench-shards-")
-    if importlib.util.find_spec("novelty.records") is not None:
-        from novelty.records import prepare, read_shards
+    if importlib.util.find_spec("novelty.images.records") is not None:
+        from novelty.images.records import prepare, read_shards
 
         start = time.perf_counter()
         prepared = prepare(args.data, temp.name, args.size, progress=False)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         shards, _ = read_shards(temp.name, args.size)
         sources["shards, flip"] = batches(shards, flip=True)
     else:
-        print("novelty.records not found: TFRecord shards not measured")
+        print("novelty.images.records not found: TFRecord shards not measured")
 
     trainer = _Trainer(config, options, strategy)
     constant = next(iter(augment_and_batch(dataset, args.size, args.batch_size, seed=1)))

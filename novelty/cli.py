@@ -91,7 +91,7 @@ WEIGHTS_OPTION = click.option("--weights", default=defaults.WEIGHTS,
               help="Images per TFRecord shard.")
 def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int) -> None:
     """Decode an image folder once into TFRecord shards that `novelty train` streams."""
-    from novelty.records import prepare as run_prepare
+    from novelty.images.records import prepare as run_prepare
 
     result = run_prepare(images, out, size, fit_mode, shard_size)
     click.echo(result.summary())
@@ -134,10 +134,10 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
           diffaugment: str, label_smoothing: float, quality_every: int, quality_samples: int, weights: str,
           seed: int) -> None:
     """Train a DCGAN on DATA: an image folder or a folder written by `novelty prepare`."""
-    from novelty.dcgan import GanConfig
-    from novelty.pipeline import training_images
-    from novelty.training import TrainOptions, check_resume
-    from novelty.training import train as run_training
+    from novelty.gan.dcgan import GanConfig
+    from novelty.gan.training import TrainOptions, check_resume
+    from novelty.gan.training import train as run_training
+    from novelty.images.pipeline import training_images
 
     config = GanConfig(image_size=size, z_dim=z_dim, base_filters=base_filters)
     options = TrainOptions(steps=steps, batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1,
@@ -163,8 +163,8 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
     """Generate N seeded PNG samples and a grid from a checkpoint."""
-    from novelty.generate import GRID_FILE, SAMPLES_DIR
-    from novelty.generate import generate as run_generate
+    from novelty.gan.generate import GRID_FILE, SAMPLES_DIR
+    from novelty.gan.generate import generate as run_generate
 
     run_generate(checkpoint, out, n=n, seed=seed)
     click.echo(f"Wrote {n} samples to {out / SAMPLES_DIR} and a grid to {out / GRID_FILE}")
@@ -188,7 +188,7 @@ BATCH_SIZE_OPTION = click.option("--batch-size", type=bounded("embed_batch_size"
 
 def _block1_reduce(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """Check the numbers of a --block1-reduce spec while parsing, before any work (no TensorFlow)."""
-    from novelty.features import parse_reduce
+    from novelty.embed.features import parse_reduce
 
     try:
         parse_reduce(value)
@@ -248,8 +248,8 @@ def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None
             fit_mode: str, batch_size: int, feature_dtype: str, block1_reduce: str, index: str,
             holdout_fraction: float, fpr: float, mirror: bool, align: bool) -> None:
     """Find the nearest training images of every generated image; write the run folder OUT."""
-    from novelty.analyze import AnalyzeOptions
-    from novelty.analyze import analyze as run_analyze
+    from novelty.analysis import AnalyzeOptions
+    from novelty.analysis import analyze as run_analyze
 
     options = AnalyzeOptions(layers=layers, k=k, weights=weights, preprocess=preprocess,
                              input_size=input_size, batch_size=batch_size, fit_mode=fit_mode,
@@ -317,8 +317,8 @@ def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_si
              layers: tuple[str, ...], fit_mode: str, block1_reduce: str, copies: int, unseen_fraction: float,
              holdout_fraction: float, fpr: float, mirror: bool, align: bool, batch_size: int, seed: int) -> None:
     """Plant known copies and unseen real images among samples; report what the copy verdict flags."""
-    from novelty.validate import PLOT_FILE, REPORT_FILE
-    from novelty.validate import validate as run_validate
+    from novelty.judge.validate import PLOT_FILE, REPORT_FILE
+    from novelty.judge.validate import validate as run_validate
 
     report = run_validate(train_dir, out, weights=weights, preprocess=preprocess, input_size=input_size,
                           layers=layers, fit_mode=fit_mode, block1_reduce=block1_reduce, copies=copies,
@@ -336,7 +336,7 @@ def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_si
               help="Folder for the static site (new, empty, or an earlier export).")
 def export_command(run: Path, out: Path) -> None:
     """Write a static copy of RUN's gallery and neighbour views that opens from file:// (no server)."""
-    from novelty.export import export_site
+    from webdemo.export import export_site
 
     index = export_site(run, out)
     click.echo(f"Static site: {index.resolve().as_uri()}")
@@ -366,7 +366,7 @@ def curate(run: Path | None, train: Path | None, qdir: Path | None, outliers: bo
     with single files are reported and skipped; the exit status is 1 if any file failed, or if
     every selected file was skipped.
     """
-    from novelty import quarantine as q
+    from novelty.curate import quarantine as q
 
     modes = [name for name, on in (("--resume", resume_dir), ("--undo", undo_dir), ("--quarantine", qdir)) if on]
     if len(modes) != 1:
@@ -421,8 +421,8 @@ def more_like_command(run: Path, examples: Path, not_list: Path | None, out: Pat
 
     Both layers count; examples and --not ids are left out of the ranking. Prints the top ten.
     """
-    from novelty.morelike import RANKED_FILE, more_like, write_ranked
-    from novelty.quarantine import read_id_list
+    from novelty.curate.morelike import RANKED_FILE, more_like, write_ranked
+    from novelty.curate.quarantine import read_id_list
 
     ranked = more_like(run, read_id_list(examples), read_id_list(not_list) if not_list else ())
     path = write_ranked(out or Path(run) / RANKED_FILE, ranked)

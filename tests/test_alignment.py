@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from novelty.alignment import NO_MATCH, TrainingPixels, best_match, grey, match, views
 from novelty.errors import NoveltyError
+from novelty.judge.alignment import NO_MATCH, TrainingPixels, best_match, grey, match, views
 
 
 def texture(seed: int, size: int = 64) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``novelty analyze`` (novelty.analyze): the run folder, bad input, and the feature cache across re-runs.
+"""``novelty analyze`` (novelty.analysis): the run folder, bad input, and the feature cache across re-runs.
 
 Tiny seeded images at 32 px and a randomly initialised VGG16 (``--weights none``): no weights file,
 no network. Planted answers: ``copy.png`` is training ``t05.png`` pixel for pixel, ``big.png`` is
@@ -22,15 +22,15 @@ from click.testing import CliRunner
 from conftest import unblocked
 from PIL import Image
 
-import novelty
-from novelty.analyze import AnalyzeOptions, analyze
+import novelty.judge
+from novelty.analysis import AnalyzeOptions, analyze
 from novelty.cli import main
-from novelty.curation import Outliers
+from novelty.curate.curation import Outliers
+from novelty.embed.features import Extractor
+from novelty.embed.featurestore import FeatureStore
 from novelty.errors import NoveltyError
-from novelty.features import Extractor
-from novelty.featurestore import FeatureStore
 from novelty.files import read_json, sha256_file
-from novelty.neighbors import load_neighbors
+from novelty.search.neighbors import load_neighbors
 
 SIZE, K, N_TRAIN = 32, 3, 12
 OPTIONS = AnalyzeOptions(weights="none", input_size=SIZE, k=K, progress=False)
@@ -51,10 +51,10 @@ def _save(path: Path, image: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def judged() -> list:
-    """A stand-in ``novelty.verdicts`` for this module: records each judge_run call and its settings."""
+    """A stand-in ``novelty.judge.verdicts`` for this module: records each judge_run call and its settings."""
     calls: list = []
-    fake = types.ModuleType("novelty.verdicts")
-    fake.__spec__ = importlib.machinery.ModuleSpec("novelty.verdicts", None)
+    fake = types.ModuleType("novelty.judge.verdicts")
+    fake.__spec__ = importlib.machinery.ModuleSpec("novelty.judge.verdicts", None)
 
     def judge_run(run, progress=True, **settings):
         calls.append(Path(run))
@@ -65,8 +65,8 @@ def judged() -> list:
 
     fake.judge_run = judge_run
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(sys.modules, "novelty.verdicts", fake)
-        patch.setattr(novelty, "verdicts", fake, raising=False)
+        patch.setitem(sys.modules, "novelty.judge.verdicts", fake)
+        patch.setattr(novelty.judge, "verdicts", fake, raising=False)
         yield calls
 
 
@@ -97,7 +97,7 @@ def run(data: dict[str, Path], judged: list) -> Path:
     assert "Copies: 1 of 3 samples flagged at a false positive rate of 0.05" in result.output
     assert re.search(r"Outliers: 2 of 12 training images flagged \(largest robust z .* k = 5, above 2\.5 .*\); "
                      r"see .*training\.csv", result.output)
-    assert sys.modules["novelty.verdicts"].settings == {"holdout_fraction": 0.2, "fpr": 0.05, "mirror": False,
+    assert sys.modules["novelty.judge.verdicts"].settings == {"holdout_fraction": 0.2, "fpr": 0.05, "mirror": False,
                                                         "align": False}
     return out
 
@@ -216,7 +216,7 @@ def test_a_prepared_folder_is_a_training_set(run: Path, data: dict[str, Path], e
     the same neighbours as the image folder; thumbnails and curation keep the source folder."""
     import csv
 
-    from novelty.records import prepare
+    from novelty.images.records import prepare
 
     source = Path(shutil.copytree(data["train"], tmp_path / "masks"))
     (source / "notes.txt").write_text("not an image")
@@ -259,7 +259,7 @@ def test_a_prepared_folder_is_a_training_set(run: Path, data: dict[str, Path], e
 @pytest.mark.slow
 def test_a_checkpoint_is_sampled_into_the_run_folder(data: dict[str, Path], extractor: Extractor,
                                                      tmp_path: Path) -> None:
-    from novelty.dcgan import GENERATOR_FILE, GanConfig, build_generator
+    from novelty.gan.dcgan import GENERATOR_FILE, GanConfig, build_generator
 
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()

@@ -1,4 +1,4 @@
-"""The embedded sets: `python -m novelty.assets NAME` prints a folder of real images."""
+"""The embedded sets: `python -m novelty.images.assets NAME` prints a folder of real images."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from novelty import assets
+from novelty.images import assets
 
 SHARED_MASKS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "masks" / "train"
 
@@ -37,12 +37,12 @@ def test_masks_are_byte_identical_to_the_shared_originals():
 
 @pytest.mark.parametrize("name", ["masks", "twemoji"])
 def test_the_command_prints_an_existing_folder(name):
-    done = subprocess.run([sys.executable, "-m", "novelty.assets", name], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "novelty.images.assets", name], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_dir()
 
 
 def test_an_unknown_set_gets_the_usage_line():
-    done = subprocess.run([sys.executable, "-m", "novelty.assets", "faces"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "novelty.images.assets", "faces"], capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr.strip() == "usage: python -m novelty.assets masks|twemoji"
+    assert done.stderr.strip() == "usage: python -m novelty.images.assets masks|twemoji"

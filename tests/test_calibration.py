@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from novelty.calibration import (
+from novelty.errors import NoveltyError
+from novelty.judge.calibration import (
     calibrate,
     conformal_p_value,
     heldout_share,
@@ -13,8 +14,7 @@ from novelty.calibration import (
     judge,
     leave_group_out_nearest,
 )
-from novelty.errors import NoveltyError
-from novelty.neighbors import top_k
+from novelty.search.neighbors import top_k
 
 
 def test_split_is_seeded_sized_and_keeps_groups_whole():

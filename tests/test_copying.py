@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from novelty.copying import data_copying_test, mann_whitney_z
 from novelty.errors import NoveltyError
+from novelty.judge.copying import data_copying_test, mann_whitney_z
 
 
 def _mixture(rng: np.random.Generator, n: int, centres: np.ndarray) -> np.ndarray:

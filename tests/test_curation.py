@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from novelty import defaults
-from novelty.curation import (
+from novelty.curate.curation import (
     aspect_ratio_score,
     duplicate_components,
     duplicate_rule,
@@ -25,7 +25,7 @@ from novelty.curation import (
     thumbnail,
 )
 from novelty.errors import NoveltyError
-from novelty.neighbors import normalize
+from novelty.search.neighbors import normalize
 
 
 def _collection(seed: int = 0, n: int = 300, d: int = 24):
@@ -128,7 +128,7 @@ def test_thumbnail_reads_jpeg_and_png_small(tmp_path):
     for name in ("a.jpg", "b.png"):
         small, original = thumbnail(tmp_path / name)
         assert original == (500, 300) and max(small.shape[:2]) <= 64 and small.shape[2] == 3
-    from novelty.images import ImageError
+    from novelty.images.decode import ImageError
 
     with pytest.raises(ImageError):
         thumbnail(tmp_path / "c.jpg")

@@ -1,4 +1,4 @@
-"""The DCGAN networks, their config and the checkpoint folder rules (novelty.dcgan).
+"""The DCGAN networks, their config and the checkpoint folder rules (novelty.gan.dcgan).
 
 Layer names and variable shapes are the checkpoint format: a bundled checkpoint written today must
 load tomorrow, so they are pinned here.
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from novelty import defaults
-from novelty.dcgan import (
+from novelty.errors import NoveltyError
+from novelty.gan.dcgan import (
     CONFIG_FILE,
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,
@@ -26,7 +27,6 @@ from novelty.dcgan import (
     resolve_checkpoint,
     step_folders,
 )
-from novelty.errors import NoveltyError
 
 TINY = {"z_dim": 8, "base_filters": 4}
 
@@ -242,7 +242,7 @@ def test_importing_dcgan_and_reading_a_config_do_not_import_tensorflow(tmp_path:
     import sys
 
     GanConfig(image_size=32, **TINY).save(tmp_path)
-    code = ("import sys; from novelty.dcgan import GanConfig; import novelty.training, novelty.generate; "
+    code = ("import sys; from novelty.gan.dcgan import GanConfig; import novelty.gan.training, novelty.gan.generate; "
             f"GanConfig.load({str(tmp_path)!r}); "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

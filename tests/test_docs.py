@@ -59,7 +59,7 @@ def test_help_and_import_do_not_load_tensorflow():
     code = (
         "import sys; from click.testing import CliRunner; import novelty; from novelty.cli import main;"
         "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0;"
-        "import novelty.neighbors, novelty.images, novelty.calibration, novelty.prdc, novelty.copying;"
+        "import novelty.search.neighbors, novelty.images.decode, novelty.judge.calibration, novelty.judge.prdc, novelty.judge.copying;"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -93,7 +93,7 @@ def test_readme_says_once_near_the_top_how_novelty_gets_on_the_path():
     assert re.search(r"^setup:", (ROOT / "Makefile").read_text(encoding="utf-8"), re.M)
     for other in (".venv/bin/novelty", "bin/novelty"):  # one form throughout
         assert other not in README, other
-    # the CLI is never run as a module; `python -m novelty.assets` is a different, helper program
+    # the CLI is never run as a module; `python -m novelty.images.assets` is a different, helper program
     assert not re.search(r"python -m novelty(\.cli)?\s", README)
     for block in re.findall(r"```bash\n(.*?)```", README, re.S):
         for line in block.splitlines():

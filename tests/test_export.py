@@ -13,7 +13,7 @@ from webhelpers import LAYERS, make_run
 
 from novelty.cli import main as cli
 from novelty.errors import NoveltyError
-from novelty.export import MARKER, bundle_modules, export_site, static_dir
+from webdemo.export import MARKER, bundle_modules, export_site, static_dir
 
 
 @pytest.fixture(scope="module")

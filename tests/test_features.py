@@ -1,4 +1,4 @@
-"""VGG16 features (novelty.features): preprocessing modes, shapes, reduction, batching, laziness."""
+"""VGG16 features (novelty.embed.features): preprocessing modes, shapes, reduction, batching, laziness."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from novelty import defaults
-from novelty.errors import NoveltyError
-from novelty.features import (
+from novelty.embed.features import (
     Extractor,
     conv_flops,
     feature_dim,
@@ -19,6 +18,7 @@ from novelty.features import (
     reduce_pool,
     sketch,
 )
+from novelty.errors import NoveltyError
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def images() -> np.ndarray:
 
 
 def test_importing_features_does_not_import_tensorflow() -> None:
-    code = ("import sys, novelty.features, novelty.featurestore, novelty.weights, novelty.analyze; "
+    code = ("import sys, novelty.embed.features, novelty.embed.featurestore, novelty.embed.weights, novelty.analysis; "
             "sys.exit(int(any(m in sys.modules for m in ('tensorflow', 'keras'))))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

@@ -1,4 +1,4 @@
-"""The feature store (novelty.featurestore): content-hash cache, float16 storage, atomic commits.
+"""The feature store (novelty.embed.featurestore): content-hash cache, float16 storage, atomic commits.
 
 A fake extractor (pure numpy, counting what it embeds) tests the cache logic without TensorFlow.
 """
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from novelty.embed.featurestore import FeatureStore, fits_float16
 from novelty.errors import NoveltyError
-from novelty.featurestore import FeatureStore, fits_float16
 
 PARAMS = {"weights_sha256": "abc", "preprocess": "caffe", "input_size": 32, "layer": "a", "block1_reduce": None}
 

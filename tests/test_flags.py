@@ -17,14 +17,14 @@ import pytest
 from click.testing import CliRunner
 
 from novelty import bounds, defaults
-from novelty.analyze import AnalyzeOptions, analyze
+from novelty.analysis import AnalyzeOptions, analyze
 from novelty.cli import main
-from novelty.dcgan import GanConfig
+from novelty.embed.features import Extractor, parse_reduce
 from novelty.errors import NoveltyError
-from novelty.features import Extractor, parse_reduce
-from novelty.generate import generate, sample
-from novelty.training import TrainOptions
-from novelty.validate import validate
+from novelty.gan.dcgan import GanConfig
+from novelty.gan.generate import generate, sample
+from novelty.gan.training import TrainOptions
+from novelty.judge.validate import validate
 
 HUGE = "99999999999999999999"
 
@@ -220,8 +220,8 @@ def test_extractor_refuses_sizes_that_would_not_fit():
 
 
 def test_prepare_and_judge_run_refuse_out_of_range_values(tmp_path):
-    from novelty.records import prepare
-    from novelty.verdicts import judge_run
+    from novelty.images.records import prepare
+    from novelty.judge.verdicts import judge_run
 
     with pytest.raises(NoveltyError, match="shard size must be an integer in the range"):
         prepare(tmp_path, tmp_path / "out", shard_size=int(HUGE))

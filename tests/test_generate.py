@@ -1,4 +1,4 @@
-"""Seeded generation from a checkpoint (novelty.generate and `novelty generate`).
+"""Seeded generation from a checkpoint (novelty.gan.generate and `novelty generate`).
 
 The checkpoints here are untrained 32 px generators saved in the checkpoint format: generation only
 needs a config and weights, so no training is spent on these tests.
@@ -18,9 +18,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from novelty.cli import main
-from novelty.dcgan import GENERATOR_FILE, GanConfig, build_discriminator, build_generator
 from novelty.errors import NoveltyError
-from novelty.generate import GRID_FILE, MANIFEST_FILE, SAMPLES_DIR, generate, sample, sample_names
+from novelty.gan.dcgan import GENERATOR_FILE, GanConfig, build_discriminator, build_generator
+from novelty.gan.generate import (
+    GRID_FILE,
+    MANIFEST_FILE,
+    SAMPLES_DIR,
+    generate,
+    sample,
+    sample_names,
+)
 
 CONFIG = GanConfig(image_size=32, z_dim=8, base_filters=4)
 
@@ -82,8 +89,8 @@ def test_the_same_seed_gives_identical_files_and_another_seed_differs(checkpoint
 
 
 def test_samples_match_the_generator_output(checkpoint: Path) -> None:
-    from novelty.dcgan import load_generator
-    from novelty.training import fixed_noise, to_uint8
+    from novelty.gan.dcgan import load_generator
+    from novelty.gan.training import fixed_noise, to_uint8
 
     images, config = sample(checkpoint, n=4, seed=5, batch_size=3)  # two batches: 3 + 1
     assert images.shape == (4, 32, 32, 3) and images.dtype == np.uint8
@@ -223,7 +230,7 @@ def test_the_installed_command_reports_a_missing_checkpoint_without_a_traceback(
 
 def test_the_bundled_checkpoint_loads_and_generates_reproducibly(tmp_path: Path) -> None:
     """The shipped 64 px checkpoint must keep loading: it pins the architecture and layer names."""
-    from novelty.assets import BUNDLED_CHECKPOINT
+    from novelty.images.assets import BUNDLED_CHECKPOINT
 
     if not (BUNDLED_CHECKPOINT / GENERATOR_FILE).is_file():
         pytest.skip(f"no bundled checkpoint at {BUNDLED_CHECKPOINT}")

@@ -14,14 +14,14 @@ from PIL import Image
 from test_verdicts import _pixel_run
 
 from novelty.cli import main
-from novelty.identical import (
+from novelty.judge.identical import (
     MIRRORED_PIXELS,
     SAME_FILE,
     SAME_PIXELS,
     identical_matches,
     training_overlap,
 )
-from novelty.verdicts import judge_run
+from novelty.judge.verdicts import judge_run
 
 
 def _rows(path: Path) -> list[dict]:

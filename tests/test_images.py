@@ -7,10 +7,11 @@ import pytest
 from conftest import unblocked
 from PIL import Image
 
-from novelty import defaults, images
+from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import NotRegularFile, sha256_file
-from novelty.images import ImageError, decode, fit, iter_folder, load_folder
+from novelty.images import decode as images
+from novelty.images.decode import ImageError, decode, fit, iter_folder, load_folder
 
 WHITE = (255, 255, 255)
 

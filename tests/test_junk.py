@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from novelty import junk
-from novelty.curation import outlier_stage
+from novelty.curate import junk
+from novelty.curate.curation import outlier_stage
+from novelty.embed.features import Extractor
 from novelty.errors import NoveltyError
-from novelty.features import Extractor
-from novelty.neighbors import normalize
+from novelty.search.neighbors import normalize
 
 
 @pytest.mark.parametrize("kind", list(junk.KINDS))

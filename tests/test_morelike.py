@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from webhelpers import make_run
 
 from novelty.cli import main as cli
+from novelty.curate.morelike import RANKED_COLUMNS, RANKED_FILE, likeness_scores, rank_ids
 from novelty.errors import NoveltyError
-from novelty.morelike import RANKED_COLUMNS, RANKED_FILE, likeness_scores, rank_ids
 
 
 def _planted(seed: int = 0, n: int = 400, group: int = 12, dim: int = 64):

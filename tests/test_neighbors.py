@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from novelty.errors import NoveltyError
-from novelty.neighbors import load_neighbors, normalize, save_neighbors, top_k
+from novelty.search.neighbors import load_neighbors, normalize, save_neighbors, top_k
 
 
 def reference(generated: np.ndarray, training: np.ndarray) -> np.ndarray:

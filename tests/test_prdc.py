@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from novelty.errors import NoveltyError
-from novelty.prdc import compute_prdc, kth_neighbour_radii
+from novelty.judge.prdc import compute_prdc, kth_neighbour_radii
 
 
 def _reference_prdc(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float, float, float]:

@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import unblocked
 
-from novelty import records
 from novelty.cli import main
 from novelty.errors import NoveltyError
 from novelty.files import read_json, sha256_file
-from novelty.images import load
-from novelty.records import prepare, read_shards
+from novelty.images import records
+from novelty.images.decode import load
+from novelty.images.records import prepare, read_shards
 
 
 def _shard_contents(folder, size):
@@ -83,7 +83,7 @@ def test_layout_round_trips_pixel_identical_and_not_transposed(layout_folder, as
 
 
 def test_pad_mode_and_training_pipeline_read_the_shards(layout_folder, tmp_path):
-    from novelty.pipeline import training_images
+    from novelty.images.pipeline import training_images
 
     out = tmp_path / "padded"
     prepare(layout_folder, out, 32, "pad", progress=False)
@@ -101,7 +101,7 @@ def test_pad_mode_and_training_pipeline_read_the_shards(layout_folder, tmp_path)
 
 
 def test_analyze_and_the_verdicts_read_a_prepared_folder_by_manifest_id(layout_folder, tmp_path):
-    from novelty.verdicts import FolderReadError, _folder_reader
+    from novelty.judge.verdicts import FolderReadError, _folder_reader
 
     out = tmp_path / "shards"
     prepare(layout_folder, out, 64, "crop", shard_size=2, progress=False)
@@ -121,7 +121,7 @@ def test_analyze_and_the_verdicts_read_a_prepared_folder_by_manifest_id(layout_f
 
 
 def test_size_mismatch_is_a_clear_error(layout_folder, tmp_path):
-    from novelty.pipeline import training_images
+    from novelty.images.pipeline import training_images
 
     out = tmp_path / "shards"
     prepare(layout_folder, out, 32, progress=False)
@@ -268,7 +268,7 @@ def test_rerun_replaces_its_own_shards_and_nothing_else(layout_folder, tmp_path)
 
 
 def test_importing_records_and_cli_help_do_not_import_tensorflow():
-    code = ("import sys, novelty.records, novelty.cli; "
+    code = ("import sys, novelty.images.records, novelty.cli; "
             "from click.testing import CliRunner; "
             "r = CliRunner().invoke(novelty.cli.main, ['prepare', '--help']); "
             "assert r.exit_code == 0 and '--shard-size' in r.output, r.output; "

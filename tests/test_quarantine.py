@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from novelty import quarantine as q
 from novelty.cli import main
+from novelty.curate import quarantine as q
 from novelty.errors import NoveltyError
 
 FILES = {  # training id -> bytes (any bytes: quarantine never decodes)

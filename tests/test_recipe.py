@@ -1,5 +1,5 @@
-"""The training recipe's options (novelty.recipe: DiffAugment, EMA, label smoothing) and the PRDC curve
-tracked while training (novelty.tracking): what each op does, and that a resumed run with all of them
+"""The training recipe's options (novelty.gan.recipe: DiffAugment, EMA, label smoothing) and the PRDC curve
+tracked while training (novelty.gan.tracking): what each op does, and that a resumed run with all of them
 on ends exactly where an uninterrupted one does, curve included."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 from test_training import _largest_difference, _logged, _weights
 
-from novelty.dcgan import GENERATOR_FILE, GanConfig
 from novelty.errors import NoveltyError
-from novelty.recipe import parse_diffaugment
-from novelty.tracking import COLUMNS, QUALITY_CSV, QUALITY_PNG, read_quality
-from novelty.training import TRAINING_GENERATOR_FILE, TrainOptions, train
+from novelty.gan.dcgan import GENERATOR_FILE, GanConfig
+from novelty.gan.recipe import parse_diffaugment
+from novelty.gan.tracking import COLUMNS, QUALITY_CSV, QUALITY_PNG, read_quality
+from novelty.gan.training import TRAINING_GENERATOR_FILE, TrainOptions, train
 
 SIZE = 32
 CONFIG = GanConfig(image_size=SIZE, z_dim=8, base_filters=8)
@@ -58,7 +58,7 @@ def test_diffaugment_policies_parse_and_refuse_unknown_names() -> None:
 def test_each_diffaugment_op_does_what_the_paper_says_and_passes_gradients() -> None:
     import tensorflow as tf
 
-    from novelty.recipe import diff_augment
+    from novelty.gan.recipe import diff_augment
 
     x = tf.constant(_batch())
     rng = tf.random.Generator.from_seed(1)
@@ -104,7 +104,7 @@ def test_each_diffaugment_op_does_what_the_paper_says_and_passes_gradients() -> 
 def recipe_run(tmp_path_factory) -> dict:
     """All recipe options and the PRDC curve on: train to 4, rewind the folder to its step-2 checkpoint
     (as a kill after step 4's evaluation would leave it), train to 3 without tracking, then to 4 with it."""
-    from novelty.pipeline import dataset_from_array
+    from novelty.images.pipeline import dataset_from_array
 
     out = tmp_path_factory.mktemp("recipe") / "run"
     options = _options(steps=4, checkpoint_every=1, quality_every=1, quality_samples=12, weights="none",
@@ -180,7 +180,7 @@ def test_the_saved_generator_is_the_moving_average_of_the_trained_one(recipe_run
     ({"label_smoothing": 0.0}, "label_smoothing: saved 0.1 vs requested 0.0"),
 ])
 def test_changed_recipe_options_on_resume_are_refused(recipe_run: dict, change: dict, named: str) -> None:
-    from novelty.pipeline import dataset_from_array
+    from novelty.images.pipeline import dataset_from_array
 
     out = recipe_run["out"]
     options = _options(**{"steps": 6, "checkpoint_every": 2, "quality_every": 1, "quality_samples": 12,
@@ -204,7 +204,7 @@ def test_the_cli_refuses_an_unknown_diffaugment_policy_in_one_line(tmp_path: Pat
 
 
 def test_too_few_training_images_for_prdc_stop_before_training(tmp_path: Path) -> None:
-    from novelty.pipeline import dataset_from_array
+    from novelty.images.pipeline import dataset_from_array
 
     with pytest.raises(NoveltyError, match="--quality-every needs more than 5 training images .* holds 4"):
         train(dataset_from_array(_images(4)), tmp_path / "run", CONFIG,
@@ -213,7 +213,7 @@ def test_too_few_training_images_for_prdc_stop_before_training(tmp_path: Path) -
 
 
 def test_missing_vgg_weights_for_the_curve_stop_before_training_and_say_how_to_turn_it_off(tmp_path: Path) -> None:
-    from novelty.pipeline import dataset_from_array
+    from novelty.images.pipeline import dataset_from_array
 
     with pytest.raises(NoveltyError, match=r"weights file not found: .*nothing\.h5.*--quality-every 0 turns it off"):
         train(dataset_from_array(_images()), tmp_path / "run", CONFIG,

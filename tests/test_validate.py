@@ -11,7 +11,7 @@ from PIL import Image
 
 from novelty.cli import main
 from novelty.errors import NoveltyError
-from novelty.validate import COMBINED, KINDS, UNSEEN, evaluate, inject, validate
+from novelty.judge.validate import COMBINED, KINDS, UNSEEN, evaluate, inject, validate
 
 
 def _image(seed: int, size: int = 32) -> np.ndarray:
@@ -58,7 +58,7 @@ def test_evaluate_flags_copies_and_spares_unseen_samples():
 
 
 class PixelExtractor:
-    """A stand-in for novelty.features.Extractor: features are the pixels at two resolutions."""
+    """A stand-in for novelty.embed.features.Extractor: features are the pixels at two resolutions."""
 
     layers = ("coarse", "fine")
     input_size = 32
@@ -133,7 +133,7 @@ def test_cli_validate_rejects_a_missing_folder(tmp_path):
 
 
 def test_mirrored_extractor_flips_and_keys_its_cache_apart():
-    from novelty.features import MirroredExtractor
+    from novelty.embed.features import MirroredExtractor
 
     base = PixelExtractor()
     mirror = MirroredExtractor(base)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from novelty.embed.featurestore import FeatureStore
 from novelty.errors import NoveltyError
-from novelty.featurestore import FeatureStore
 from novelty.files import sha256_file, write_json
-from novelty.neighbors import save_neighbors, top_k
-from novelty.verdicts import assess, grouped_list, judge_run, layer_agreement
+from novelty.judge.verdicts import assess, grouped_list, judge_run, layer_agreement
+from novelty.search.neighbors import save_neighbors, top_k
 
 N_TRAIN = 1000
 LAYERS = ("block1_pool", "block5_pool")
@@ -178,7 +178,7 @@ def _pixel_run(tmp_path):
     flipped left-right, sample 1 is training image 7. Returns (run folder, extractor, generated folder)."""
     from test_validate import PixelExtractor
 
-    from novelty.images import load
+    from novelty.images.decode import load
 
     rng = np.random.default_rng(5)
     train_dir, gen_dir = tmp_path / "train", tmp_path / "gen"
@@ -253,8 +253,8 @@ def test_mirror_duplicates_do_not_inflate_the_calibration():
     """30 training images are mirror images of 30 others; held-out ones must not match their twin."""
     from test_validate import PixelExtractor
 
-    from novelty.neighbors import normalize
-    from novelty.verdicts import calibrate_training
+    from novelty.judge.verdicts import calibrate_training
+    from novelty.search.neighbors import normalize
 
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)

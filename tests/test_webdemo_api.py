@@ -31,7 +31,7 @@ from webhelpers import (
 
 from novelty.cli import main as cli
 from novelty.errors import NoveltyError
-from novelty.query import QueryIndex
+from novelty.search.query import QueryIndex
 from webdemo import Settings, create_app
 
 
@@ -214,7 +214,7 @@ def test_path_traversal_and_unlisted_files_get_404(web, tmp_path):
         response = client.get(url)
         assert response.status_code in (404, 422) and b"train_dir" not in response.content, url
     # and the check itself, with the raw ids a client could send
-    from novelty.browse import RunView
+    from novelty.run.browse import RunView
 
     view = RunView.load(fixture.root)
     view.training_ids.extend(["../run/run.json", "/etc/passwd", "link.png", "sub/../t001.png"])
@@ -465,10 +465,10 @@ def test_schemathesis_finds_no_server_errors(web):
 def test_query_embeds_with_the_runs_own_extractor(tmp_path, monkeypatch):
     """The real path: `novelty analyze` with random VGG16 weights, then a query through the app
     builds the same extractor from run.json and finds the copied training image first."""
-    import novelty.verdicts
-    from novelty.analyze import AnalyzeOptions, analyze
+    import novelty.judge.verdicts
+    from novelty.analysis import AnalyzeOptions, analyze
 
-    monkeypatch.setattr(novelty.verdicts, "judge_run", lambda *args, **kwargs: None)  # not needed here
+    monkeypatch.setattr(novelty.judge.verdicts, "judge_run", lambda *args, **kwargs: None)  # not needed here
 
     rng = np.random.default_rng(1)
     train, generated = tmp_path / "train", tmp_path / "generated"
@@ -489,8 +489,8 @@ def test_query_embeds_with_the_runs_own_extractor(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_app_reads_what_the_verdict_stage_writes(tmp_path):
-    """Contract with novelty.verdicts: its real samples.csv, training.csv and summary.json."""
-    from novelty.verdicts import judge_run
+    """Contract with novelty.judge.verdicts: its real samples.csv, training.csv and summary.json."""
+    from novelty.judge.verdicts import judge_run
 
     fixture = make_run(tmp_path, verdicts=False, curation=False)
     judge_run(fixture.root, fpr=0.2, plots=False, progress=False)  # 6 held-out images: a loose rate
@@ -514,8 +514,8 @@ def test_the_app_reads_what_the_verdict_stage_writes(tmp_path):
 def test_the_aligned_match_is_evident_only_above_its_level(web, tmp_path):
     """Above the run's held-out threshold for the match alone (else a stated level) the pixels say
     "crop or rescale"; below it they say nothing of the kind (issue 15 item 8)."""
-    from novelty.alignment import EVIDENT_MATCH
-    from novelty.browse import RunView
+    from novelty.judge.alignment import EVIDENT_MATCH
+    from novelty.run.browse import RunView
 
     fixture, client, _ = web
     crop = client.get("/api/samples/g002.png").json()["aligned"]  # 0.93; the fixture run has no threshold
@@ -567,7 +567,7 @@ def test_a_damaged_run_is_refused_with_one_line_naming_what_is_missing(tmp_path,
 
 
 def test_re_running_the_verdicts_repairs_a_truncated_table(tmp_path):
-    from novelty.verdicts import judge_run
+    from novelty.judge.verdicts import judge_run
 
     fixture = make_run(tmp_path, verdicts=False, curation=False)
     judge_run(fixture.root, fpr=0.2, plots=False, progress=False)

@@ -18,7 +18,7 @@ from webhelpers import (
     make_run,
 )
 
-from novelty.query import QueryIndex
+from novelty.search.query import QueryIndex
 from webdemo import Settings, create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
@@ -253,7 +253,7 @@ def test_the_training_view_opens_on_a_non_empty_view_when_nothing_is_an_outlier(
     import csv
     import shutil
 
-    from novelty.export import export_site
+    from webdemo.export import export_site
 
     run = shutil.copytree(fixture_run.root, tmp_path / "run")
     with open(run / "training.csv", newline="") as handle:
@@ -275,8 +275,8 @@ def test_a_set_too_small_for_the_rate_says_so_in_the_summary_headline(page, fixt
     import json
     import shutil
 
-    from novelty.calibration import too_small_message
-    from novelty.export import export_site
+    from novelty.judge.calibration import too_small_message
+    from webdemo.export import export_site
 
     run = shutil.copytree(fixture_run.root, tmp_path / "run")
     summary = json.loads((run / "summary.json").read_text())
@@ -349,7 +349,7 @@ def test_api_docs_render_offline(page, server, shots):
 
 
 def test_static_export_opens_from_file_without_a_server(page, fixture_run, tmp_path, shots):
-    from novelty.export import export_site
+    from webdemo.export import export_site
 
     index = export_site(fixture_run.root, tmp_path / "site", progress=False)
     page.goto(index.resolve().as_uri())

@@ -1,4 +1,4 @@
-"""Where the VGG16 weights come from (novelty.weights): source order, caches, probes, no network."""
+"""Where the VGG16 weights come from (novelty.embed.weights): source order, caches, probes, no network."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from novelty import weights
+from novelty.embed import weights
 from novelty.errors import NoveltyError
 from novelty.files import sha256_file, write_json
 

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from novelty.curation import Outliers
-from novelty.featurestore import FeatureStore
+from novelty.curate.curation import Outliers
+from novelty.embed.featurestore import FeatureStore
 from novelty.files import sha256_file
-from novelty.neighbors import save_neighbors, top_k
+from novelty.search.neighbors import save_neighbors, top_k
 
 LAYERS = ("block1_pool", "block5_pool")
 SIZE = 32
@@ -168,7 +168,7 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
            "timings": {}, "versions": {}}
     (root / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
 
-    # samples.csv, training.csv and summary.json in the format novelty.verdicts writes
+    # samples.csv, training.csv and summary.json in the format novelty.judge.verdicts writes
     heldout = {layer: np.linspace(0.5, 0.99, 60) for layer in LAYERS}  # held-out nearest similarities
     if verdicts:
         rows = []

@@ -1,6 +1,6 @@
 """Response models: they document the API (OpenAPI at /docs) and pin its JSON shapes in tests.
 
-Routes build plain dicts (``novelty.browse`` records) and return them as JSON directly for speed;
+Routes build plain dicts (``novelty.run.browse`` records) and return them as JSON directly for speed;
 these models describe the same shapes.
 """
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import Request
 
-from novelty.browse import RunView
+from novelty.run.browse import RunView
 from webdemo.errors import ApiError, not_found
 from webdemo.settings import Settings
 
@@ -90,7 +90,7 @@ class AppState:
         return dumps(self.view.neighbour_list(sample_id, layer, k))
 
     def set_query_index(self, index) -> None:
-        """Use ``index`` (a :class:`novelty.query.QueryIndex`, e.g. with a test extractor) for queries."""
+        """Use ``index`` (a :class:`novelty.search.query.QueryIndex`, e.g. with a test extractor) for queries."""
         with self._query_lock:
             self._query_engine = index
 
@@ -98,7 +98,7 @@ class AppState:
         """The run's query index, built once; its extractor loads on the first search."""
         with self._query_lock:
             if self._query_engine is None:
-                from novelty.query import QueryIndex
+                from novelty.search.query import QueryIndex
 
                 self._query_engine = QueryIndex(self.view.root)
             return self._query_engine

@@ -7,9 +7,9 @@ import time
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novelty.browse import Neighbour
 from novelty.errors import NoveltyError
-from novelty.images import ImageError, decode
+from novelty.images.decode import ImageError, decode
+from novelty.run.browse import Neighbour
 from webdemo.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from webdemo.schemas import QueryResult
 from webdemo.state import app_state, dumps

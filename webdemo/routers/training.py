@@ -6,8 +6,8 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from novelty.browse import TRAINING_VIEWS, training_counts
-from novelty.morelike import more_like
+from novelty.curate.morelike import more_like
+from novelty.run.browse import TRAINING_VIEWS, training_counts
 from webdemo.schemas import MoreLikeRequest, MoreLikeResult, TrainingList
 from webdemo.state import app_state, dumps
 
@@ -52,7 +52,7 @@ async def list_training(
 
 @router.post("/more-like", response_model=MoreLikeResult, summary="Training images most like the examples")
 def more_like_these(request: Request, body: MoreLikeRequest) -> MoreLikeResult:
-    """Ranked by :func:`novelty.morelike.more_like` (both layers), examples and NOT ids left out; each
+    """Ranked by :func:`novelty.curate.morelike.more_like` (both layers), examples and NOT ids left out; each
     item is the image's curation row with its ``score`` and ``rank``. Unknown ids: 422 naming them."""
     state = app_state(request)
     ranked = more_like(state.view.root, body.examples, body.not_ids)

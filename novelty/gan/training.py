@@ -8,7 +8,7 @@ Layout of a training folder (``--out``)::
     checkpoints/latest             name of the newest complete checkpoint
     samples/step-000500.png        fixed-noise grid at each checkpoint
     logs/                          TensorBoard scalars
-    quality.csv, quality.png       block5_pool PRDC while training (novelty.tracking)
+    quality.csv, quality.png       block5_pool PRDC while training (novelty.gan.tracking)
 
 With ``--ema`` a checkpoint's ``generator.weights.h5`` holds the averaged generator (what is sampled
 and loaded by ``generate`` and ``analyze``) and ``generator.training.weights.h5`` the one trained.
@@ -17,7 +17,7 @@ A checkpoint folder is written under a temporary name and renamed when complete,
 replaced atomically after that, so a crash or kill at any moment resumes from the last complete
 checkpoint. A checkpoint holds everything the next step depends on: weights, both optimisers, the
 noise generator's state and the input position (images consumed); the input stream is a pure
-function of the seed and that position (:func:`novelty.pipeline.augment_and_batch`), so a resumed
+function of the seed and that position (:func:`novelty.images.pipeline.augment_and_batch`), so a resumed
 run gives the same weights as an uninterrupted one. Settings that change the result cannot change
 on an existing folder (:data:`RESULT_OPTIONS`).
 """
@@ -36,7 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from novelty import bounds, defaults
-from novelty.dcgan import (
+from novelty.errors import NoveltyError
+from novelty.files import read_json, write_json, write_text
+from novelty.gan.dcgan import (
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,
     GanConfig,
@@ -45,10 +47,8 @@ from novelty.dcgan import (
     latest_checkpoint,
     step_folders,
 )
-from novelty.errors import NoveltyError
-from novelty.files import read_json, write_json, write_text
-from novelty.recipe import diff_augment, ema_decay, parse_diffaugment, update_ema
-from novelty.tracking import METRICS, keep_until
+from novelty.gan.recipe import diff_augment, ema_decay, parse_diffaugment, update_ema
+from novelty.gan.tracking import METRICS, keep_until
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu")
 KEEP_CHECKPOINTS = 3
@@ -79,7 +79,7 @@ class TrainOptions:
     devices: tuple[str, ...] | None = None  # explicit devices for MirroredStrategy
     grid_size: int = defaults.GRID_SIZE
     ema: float = defaults.EMA  # decay of the generator's moving average; 0 = off
-    diffaugment: tuple[str, ...] = ()  # DiffAugment policies (novelty.recipe.DIFFAUGMENT_POLICIES)
+    diffaugment: tuple[str, ...] = ()  # DiffAugment policies (novelty.gan.recipe.DIFFAUGMENT_POLICIES)
     label_smoothing: float = defaults.LABEL_SMOOTHING  # one-sided: real target 1 - this
     quality_every: int = defaults.QUALITY_EVERY  # steps between PRDC evaluations; 0 = off
     quality_samples: int = defaults.QUALITY_SAMPLES
@@ -203,7 +203,7 @@ class _Trainer:
         return state
 
     def save(self, out: Path, grid_noise: np.ndarray) -> Path:
-        from novelty.images import grid, save_png
+        from novelty.images.decode import grid, save_png
 
         name = f"step-{self.step:06d}"
         checkpoints = out / "checkpoints"
@@ -295,12 +295,12 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
     """Train on ``dataset`` (single uint8 images) into folder ``out``, resuming if it holds a run.
 
     Returns the folder of the last checkpoint. ``dataset`` is an unbatched tf.data dataset of
-    ``(size, size, 3)`` uint8 images (see :mod:`novelty.pipeline`).
+    ``(size, size, 3)`` uint8 images (see :mod:`novelty.images.pipeline`).
     """
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    from novelty.pipeline import augment_and_batch
+    from novelty.images.pipeline import augment_and_batch
 
     out = Path(out)
     _check_dataset(dataset, config.image_size)
@@ -316,7 +316,7 @@ def train(dataset, out: str | os.PathLike, config: GanConfig, options: TrainOpti
         )
     tracker = None
     if options.quality_every:  # resolves --weights now: a missing weights file stops before any training
-        from novelty.tracking import QualityTracker
+        from novelty.gan.tracking import QualityTracker
 
         try:
             tracker = QualityTracker(out, dataset, options.weights, options.quality_samples, options.seed,

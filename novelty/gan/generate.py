@@ -20,8 +20,8 @@ SAMPLES_DIR = "samples"  # the PNGs live apart from the grid so the folder can b
 def sample(checkpoint: str | os.PathLike, n: int = defaults.N_SAMPLES, seed: int = defaults.SEED,
            batch_size: int = 256) -> tuple[np.ndarray, dict]:
     """``n`` samples as ``(n, size, size, 3)`` uint8 plus the checkpoint's config as a dict."""
-    from novelty.dcgan import load_generator
-    from novelty.training import fixed_noise, to_uint8
+    from novelty.gan.dcgan import load_generator
+    from novelty.gan.training import fixed_noise, to_uint8
 
     check_request(n, seed)
     model, config = load_generator(checkpoint)
@@ -51,8 +51,8 @@ def generate(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int = def
 
     When a training folder's ``latest`` names a missing checkpoint, a warning on stderr (and in the
     manifest's "warnings") says which one was used instead."""
-    from novelty.dcgan import fallback_note, resolve_checkpoint
-    from novelty.images import grid, save_png
+    from novelty.gan.dcgan import fallback_note, resolve_checkpoint
+    from novelty.images.decode import grid, save_png
 
     check_request(n, seed)
     out = Path(out)

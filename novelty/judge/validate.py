@@ -4,11 +4,11 @@ measure what the copy verdict catches (``novelty validate``).
 From a folder of real images:
 
 1. every image is decoded, fitted and embedded (features cached under ``OUT/features``, keyed by
-   file content like a run's feature store), and near-duplicate groups are found (:mod:`novelty.curation`);
+   file content like a run's feature store), and near-duplicate groups are found (:mod:`novelty.curate.curation`);
 2. a seeded, group-aware ``unseen_fraction`` of the images (seed + 1) is set aside as UNSEEN real
    images: they play genuinely novel samples; the rest is the TRAINING set;
 3. the training set goes through exactly the verdict path of a run
-   (:func:`novelty.verdicts.calibrate_training`: duplicate groups, held-out split with ``seed``, copy
+   (:func:`novelty.judge.verdicts.calibrate_training`: duplicate groups, held-out split with ``seed``, copy
    rule at ``fpr``);
 4. ``copies`` training images (seeded) are copied in each way of :data:`KINDS`, on the fitted
    image: ``exact``; ``flip`` (mirrored left-right); ``crop95``, ``crop90``, ``crop80`` (a window
@@ -17,7 +17,7 @@ From a folder of real images:
 5. copies and unseen images are judged like generated samples, by the combined rule and by each
    piece of evidence alone (calibrated at the same ``fpr``), with the mirror search of ``judge_run``
    unless ``mirror=False`` (each probe and held-out image is then also embedded flipped left-right)
-   and the aligned pixel match unless ``align=False`` (:mod:`novelty.alignment`).
+   and the aligned pixel match unless ``align=False`` (:mod:`novelty.judge.alignment`).
 
 The report gives, per kind of copy, the share flagged (true-positive rate) and, for the unseen real
 images, the share flagged (false-positive rate), each with an exact 95% interval; it is written to
@@ -116,7 +116,7 @@ class ValidationReport:
 
 
 def _cell(flags: np.ndarray) -> Cell:
-    from novelty.calibration import clopper_pearson
+    from novelty.judge.calibration import clopper_pearson
 
     flagged, n = int(np.sum(flags)), int(len(flags))
     return Cell(flagged, n, flagged / n if n else float("nan"), clopper_pearson(flagged, n))
@@ -134,14 +134,14 @@ def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.nda
     calibration summary).
 
     ``mirrored_probes`` (the probes flipped left-right) and ``training_mirrored`` (flipped training
-    images by index) turn on the mirror search, as in :func:`novelty.verdicts.assess`; ``probe_pixels``
-    (``{row: grey images}``, :func:`novelty.alignment.grey`) and ``training_pixels`` (those of training
+    images by index) turn on the mirror search, as in :func:`novelty.judge.verdicts.assess`; ``probe_pixels``
+    (``{row: grey images}``, :func:`novelty.judge.alignment.grey`) and ``training_pixels`` (those of training
     images by index) the aligned pixel
-    match (:mod:`novelty.alignment`).
+    match (:mod:`novelty.judge.alignment`).
     """
-    from novelty.calibration import calibrate, judge
-    from novelty.neighbors import normalize
-    from novelty.verdicts import calibrate_training, nearest_training
+    from novelty.judge.calibration import calibrate, judge
+    from novelty.judge.verdicts import calibrate_training, nearest_training
+    from novelty.search.neighbors import normalize
 
     train = {layer: normalize(x) for layer, x in training.items()}
     tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
@@ -179,17 +179,17 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
 
     ``mirror``: judge with the mirror search, as ``judge_run`` does by default (every probe and
     held-out image is also embedded flipped left-right). ``align``: add the aligned pixel match, as
-    ``judge_run`` does by default (:mod:`novelty.alignment`).
+    ``judge_run`` does by default (:mod:`novelty.judge.alignment`).
 
-    ``extractor``: a :class:`novelty.features.Extractor` to use instead of building one from
+    ``extractor``: a :class:`novelty.embed.features.Extractor` to use instead of building one from
     ``weights``, ``preprocess``, ``input_size``, ``layers``, ``block1_reduce`` and ``fit_mode``.
     """
-    from novelty.analyze import decode_set
-    from novelty.calibration import holdout_split
-    from novelty.curation import duplicate_groups
-    from novelty.features import MirroredExtractor
-    from novelty.featurestore import FeatureStore
-    from novelty.neighbors import normalize
+    from novelty.analysis import decode_set
+    from novelty.curate.curation import duplicate_groups
+    from novelty.embed.features import MirroredExtractor
+    from novelty.embed.featurestore import FeatureStore
+    from novelty.judge.calibration import holdout_split
+    from novelty.search.neighbors import normalize
 
     bounds.check_all(("validate_copies", "copies", copies), ("unseen_fraction", "unseen_fraction", unseen_fraction),
                      ("holdout_fraction", "holdout_fraction", holdout_fraction), ("false_positive_rate", "fpr", fpr),
@@ -200,7 +200,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     if train_dir.is_dir() and is_inside(out, train_dir):
         raise NoveltyError(f"the output folder {out} must not lie inside the image folder {train_dir}")
     if extractor is None:
-        from novelty.features import Extractor
+        from novelty.embed.features import Extractor
 
         extractor = Extractor(weights=weights, preprocess=preprocess, input_size=input_size, layers=layers,
                               block1_reduce=block1_reduce, seed=seed, fit_mode=fit_mode)
@@ -220,7 +220,7 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     n_copies = min(copies, len(train_idx))
     sources = np.sort(rng.choice(train_idx, n_copies, replace=False))
 
-    from novelty.alignment import TrainingPixels, grey
+    from novelty.judge.alignment import TrainingPixels, grey
 
     probes: dict[str, dict[str, np.ndarray]] = {}
     mirrored: dict[str, dict[str, np.ndarray]] = {}

@@ -3,7 +3,7 @@
 The rule. Per layer, with every row L2-normalised, ``like`` = cosine of each training image to the
 L2-normalised centroid of the EXAMPLE rows, and (when NOT ids are given) ``unlike`` = the same to the
 centroid of the NOT rows; the layer's raw score is ``like - unlike``. Each layer's raw scores become
-robust z-scores (:func:`novelty.curation.robust_z`) over the candidates, and ``score`` is their mean
+robust z-scores (:func:`novelty.curate.curation.robust_z`) over the candidates, and ``score`` is their mean
 over the layers. Why: a centroid of a few examples of one kind points at what they share and
 averages out what each has of its own (the max over examples follows any one example's quirks, and
 one odd example drags its own look-alikes up); the z-scores put layers on one scale (block1_pool
@@ -53,8 +53,8 @@ def likeness_scores(features: Mapping[str, np.ndarray], examples: Sequence[int],
     candidate[list(not_examples)] = False
     if not candidate.any():
         raise NoveltyError(f"nothing left to rank: all {n} training images are examples or NOT ids")
-    from novelty.curation import robust_z
-    from novelty.neighbors import normalize
+    from novelty.curate.curation import robust_z
+    from novelty.search.neighbors import normalize
 
     per_layer = []
     for x in features.values():
@@ -102,9 +102,9 @@ def rank_ids(features: Mapping[str, np.ndarray], training_ids: Sequence[str], ex
 
 def training_features(run_dir: str | os.PathLike) -> tuple[list[str], dict[str, np.ndarray]]:
     """The TRAINING ids and ``{layer: (N, D)}`` features of a run folder, every layer of ``run.json``."""
-    from novelty.featurestore import FeatureStore
+    from novelty.embed.featurestore import FeatureStore
     from novelty.files import read_json
-    from novelty.runfolder import RunFolder
+    from novelty.run.folder import RunFolder
 
     run = RunFolder(run_dir).require()
     try:

@@ -104,7 +104,7 @@ def is_shard_folder(path: str | os.PathLike) -> bool:
     A prepare manifest whose shards are gone still counts, so training reports the missing shard
     instead of trying to decode the manifest as an image.
     """
-    from novelty.records import is_prepared
+    from novelty.images.records import is_prepared
 
     path = Path(path)
     if not path.is_dir() or not (path / "manifest.json").is_file():
@@ -115,11 +115,11 @@ def is_shard_folder(path: str | os.PathLike) -> bool:
 def training_images(source: str | os.PathLike, size: int, fit_mode: str = defaults.FIT_MODE,
                     progress: bool = True):
     """An unbatched dataset of uint8 ``(size, size, 3)`` images from a folder or shards, and a description."""
-    from novelty.images import load_folder
+    from novelty.images.decode import load_folder
 
     source = Path(source)
     if is_shard_folder(source):
-        from novelty.records import read_shards
+        from novelty.images.records import read_shards
 
         return read_shards(source, size)
     loaded = load_folder(source, size, fit_mode, progress=progress)

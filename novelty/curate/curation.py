@@ -39,7 +39,7 @@ scale is a mode of the collection, not junk. ``is_outlier`` when the score excee
 2.5`` (the largest of several z-scores runs higher than one): the stated rate is at most about 2.5%
 of a collection without junk (measured: 0.8% of the masks; 2 to 2.5% of a Gaussian blob, whose
 log distances have a long upper tail, tests/test_curation.py), and on the masks with 1% planted
-junk of each kind it flags most of it (``benchmarks/bench_junk.py``, :mod:`novelty.junk`). Measured
+junk of each kind it flags most of it (``benchmarks/bench_junk.py``, :mod:`novelty.curate.junk`). Measured
 there (30 of a kind among 2,989): precision at N 0.97 catalogue pages, 0.87 logos, 0.97 drawings,
 0.90 noise; unseen while choosing: 0.97 screenshots, 0.70 product renders; all six mixed 0.93
 (per kind within the mix 0.80 to 0.93, product renders 0.63); genuine images flagged 0.4 to 0.8%.
@@ -84,7 +84,7 @@ def self_neighbours(features: np.ndarray, k: int = defaults.TOP_K, progress: boo
     The row itself is removed by index (not by position: an exact duplicate can tie with it).
     ``k`` is reduced to ``N - 1`` when the set is smaller.
     """
-    from novelty.neighbors import top_k
+    from novelty.search.neighbors import top_k
 
     n = len(features)
     if n < 2:
@@ -163,7 +163,7 @@ def pair_similarity(features_a: np.ndarray, features_b: np.ndarray, rows: np.nda
                     chunk: int = 2048) -> np.ndarray:
     """Cosine similarity of ``features_a[rows[p]]`` and ``features_b[cols[p]]`` for each pair p: ``(P,)`` float32.
 
-    Rows are L2-normalised already (:func:`novelty.neighbors.normalize`), as everywhere in curation:
+    Rows are L2-normalised already (:func:`novelty.search.neighbors.normalize`), as everywhere in curation:
     normalising the gathered rows again cost 8 s of a masks verdict stage at ``block1_pool``.
     """
     out = np.empty(len(rows), dtype=np.float32)
@@ -347,11 +347,11 @@ def thumbnail(path: str | os.PathLike, size: int = THUMBNAIL) -> tuple[np.ndarra
     """A file decoded to RGB uint8 at most ``size`` px a side, and its original (width, height).
 
     JPEGs are decoded at reduced scale (Pillow's draft mode), so large photos cost little.
-    Raises :class:`novelty.images.ImageError` with a reason for unreadable files.
+    Raises :class:`novelty.images.decode.ImageError` with a reason for unreadable files.
     """
     from PIL import Image
 
-    from novelty.images import ImageError, decode
+    from novelty.images.decode import ImageError, decode
 
     try:
         with Image.open(path) as img:

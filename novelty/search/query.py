@@ -18,7 +18,7 @@ import numpy as np
 from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json
-from novelty.runfolder import RunFolder
+from novelty.run.folder import RunFolder
 
 TRAINING = "training"
 
@@ -27,7 +27,7 @@ class QueryIndex:
     """Search a run's TRAINING features with new images.
 
     ``extractor``: anything with ``layers``, ``params(layer)`` and ``embed(images, batch_size,
-    progress)`` like :class:`novelty.features.Extractor`; None builds the run's own on first use.
+    progress)`` like :class:`novelty.embed.features.Extractor`; None builds the run's own on first use.
     """
 
     def __init__(self, run: str | os.PathLike, extractor=None) -> None:
@@ -46,7 +46,7 @@ class QueryIndex:
     def extractor(self):
         """The run's feature extractor (weights resolved and checked on first use)."""
         if self._extractor is None:
-            from novelty.features import Extractor
+            from novelty.embed.features import Extractor
 
             weights = self.run.get("weights") or {}
             requested = weights.get("path") if weights.get("source") == "file" else weights.get("requested")
@@ -65,7 +65,7 @@ class QueryIndex:
     def training(self, layer: str) -> tuple[list[str], np.ndarray]:
         """The stored TRAINING ``(ids, features (M, D))`` of ``layer``, checked against the extractor."""
         if layer not in self._training:
-            from novelty.featurestore import FeatureStore
+            from novelty.embed.featurestore import FeatureStore
 
             store = FeatureStore(RunFolder(self.root).features_dir)
             meta = store.meta(TRAINING, layer)
@@ -82,8 +82,8 @@ class QueryIndex:
     def search(self, image: np.ndarray, k: int | None = None) -> dict[str, list[tuple[str, float]]]:
         """The ``k`` nearest TRAINING images of one RGB uint8 ``(H, W, 3)`` image, per layer, best first:
         ``{layer: [(training id, cosine similarity), ...]}``."""
-        from novelty.images import fit
-        from novelty.neighbors import top_k
+        from novelty.images.decode import fit
+        from novelty.search.neighbors import top_k
 
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -108,7 +108,7 @@ class QueryIndex:
 def query_image(run: str | os.PathLike, path: str | os.PathLike, k: int | None = None
                 ) -> dict[str, list[tuple[str, float]]]:
     """Decode the image file at ``path`` and return its nearest TRAINING images in ``run`` per layer."""
-    from novelty.images import decode
+    from novelty.images.decode import decode
 
     image, _ = decode(Path(path))
     return QueryIndex(run).search(image, k)

@@ -2,7 +2,7 @@
 analysis sees them (both fitted to the run's input size), or pixel for pixel once mirrored.
 
 This is decisive on its own and needs no calibration, so it holds whatever the size of the held-out
-set: the calibrated rule (:mod:`novelty.calibration`) cannot flag anything when too few images are
+set: the calibrated rule (:mod:`novelty.judge.calibration`) cannot flag anything when too few images are
 held out for the chosen false-positive rate, yet an identical copy must still be called one. It does
 not weaken the calibration either: an unseen real image is never identical to a training image
 outside its own near-duplicate group (identical images are one group, and a held-out image's search

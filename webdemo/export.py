@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from novelty import defaults
-from novelty.browse import RunView, thumbnail_png
 from novelty.errors import NoveltyError
 from novelty.files import write_json, write_text
+from novelty.run.browse import RunView, thumbnail_png
 
 MARKER = ".novelty-export"  # an export folder is recognised by this file, so it can be refreshed
 SCRIPTS = re.compile(r"<!-- scripts -->.*?<!-- /scripts -->", re.S)

@@ -91,7 +91,7 @@ def keep_until(out: str | os.PathLike, step: int) -> None:
 def training_subsample(dataset, n: int, seed: int) -> np.ndarray:
     """A seeded subsample of ``n`` images (all of them when fewer) of an unbatched uint8 dataset,
     in dataset order: ``(min(n, N), H, W, 3)`` uint8. Reads the dataset once."""
-    from novelty.pipeline import _count
+    from novelty.images.pipeline import _count
 
     count = _count(dataset, exact=True)
     chosen = np.sort(np.random.default_rng(seed).choice(count, min(n, count), replace=False))
@@ -106,8 +106,8 @@ class QualityTracker:
     """Computes and records PRDC of a generator's fixed-noise sample against the cached training side."""
 
     def __init__(self, out: Path, dataset, weights: str, n: int, seed: int, z_dim: int):
-        from novelty.features import Extractor
-        from novelty.training import fixed_noise
+        from novelty.embed.features import Extractor
+        from novelty.gan.training import fixed_noise
 
         self.out, self.dataset, self.n, self.seed = Path(out), dataset, n, seed
         self.extractor = Extractor(weights=weights, input_size=defaults.INPUT_SIZE, layers=(LAYER,), seed=seed)
@@ -120,7 +120,7 @@ class QualityTracker:
     def prepare(self) -> None:
         """Embed the training subsample, or load it from the training folder when cached with these
         parameters (before training when the call will evaluate; never when it will not)."""
-        from novelty.neighbors import normalize
+        from novelty.search.neighbors import normalize
 
         cache = self.out / CACHE_FILE
         params = json.dumps(self._params(), sort_keys=True)
@@ -140,9 +140,9 @@ class QualityTracker:
 
     def evaluate(self, generator, step: int) -> dict:
         """PRDC of ``generator``'s fixed-noise sample at ``step``; appends the row, redraws the plot."""
-        from novelty.neighbors import normalize
-        from novelty.prdc import compute_prdc
-        from novelty.training import to_uint8
+        from novelty.gan.training import to_uint8
+        from novelty.judge.prdc import compute_prdc
+        from novelty.search.neighbors import normalize
 
         if self.training is None:
             self.prepare()

@@ -30,7 +30,7 @@ import numpy as np
 from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
-from novelty.images import check_fit, find_images, iter_folder
+from novelty.images.decode import check_fit, find_images, iter_folder
 
 MANIFEST_FILE = "manifest.json"
 SKIPPED_FILE = "skipped.csv"
@@ -383,7 +383,7 @@ def load_prepared(folder: str | os.PathLike, size: int, fit_mode: str = defaults
     """Every image of a prepared folder, ids from its manifest and pixels decoded from its shards, fitted
     to ``size`` (``fit_mode`` decides only when the shards hold another size). NoveltyError when the
     manifest or a shard is unusable or the shards lack an image the manifest lists."""
-    from novelty.images import fit
+    from novelty.images.decode import fit
 
     check_fit(size, fit_mode)
     folder = Path(folder)

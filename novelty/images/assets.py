@@ -1,6 +1,6 @@
 """Where the embedded default data lives.
 
-``python -m novelty.assets NAME`` prints the image folder of an embedded set:
+``python -m novelty.images.assets NAME`` prints the image folder of an embedded set:
 
 - ``masks``: the 2,989 African-mask thumbnails (64x64 RGB JPEG) of the 2018 "Generating African Masks
   with TensorFlow and TPUs" demo by Victor Dibia, MIT licence, shipped in this repository as
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from novelty.errors import NoveltyError
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 BUNDLED_CHECKPOINT = DATA / "checkpoints" / "twemoji64"
 MASKS_COUNT = 2989
 
@@ -52,7 +52,7 @@ SETS: dict[str, Callable[[], Path]] = {"masks": masks_folder, "twemoji": twemoji
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] not in SETS:
-        print(f"usage: python -m novelty.assets {'|'.join(SETS)}", file=sys.stderr)
+        print(f"usage: python -m novelty.images.assets {'|'.join(SETS)}", file=sys.stderr)
         return 2
     try:
         print(SETS[argv[0]]())

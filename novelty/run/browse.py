@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from novelty import defaults
-from novelty.alignment import ALIGNED, EVIDENT_MATCH
 from novelty.errors import NoveltyError
 from novelty.files import read_json
-from novelty.runfolder import RunFolder
+from novelty.judge.alignment import ALIGNED, EVIDENT_MATCH
+from novelty.run.folder import RunFolder
 
 # What each VGG16 layer's neighbours mean to a person looking at them.
 LAYER_INFO: dict[str, dict[str, str]] = {
@@ -38,7 +38,7 @@ LAYER_INFO: dict[str, dict[str, str]] = {
     },
 }
 
-# samples.csv and training.csv are written by novelty.verdicts; these are the columns read here.
+# samples.csv and training.csv are written by novelty.judge.verdicts; these are the columns read here.
 # Per GENERATED sample: verdict, copy_score, copy_p_value, layer_agreement, duplicate_group, and per
 # layer {layer}_nearest_id, {layer}_similarity, {layer}_heldout_share, {layer}_p_value; likewise
 # aligned_* for the aligned pixel match, with aligned_scale and aligned_crop.
@@ -291,7 +291,7 @@ class RunView:
     def _aligned_level(self) -> dict[str, Any]:
         """The aligned score above which the pixel match says "crop or rescale of that training image":
         the run's held-out threshold for the match alone when it has one ("heldout"), else
-        :data:`novelty.alignment.EVIDENT_MATCH` ("stated")."""
+        :data:`novelty.judge.alignment.EVIDENT_MATCH` ("stated")."""
         calibration = self.summary_data.get("calibration")
         thresholds = calibration.get("thresholds") if isinstance(calibration, dict) else None
         level = _number(str(thresholds.get(ALIGNED))) if isinstance(thresholds, dict) else None
@@ -368,7 +368,7 @@ class RunView:
         """One record per TRAINING image: outlier score, duplicate group, hub flags, retrieval counts
         (per layer), pixel flags. Without ``training.csv`` duplicates are identical files and a
         retrieval hub is retrieved ``defaults.HUB_FACTOR`` times more often than chance (as
-        novelty.verdicts defines it)."""
+        novelty.judge.verdicts defines it)."""
         rows = []
         retrievals = sum(sum(counts.values()) for counts in self._retrieved.values())
         chance = retrievals / max(1, len(self.training_ids))
@@ -448,7 +448,7 @@ def _inside(folder: Path, relative: str) -> Path | None:
 
 
 def _read_neighbours(path: Path) -> dict[str, list[Neighbour]]:
-    from novelty.neighbors import load_neighbors
+    from novelty.search.neighbors import load_neighbors
 
     if not path.is_file():
         raise NoveltyError(f"missing neighbours file {path}; run `novelty analyze`")
@@ -463,7 +463,7 @@ def thumbnail_png(path: str | os.PathLike, size: int) -> bytes | None:
     """
     from PIL import Image
 
-    from novelty.images import ImageError, decode, to_png_bytes
+    from novelty.images.decode import ImageError, decode, to_png_bytes
 
     try:
         arr, info = decode(path)

@@ -15,10 +15,10 @@ real image comes".
 Honest calibration. A held-out image with a near-duplicate elsewhere in the training set is not
 unseen: its near-1 similarity would push the threshold up to where nothing is ever flagged (on the
 masks, 15% of images have a near-duplicate and a plain split puts the 1% threshold at cosine 1.000).
-So (a) the split is made by duplicate GROUP (:mod:`novelty.curation` finds the groups): a group lies
+So (a) the split is made by duplicate GROUP (:mod:`novelty.curate.curation` finds the groups): a group lies
 wholly on one side; and (b) a held-out image's own group is left out of its search.
 
-Mirror search (on by default in :func:`novelty.verdicts.judge_run`): a GAN trained with flip
+Mirror search (on by default in :func:`novelty.judge.verdicts.judge_run`): a GAN trained with flip
 augmentation can reproduce a training image mirrored, which the spatial VGG features barely
 recognise (on the masks 35% of mirrored copies were caught without it, 100% with it). Each sample is
 then also embedded flipped left-right and its similarity is the better of the two; held-out images
@@ -34,7 +34,7 @@ Per layer, for a GENERATED sample with nearest-training similarity ``s``:
 
 Layer combination (one verdict from several layers): min-count, calibrated on the held-out set.
 A "layer" is any piece of evidence with one similarity per image: the VGG layers and the aligned
-pixel match (:mod:`novelty.alignment`, named ``aligned``) are treated alike.
+pixel match (:mod:`novelty.judge.alignment`, named ``aligned``) are treated alike.
 A sample's statistic is ``t = min over layers of c`` (it looks like a copy if ANY layer says so: a
 flip fools the spatial block1_pool more than block5_pool, a colour jitter the reverse). The same
 statistic is computed for every held-out image, counting among the other held-out images and the
@@ -51,7 +51,7 @@ sample itself (full conformal: sample and held-out images are treated alike), an
 Because it is a conformal p-value of the combined statistic, the share of genuinely unseen real
 images flagged is at most ``fpr`` whatever the correlation between layers, with no Bonferroni split
 (which would be conservative when the layers agree, as they mostly do). The validation harness
-(:mod:`novelty.validate`) measures it. For display, :attr:`Calibration.thresholds` gives per layer
+(:mod:`novelty.judge.validate`) measures it. For display, :attr:`Calibration.thresholds` gives per layer
 the similarity above which a sample is a copy on that layer ALONE (the plots draw it): a sample above
 any layer's line is a copy; one just under the lines of several layers can be one too.
 
@@ -59,7 +59,7 @@ With ``H`` held-out images the smallest p-value is ``1 / (1 + H)``: below ``H = 
 sample can be flagged, and :attr:`Calibration.warnings` says so and what size would do. The rate is
 kept as asked rather than raised to the best reachable one: a flag then always means what the user
 asked it to mean, and a rate as loose as ``1 / (1 + H)`` (0.2 with 4 held-out images) would flag
-ordinary samples. Identical copies are still caught, by :mod:`novelty.identical`, which needs no
+ordinary samples. Identical copies are still caught, by :mod:`novelty.judge.identical`, which needs no
 calibration.
 """
 
@@ -153,7 +153,7 @@ def leave_group_out_neighbours(heldout_features: np.ndarray, training_features: 
     """The ``count`` nearest TRAINING images of each held-out image outside its own duplicate group,
     best first, as :func:`leave_group_out_nearest` finds the first: (indices ``(H, C)`` int64, -1
     where fewer are usable; similarities ``(H, C)`` float32, -inf there), ``C = min(count, N)``."""
-    from novelty.neighbors import top_k
+    from novelty.search.neighbors import top_k
 
     components = np.asarray(components)
     own = components[np.asarray(heldout_index)]

@@ -442,7 +442,7 @@ def select(run: str | os.PathLike | None, *, outliers: bool = False, duplicates:
         raise NoveltyError("nothing selected; use --outliers, --duplicates and/or --list FILE")
     rows, known, table = None, None, None
     if run is not None:
-        from novelty.runfolder import RunFolder
+        from novelty.run.folder import RunFolder
 
         table = RunFolder(run).require().training_csv
         if table.is_file() or outliers or duplicates:
@@ -468,7 +468,7 @@ def training_folder(run: str | os.PathLike | None, train: str | os.PathLike | No
     if run is None:
         raise NoveltyError("which training folder? give --train DIR (or --run RUN to use its train_dir)")
     from novelty.files import read_json
-    from novelty.runfolder import RunFolder
+    from novelty.run.folder import RunFolder
 
     recorded = read_json(RunFolder(run).require().run_json).get("train_dir")
     if not recorded:

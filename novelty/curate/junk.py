@@ -11,7 +11,7 @@ N = that kind's count, ranked among the genuine images and that kind only), how 
 false-flag rate on the genuine collection alone.
 
 :data:`HELD_OUT` names the kinds that were not looked at while the outlier score was chosen
-(:mod:`novelty.curation`): their figures are those of unseen junk.
+(:mod:`novelty.curate.curation`): their figures are those of unseen junk.
 """
 
 from __future__ import annotations
@@ -268,11 +268,11 @@ def run_junk(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     kind alone, all mixed, and none; write ``out/junk.json``; return the report."""
     import time
 
-    from novelty.analyze import decode_set
-    from novelty.curation import outlier_stage
-    from novelty.featurestore import FeatureStore
+    from novelty.analysis import decode_set
+    from novelty.curate.curation import outlier_stage
+    from novelty.embed.featurestore import FeatureStore
     from novelty.files import write_json
-    from novelty.neighbors import normalize
+    from novelty.search.neighbors import normalize
 
     if not 0 < share < 0.5:
         raise NoveltyError(f"share of each kind must be in 0 < share < 0.5, received {share!r}")
@@ -281,7 +281,7 @@ def run_junk(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
         raise NoveltyError(f"unknown kinds of junk {unknown or kinds!r}; must be some of: {', '.join(KINDS)}")
     out = Path(out)
     if extractor is None:
-        from novelty.features import Extractor
+        from novelty.embed.features import Extractor
 
         extractor = Extractor(weights=weights, seed=seed)
     layers = tuple(extractor.layers)

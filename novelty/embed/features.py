@@ -24,9 +24,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from novelty import bounds, defaults
+from novelty.embed.weights import CONV_LAYERS, WeightsSource, build_vgg16, resolve
 from novelty.errors import NoveltyError
-from novelty.images import fit
-from novelty.weights import CONV_LAYERS, WeightsSource, build_vgg16, resolve
+from novelty.images.decode import fit
 
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 MIN_INPUT_SIZE = defaults.RANGES["input_size"].low  # five 2x2 poolings

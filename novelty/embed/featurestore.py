@@ -120,7 +120,7 @@ class FeatureStore:
     def update(self, set_name: str, ids: Sequence[str], sha256s: Sequence[str], images: np.ndarray,
                extractor, batch_size: int = defaults.EMBED_BATCH_SIZE, progress: bool = True) -> int:
         """Bring ``set_name`` up to date for every layer of ``extractor`` (a
-        :class:`novelty.features.Extractor`); returns how many images were embedded.
+        :class:`novelty.embed.features.Extractor`); returns how many images were embedded.
 
         images: uint8 ``(N, H, W, 3)``, row i = ``ids[i]`` with file hash ``sha256s[i]``. Rows whose hash
         is stored with the same params are copied, the others embedded in batches straight into the

@@ -1,19 +1,19 @@
 """Verdicts and curation of a run folder: reads its features and neighbour lists, writes
 ``samples.csv``, ``training.csv``, ``evidence.json``, ``summary.json`` and ``plots/*.png``.
 
-Layers, from the bottom: the maths lives in :mod:`novelty.calibration` (held-out split, calibrated
-copy rule, copy-rate intervals), :mod:`novelty.copying` (C_T), :mod:`novelty.prdc` and
-:mod:`novelty.curation` (duplicates, outliers, hubs, pixel flags). :func:`assess` runs them on
+Layers, from the bottom: the maths lives in :mod:`novelty.judge.calibration` (held-out split, calibrated
+copy rule, copy-rate intervals), :mod:`novelty.judge.copying` (C_T), :mod:`novelty.judge.prdc` and
+:mod:`novelty.curate.curation` (duplicates, outliers, hubs, pixel flags). :func:`assess` runs them on
 loaded arrays; :func:`judge_run` loads a run folder, calls :func:`assess` and writes the files.
 
 What a run gets (see the README for the columns):
 
 - per GENERATED sample: nearest training image, similarity (the better of the sample and its mirror
   image, ``<layer>_mirrored`` saying which), share of held-out images that come as close and
-  p-value per layer, and the same for the aligned pixel match (``aligned_*``, :mod:`novelty.alignment`:
+  p-value per layer, and the same for the aligned pixel match (``aligned_*``, :mod:`novelty.judge.alignment`:
   the best-aligned training image among the nearest, with the crop's scale and side); the combined
   ``copy_score`` / ``copy_p_value`` / ``is_copy`` (any piece of evidence, calibrated on held-out
-  images, see :mod:`novelty.calibration`, or identical to a training image, :mod:`novelty.identical`,
+  images, see :mod:`novelty.judge.calibration`, or identical to a training image, :mod:`novelty.judge.identical`,
   which holds whatever the held-out set's size); a ``verdict`` word
   (``copy``; ``borderline`` when not a copy but ``copy_p_value <= BORDERLINE_RATE``; ``novel``);
   ``layer_agreement`` (mean Jaccard index of the layers' top-k lists); its near-duplicate group
@@ -46,8 +46,8 @@ import numpy as np
 from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
-from novelty.identical import training_overlap
-from novelty.runfolder import RunFolder
+from novelty.judge.identical import training_overlap
+from novelty.run.folder import RunFolder
 from novelty.stopwatch import Stopwatch
 
 EVIDENCE_FILE = "evidence.json"
@@ -107,7 +107,7 @@ def grouped_list(indices: np.ndarray, scores: np.ndarray, components: np.ndarray
 
 def _match_evidence(found, row: Mapping) -> dict:
     """The aligned pixel match of one GENERATED sample for ``evidence.json``: which training image,
-    how well, and how the two line up (:class:`novelty.alignment.Match`)."""
+    how well, and how the two line up (:class:`novelty.judge.alignment.Match`)."""
     return {"id": row["aligned_nearest_id"] or None, "score": row["aligned_similarity"],
             "mirrored": row["aligned_mirrored"], "scale": found.scale, "crop": CROP_SIDE[found.inside],
             "offset": list(found.offset)}
@@ -126,13 +126,13 @@ class TrainingCalibration:
     """What the training set alone decides: duplicate groups, the held-out split, the copy rule."""
 
     self_neighbours: dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (N, k) other training images
-    outliers: object  # novelty.curation.Outliers, from the same search (deeper lists)
-    duplicate_rule: object  # novelty.curation.DuplicateRule
+    outliers: object  # novelty.curate.curation.Outliers, from the same search (deeper lists)
+    duplicate_rule: object  # novelty.curate.curation.DuplicateRule
     components: np.ndarray  # (N,) duplicate-group labels (singletons have their own)
     reference: np.ndarray  # training indices
     heldout: np.ndarray  # training indices
     heldout_nearest: dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (H,) index, similarity
-    calibration: object  # novelty.calibration.Calibration
+    calibration: object  # novelty.judge.calibration.Calibration
 
 
 def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.TOP_K,
@@ -147,11 +147,12 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
     ``mirrored(indices)``: features ``{layer: (len(indices), D)}`` of those training images flipped
     left-right; given, a held-out image's similarity is the better of itself and its mirror image
     (as for generated samples, see :func:`nearest_training`).
-    ``pixels(indices)``: :func:`novelty.alignment.grey` images of those training images; given, the aligned
-    pixel match (:mod:`novelty.alignment`) is one more piece of evidence, named ``aligned``, and a
+    ``pixels(indices)``: :func:`novelty.judge.alignment.grey` images of those training images; given, the aligned
+    pixel match (:mod:`novelty.judge.alignment`) is one more piece of evidence, named ``aligned``, and a
     held-out image is scored against its nearest training images outside its own group.
     """
-    from novelty import alignment, calibration, curation
+    from novelty.curate import curation
+    from novelty.judge import alignment, calibration
 
     layers = tuple(training)
     n = len(training[layers[0]])
@@ -195,7 +196,7 @@ def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, n
                      training_pixels: Callable[[np.ndarray], object] | None = None, progress: bool = False,
                      desc: str = "aligning generated samples") -> tuple[dict[str, tuple], list | None]:
     """Each query's nearest TRAINING image, per piece of evidence: every layer, and ``aligned`` when
-    ``query_pixels`` (:func:`novelty.alignment.grey` images ``(M, S, S)``) and ``training_pixels(indices)``
+    ``query_pixels`` (:func:`novelty.judge.alignment.grey` images ``(M, S, S)``) and ``training_pixels(indices)``
     (those of training images) are given.
 
     ``queries`` / ``training``: ``{layer: (M, D)}`` / ``{layer: (N, D)}``, rows L2-normalised;
@@ -203,10 +204,10 @@ def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, n
     (None: searched here); ``mirrored`` ``{layer: (M, D)}``: the queries flipped left-right,
     normalised (None: no mirror search; given, a query's nearest is the better of itself and its
     mirror image). Returns ({name: (indices (M,), similarities (M,), mirrored (M,) bool)}, the
-    :class:`novelty.alignment.Match` of each query, or None without alignment).
+    :class:`novelty.judge.alignment.Match` of each query, or None without alignment).
     """
-    from novelty import alignment
-    from novelty.neighbors import top_k
+    from novelty.judge import alignment
+    from novelty.search.neighbors import top_k
 
     depth = alignment.ALIGN_CANDIDATES if query_pixels is not None else 1
     out: dict[str, tuple] = {}
@@ -238,7 +239,7 @@ def _better_of(plain: tuple[np.ndarray, np.ndarray], mirrored: tuple[np.ndarray,
 
 
 def _normalized(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from novelty.neighbors import normalize
+    from novelty.search.neighbors import normalize
 
     return {layer: normalize(x) for layer, x in features.items()}
 
@@ -249,7 +250,7 @@ def _closest_heldout(cal, heldout_nearest: Mapping[str, tuple[np.ndarray, np.nda
     most copy-like first (the combined rule's p-value): the yardstick's upper end, which sets the
     copy threshold. Each: held-out id, its nearest training id at the layer that says most, and the
     similarity per layer."""
-    from novelty import calibration
+    from novelty.judge import calibration
 
     held_sims = {layer: heldout_nearest[layer][1] for layer in cal.layers}
     judged = calibration.judge(cal, held_sims)
@@ -282,19 +283,20 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     (a function giving those of training images by index) turn on the mirror search: each sample,
     and each held-out image alike, is judged by the better of itself and its mirror image, so a
     mirrored copy is caught like a plain one. Give both or neither.
-    ``generated_pixels`` (:func:`novelty.alignment.grey` images of the samples) and ``training_pixels`` (a
+    ``generated_pixels`` (:func:`novelty.judge.alignment.grey` images of the samples) and ``training_pixels`` (a
     function giving those of training images by index) add the aligned pixel match
-    (:mod:`novelty.alignment`): a crop or rescale of a training image is caught by its pixels, which
+    (:mod:`novelty.judge.alignment`): a crop or rescale of a training image is caught by its pixels, which
     the pooled features miss. Give both or neither.
     ``identical(candidates)``: given ``(M, C)`` training indices per sample (its nearest at each layer,
     plain and mirrored), the training image each sample is identical to and how
-    (:func:`novelty.identical.identical_matches`); such a sample is a copy whatever the calibration
+    (:func:`novelty.judge.identical.identical_matches`); such a sample is a copy whatever the calibration
     can say, which matters where too few images are held out for ``fpr``.
     """
-    from novelty import calibration, curation
-    from novelty.copying import data_copying_test
-    from novelty.neighbors import top_k
-    from novelty.prdc import compute_prdc
+    from novelty.curate import curation
+    from novelty.judge import calibration
+    from novelty.judge.copying import data_copying_test
+    from novelty.judge.prdc import compute_prdc
+    from novelty.search.neighbors import top_k
 
     layers = tuple(training)
     if not layers or set(layers) != set(generated):
@@ -530,7 +532,7 @@ def _csv_text(rows: list[dict]) -> str:
 def _neighbours_from_file(run: RunFolder, layer: str, generated_ids: Sequence[str],
                           training_index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray] | None:
     """``neighbors/<layer>.json`` as index arrays, or None when absent or out of step with the features."""
-    from novelty.neighbors import load_neighbors
+    from novelty.search.neighbors import load_neighbors
 
     if not run.neighbors(layer).is_file():
         return None
@@ -552,8 +554,8 @@ def pixel_rows(train_dir: Path | None, training_ids: Sequence[str], progress: bo
     """Pixel flag columns per TRAINING id, read from the files in ``train_dir``; and warnings."""
     from tqdm.auto import tqdm
 
-    from novelty import curation
-    from novelty.images import ImageError
+    from novelty.curate import curation
+    from novelty.images.decode import ImageError
 
     names = curation.QUALITY_FLAGS
     empty = {col: "" for name in names for col in (f"{name}_score", f"is_{name}")}
@@ -591,7 +593,7 @@ class JudgeResult:
 
 def _build_extractor(manifest: dict, layers: Sequence[str]):
     """The extractor a run's features were made with, rebuilt from ``run.json``."""
-    from novelty.features import Extractor
+    from novelty.embed.features import Extractor
 
     weights = manifest.get("weights") or {}
     return Extractor(weights=weights.get("requested", defaults.WEIGHTS),
@@ -608,7 +610,7 @@ def _mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: S
     flipped left-right, embedded with the run's own extractor and cached in its feature store (sets
     ``<set>_mirrored``, keyed by file content like the plain ones). Raises NoveltyError when that cannot
     be done faithfully (images moved, other extractor settings)."""
-    from novelty.features import MirroredExtractor
+    from novelty.embed.features import MirroredExtractor
 
     size = int(manifest.get("input_size") or defaults.INPUT_SIZE)
     read = _folder_reader(manifest)
@@ -649,7 +651,7 @@ def _folder_reader(manifest: dict) -> Callable[[str, Sequence[str], int], np.nda
     """``read(set_name, ids, size)``: a run's "training" or "generated" images by id, fitted as the run
     fitted them to ``size`` px, RGB uint8 ``(len(ids), size, size, 3)``. Raises NoveltyError when the
     folders are gone or an image cannot be read again."""
-    from novelty.images import ImageError, load
+    from novelty.images.decode import ImageError, load
 
     fit_mode = manifest.get("fit", defaults.FIT_MODE)
     folders = {"training": manifest.get("train_dir"), "generated": manifest.get("generated_dir")}
@@ -660,7 +662,7 @@ def _folder_reader(manifest: dict) -> Callable[[str, Sequence[str], int], np.nda
     def read(set_name: str, ids: Sequence[str], size: int) -> np.ndarray:
         if set_name == "training" and manifest.get("train_prepared"):  # the pixels analyze embedded
             if size not in prepared:
-                from novelty.records import load_prepared
+                from novelty.images.records import load_prepared
 
                 try:
                     loaded = load_prepared(manifest["train_prepared"], size, fit_mode)
@@ -688,10 +690,10 @@ def _file_hashes(store, set_name: str, layer: str, ids: Sequence[str]) -> list[s
 
 def _identical_check(manifest: dict, training_ids: Sequence[str], generated_ids: Sequence[str],
                      hashes: Mapping[str, Sequence[str]]) -> tuple[Callable, list[str]]:
-    """``identical(candidates)`` for :func:`assess` (:func:`novelty.identical.identical_matches` on the
+    """``identical(candidates)`` for :func:`assess` (:func:`novelty.judge.identical.identical_matches` on the
     run's images fitted to its input size, and their file hashes), and warnings it adds to: where the
     images cannot be read again only the file hashes are compared."""
-    from novelty.identical import identical_matches
+    from novelty.judge.identical import identical_matches
 
     size = int(manifest.get("input_size") or defaults.INPUT_SIZE)
     warnings: list[str] = []
@@ -719,7 +721,7 @@ def _identical_check(manifest: dict, training_ids: Sequence[str], generated_ids:
 def _run_pixels(manifest: dict, training_ids: Sequence[str], generated_ids: Sequence[str]):
     """(grey images of the generated samples, those of training images by index): the aligned pixel
     match's input to :func:`assess`."""
-    from novelty.alignment import ALIGN_SIZE, TrainingPixels, grey
+    from novelty.judge.alignment import ALIGN_SIZE, TrainingPixels, grey
 
     read = _folder_reader(manifest)
     generated = grey(read("generated", generated_ids, ALIGN_SIZE))
@@ -778,7 +780,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     search with each generated sample (and held-out image) flipped left-right, embedded with
     ``extractor`` (None: rebuilt from ``run.json``) and cached in the run's feature store; when that is
     impossible the run is judged without it and a warning says why. ``align``: add the aligned pixel
-    match (:mod:`novelty.alignment`), read from the run's image folders; likewise skipped with a
+    match (:mod:`novelty.judge.alignment`), read from the run's image folders; likewise skipped with a
     warning when they are gone.
 
     ``cache``: when the files were already written from the same features, neighbour lists, folders
@@ -786,7 +788,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     as they are (``JudgeResult.cached``) instead of recomputing.
     """
     from novelty import plots as plotting
-    from novelty.featurestore import FeatureStore
+    from novelty.embed.featurestore import FeatureStore
 
     run = RunFolder(run_dir).require()
     try:
@@ -880,7 +882,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
 
 
 def _quality_names() -> tuple[str, ...]:
-    from novelty.curation import QUALITY_FLAGS
+    from novelty.curate.curation import QUALITY_FLAGS
 
     return QUALITY_FLAGS
 
@@ -888,7 +890,7 @@ def _quality_names() -> tuple[str, ...]:
 def _pair_images(train_dir: Path | None, pairs: Sequence[dict]) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """(held-out image, nearest training image, caption) for :func:`novelty.plots.image_pairs`,
     read from the run's training folder; pairs whose files cannot be read are left out."""
-    from novelty.images import ImageError, load
+    from novelty.images.decode import ImageError, load
 
     if not pairs or train_dir is None or not train_dir.is_dir():
         return []

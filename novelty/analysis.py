@@ -2,16 +2,16 @@
 
 Steps (each timed into ``run.json`` "timings"):
 
-1. ``generate`` (with a checkpoint): seeded samples into ``RUN/generated`` (:mod:`novelty.generate`);
-2. ``decode``: both folders (:mod:`novelty.images`), every image fitted to ``input_size`` by
+1. ``generate`` (with a checkpoint): seeded samples into ``RUN/generated`` (:mod:`novelty.gan.generate`);
+2. ``decode``: both folders (:mod:`novelty.images.decode`), every image fitted to ``input_size`` by
    ``images.fit`` (centre crop by default, ``fit_mode="pad"`` to keep everything), so training images and generated samples of any size meet VGG16 at one
    size (default 64, the 2018 demo's native size); an undecodable file is listed in ``files.csv`` with
    its reason and left out, never embedded as zeros;
-3. ``embed_training``, ``embed_generated``: :class:`novelty.features.Extractor` through the
-   content-hash cache of :class:`novelty.featurestore.FeatureStore` (``RUN/features``);
-4. ``search``: exact top-k per layer (:func:`novelty.neighbors.top_k`) -> ``RUN/neighbors/<layer>.json``,
+3. ``embed_training``, ``embed_generated``: :class:`novelty.embed.features.Extractor` through the
+   content-hash cache of :class:`novelty.embed.featurestore.FeatureStore` (``RUN/features``);
+4. ``search``: exact top-k per layer (:func:`novelty.search.neighbors.top_k`) -> ``RUN/neighbors/<layer>.json``,
    skipped for a layer whose features and k are those of the lists already there;
-5. ``verdicts``: :func:`novelty.verdicts.judge_run` when that module is installed.
+5. ``verdicts``: :func:`novelty.judge.verdicts.judge_run` when that module is installed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from novelty import __version__, bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import is_inside, read_json, write_json, write_text
-from novelty.runfolder import RunFolder
+from novelty.run.folder import RunFolder
 from novelty.stopwatch import Stopwatch
 
 FILES_COLUMNS = ("set", "id", "sha256", "width", "height", "mode", "status", "reason")
@@ -55,7 +55,7 @@ class AnalyzeOptions:
     block1_reduce: str = defaults.BLOCK1_REDUCE
     index: str = defaults.INDEX
     progress: bool = True
-    verdicts: bool = True  # run novelty.verdicts.judge_run at the end, when that module exists
+    verdicts: bool = True  # run novelty.judge.verdicts.judge_run at the end, when that module exists
     holdout_fraction: float = defaults.HOLDOUT_FRACTION  # the verdicts' settings (judge_run; in summary.json)
     fpr: float = defaults.FALSE_POSITIVE_RATE
     mirror: bool = True
@@ -106,8 +106,8 @@ def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MO
                progress: bool = True) -> ImageSet:
     """Decode and fit every file under ``root``; bad files become ``skipped`` rows with a reason. A
     ``novelty prepare`` output (manifest + shards) is read as it was prepared: :func:`prepared_set`."""
-    from novelty.images import iter_folder
-    from novelty.pipeline import is_shard_folder
+    from novelty.images.decode import iter_folder
+    from novelty.images.pipeline import is_shard_folder
 
     if is_shard_folder(root):
         return prepared_set(name, Path(root), size, fit_mode)
@@ -130,10 +130,10 @@ def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MO
 
 def prepared_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE) -> ImageSet:
     """A ``novelty prepare`` output as an image set: ids, source sha256 and original sizes from its
-    manifest, pixels from its shards (:func:`novelty.records.load_prepared`), the files prepare skipped
+    manifest, pixels from its shards (:func:`novelty.images.records.load_prepared`), the files prepare skipped
     as ``skipped`` rows. Features are cached under the source file's sha256 when the shards hold what
     decoding the source would give (same size and fit), else under a hash of both."""
-    from novelty.records import load_prepared
+    from novelty.images.records import load_prepared
 
     loaded = load_prepared(root, size, fit_mode)
     prepared_as = (loaded.manifest["size"], loaded.manifest.get("fit"))
@@ -180,13 +180,13 @@ def _previous_search(run: RunFolder) -> dict:
 def resolve_generated(out: Path, generated: str | os.PathLike | None, checkpoint: str | os.PathLike | None,
                       n: int, seed: int) -> Path:
     """The folder of generated images: given, or sampled from ``checkpoint`` into ``RUN/generated``."""
-    from novelty.generate import samples_folder
+    from novelty.gan.generate import samples_folder
 
     if (generated is None) == (checkpoint is None):
         raise NoveltyError("give exactly one of --generated DIR or --checkpoint PATH")
     if generated is not None:
         return samples_folder(generated)
-    from novelty.generate import generate
+    from novelty.gan.generate import generate
 
     return samples_folder(generate(checkpoint, RunFolder(out).generated_dir, n=n, seed=seed))
 
@@ -198,13 +198,13 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     """Compare the GENERATED images (a folder, or ``n`` samples of ``checkpoint``) with the TRAINING
     images in ``train``; write the run folder ``out`` and return its counts and timings.
 
-    ``extractor``: an existing :class:`novelty.features.Extractor` to reuse (its layers, weights and
+    ``extractor``: an existing :class:`novelty.embed.features.Extractor` to reuse (its layers, weights and
     preprocessing are used; its input size and fit mode must match ``options``); None builds one.
     """
-    from novelty.features import Extractor
-    from novelty.featurestore import FeatureStore
-    from novelty.generate import check_request
-    from novelty.neighbors import BACKENDS, save_neighbors, top_k
+    from novelty.embed.features import Extractor
+    from novelty.embed.featurestore import FeatureStore
+    from novelty.gan.generate import check_request
+    from novelty.search.neighbors import BACKENDS, save_neighbors, top_k
 
     check_request(n, seed)
     run = RunFolder(out)
@@ -295,8 +295,8 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     }
     write_json(run.run_json, manifest)
     summary = None
-    if options.verdicts and importlib.util.find_spec("novelty.verdicts") is not None:
-        from novelty import verdicts
+    if options.verdicts and importlib.util.find_spec("novelty.judge.verdicts") is not None:
+        from novelty.judge import verdicts
 
         judged = verdicts.judge_run(run.root, holdout_fraction=options.holdout_fraction, fpr=options.fpr,
                                     mirror=options.mirror, align=options.align,

@@ -24,7 +24,7 @@ is scored against its :data:`ALIGN_CANDIDATES` nearest training images of each l
 (on the masks the source of a crop to 80% is among the 5 nearest at ``block5_pool`` 99% of the time),
 and, with the mirror search, its mirror image against the nearest of its mirror image. Held-out images
 are scored exactly like generated samples, so the score is calibrated like a layer's similarity
-(:mod:`novelty.calibration` treats it as one more layer, named :data:`ALIGNED`).
+(:mod:`novelty.judge.calibration` treats it as one more layer, named :data:`ALIGNED`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Embedding: genuine VGG16 ImageNet weights, features per layer, and the run's content-keyed feature store."""

@@ -1,0 +1,1 @@
+"""Generator families and their training: the DCGAN, the shared training loop, recipe options, quality tracking, seeded generation."""
