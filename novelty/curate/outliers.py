@@ -37,6 +37,7 @@ import numpy as np
 from novelty import defaults
 from novelty.curate.duplicates import MIN_DISTANCE, duplicate_groups, robust_z
 
+
 def outlier_scales(n: int) -> tuple[int, ...]:
     """The k of :data:`novelty.defaults.OUTLIER_SCALES` used for a set of ``n`` TRAINING images: those
     up to ``OUTLIER_MAX_SHARE * n`` (at least the smallest), none above ``n - 1``."""

@@ -1,7 +1,7 @@
 """Quarantine: move chosen training images out of the training folder, never delete, always undoable.
 
-Selection comes from a run's ``training.csv`` (outliers, all but the first of each duplicate group)
-or from a list of ids (the web demo's export). Files move to ``QDIR/<id>``, keeping their relative
+Selection (:mod:`novelty.curate.selection`) comes from a run's ``training.csv`` or from a list of
+ids; its names are re-exported here. Files move to ``QDIR/<id>``, keeping their relative
 paths, and every step is journalled in ``QDIR/quarantine.jsonl`` *before* it happens:
 
 1. the plan is written atomically: one ``entry`` per file with its id, original and quarantined
@@ -24,7 +24,6 @@ symbolic links, checksum differences) are reported per file and never stop the o
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -33,14 +32,21 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from novelty.curate.selection import (  # noqa: F401  (re-exported: the CLI and tests select through here)
+    combine,
+    read_id_list,
+    read_training_table,
+    select,
+    select_duplicates,
+    select_outliers,
+    training_folder,
+)
 from novelty.errors import NoveltyError
 from novelty.files import sha256_file, write_text
 
 MANIFEST = "quarantine.jsonl"
 FORMAT = 1
 _TMP_SUFFIX = ".novelty-tmp"
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f", ""}
 
 
 @dataclass
@@ -89,77 +95,6 @@ class _Conflict(_Problem):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# ----------------------------------------------------------------------------- selection
-
-def read_id_list(path: str | os.PathLike) -> list[str]:
-    """Training ids from a text file: one per line, blank lines and ``#`` comments ignored."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise NoveltyError(f"id list not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NoveltyError(f"cannot read id list {path}: {exc}") from None
-    lines = (line.strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def read_training_table(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a run's ``training.csv`` (needs at least an ``id`` column)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except FileNotFoundError:
-        raise NoveltyError(f"training table not found: {path}; run `novelty analyze` first, "
-                           "or select with --list") from None
-    if rows and "id" not in rows[0]:
-        raise NoveltyError(f"{path} has no 'id' column; columns are: {', '.join(rows[0])}")
-    return rows
-
-
-def _column(rows: list[dict[str, str]], name: str, path: str) -> None:
-    if rows and name not in rows[0]:
-        raise NoveltyError(f"training table {path} has no {name!r} column; columns are: {', '.join(rows[0])}")
-
-
-def select_outliers(rows: list[dict[str, str]], source: str = "training.csv") -> dict[str, str]:
-    """{id: reason} for rows whose ``is_outlier`` is true."""
-    _column(rows, "is_outlier", source)
-    chosen = {}
-    for row in rows:
-        value = (row["is_outlier"] or "").strip().lower()
-        if value not in _TRUE | _FALSE:
-            raise NoveltyError(f"is_outlier of {row['id']!r} in {source} is {row['is_outlier']!r}; "
-                               "expected true or false")
-        if value in _TRUE:
-            chosen[row["id"]] = "outlier"
-    return chosen
-
-
-def select_duplicates(rows: list[dict[str, str]], source: str = "training.csv") -> dict[str, str]:
-    """{id: reason} for every member of a ``duplicate_group`` but the first id in sorted order."""
-    _column(rows, "duplicate_group", source)
-    groups: dict[str, list[str]] = {}
-    for row in rows:
-        group = (row["duplicate_group"] or "").strip()
-        if group:
-            groups.setdefault(group, []).append(row["id"])
-    chosen = {}
-    for members in groups.values():
-        keep, *rest = sorted(members)
-        for ident in rest:
-            chosen[ident] = f"duplicate of {keep}"
-    return chosen
-
-
-def combine(*selections: dict[str, str]) -> dict[str, str]:
-    """Merge {id: reason} selections, joining the reasons of an id chosen more than once."""
-    merged: dict[str, str] = {}
-    for selection in selections:
-        for ident, reason in selection.items():
-            merged[ident] = f"{merged[ident]}; {reason}" if ident in merged else reason
-    return merged
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -427,50 +362,3 @@ def undo(qdir: str | os.PathLike, *, progress: bool = False) -> list[Outcome]:
                 break
             folder = folder.parent
     return outcomes
-
-
-# ----------------------------------------------------------------------------- from a run folder
-
-def select(run: str | os.PathLike | None, *, outliers: bool = False, duplicates: bool = False,
-           id_list: str | os.PathLike | None = None) -> tuple[dict[str, str], set[str] | None]:
-    """({id: reason}, known ids or None) from a run's ``training.csv`` and/or a list of ids.
-
-    Without a run (or without its training.csv) only ``id_list`` can select, and ids are not
-    checked against a table.
-    """
-    if not (outliers or duplicates or id_list):
-        raise NoveltyError("nothing selected; use --outliers, --duplicates and/or --list FILE")
-    rows, known, table = None, None, None
-    if run is not None:
-        from novelty.run.folder import RunFolder
-
-        table = RunFolder(run).require().training_csv
-        if table.is_file() or outliers or duplicates:
-            rows = read_training_table(table)
-            known = {row["id"] for row in rows}
-    elif outliers or duplicates:
-        raise NoveltyError("--outliers and --duplicates read RUN/training.csv; give --run RUN, "
-                           "or select with --list FILE")
-    selections = []
-    if outliers:
-        selections.append(select_outliers(rows, str(table)))
-    if duplicates:
-        selections.append(select_duplicates(rows, str(table)))
-    if id_list:
-        selections.append(dict.fromkeys(read_id_list(id_list), f"listed in {Path(id_list).name}"))
-    return combine(*selections), known
-
-
-def training_folder(run: str | os.PathLike | None, train: str | os.PathLike | None) -> Path:
-    """The training folder: ``train`` if given, else the run's recorded ``train_dir``."""
-    if train is not None:
-        return Path(train)
-    if run is None:
-        raise NoveltyError("which training folder? give --train DIR (or --run RUN to use its train_dir)")
-    from novelty.files import read_json
-    from novelty.run.folder import RunFolder
-
-    recorded = read_json(RunFolder(run).require().run_json).get("train_dir")
-    if not recorded:
-        raise NoveltyError(f"{run} records no train_dir; give --train DIR")
-    return Path(recorded)
