@@ -12,8 +12,33 @@ from pathlib import Path
 
 import click
 
-from novelty import __version__, defaults
+from novelty import __version__, analysis, defaults
+from novelty.cli.options import (
+    ALIGN_OPTION,
+    BATCH_SIZE_OPTION,
+    BLOCK1_REDUCE_OPTION,
+    FIT,
+    FPR_OPTION,
+    HOLDOUT_OPTION,
+    INPUT_SIZE_OPTION,
+    LAYERS_OPTION,
+    MIRROR_OPTION,
+    PREPROCESS_OPTION,
+    SEED,
+    SIZE,
+    WEIGHTS_OPTION,
+    bounded,
+    options,
+)
+from novelty.curate import morelike
+from novelty.curate import quarantine as q
 from novelty.errors import NoveltyError
+from novelty.gan import generate as gan_generate
+from novelty.gan import training
+from novelty.gan.dcgan import GanConfig
+from novelty.images import records
+from novelty.images.pipeline import training_images
+from novelty.judge import validate as judge_validate
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off stderr
 
@@ -35,52 +60,6 @@ def main() -> None:
     """What did your GAN really learn? Train, generate, find nearest training images, judge, curate."""
 
 
-class _InRange:
-    """For click's IntRange and FloatRange: one message for every bad value, naming the allowed range
-    (click's own says "not a valid integer" without it), and nan refused (it passes click's comparisons)."""
-
-    parse: type
-    kind: str
-
-    def __init__(self, allowed: defaults.Range):
-        super().__init__(allowed.low, allowed.high, min_open=allowed.low_open, max_open=allowed.high_open)
-        self.allowed = allowed
-
-    def convert(self, value, param, ctx):
-        try:
-            number = self.parse(value)
-        except (TypeError, ValueError, OverflowError):
-            number = None
-        if number is None or number not in self.allowed:
-            self.fail(f"{value!r} is not {self.kind} in the range {self.allowed}.", param, ctx)
-        return number
-
-
-class _IntRange(_InRange, click.IntRange):
-    name, kind, parse = "integer", "an integer", int
-
-
-class _FloatRange(_InRange, click.FloatRange):
-    name, kind, parse = "number", "a number", float
-
-
-def bounded(key: str) -> click.ParamType:
-    """The click type of a numeric flag: its range from ``defaults.RANGES[key]``, checked while parsing,
-    before any work, with a one-line error naming the range (tests/test_flags.py walks them all)."""
-    allowed = defaults.RANGES[key]
-    return (_IntRange if allowed.integer else _FloatRange)(allowed)
-
-
-SIZE = click.option("--size", type=click.Choice([str(s) for s in defaults.IMAGE_SIZES]),
-                    default=str(defaults.IMAGE_SIZE), callback=lambda c, p, v: int(v),
-                    help="Square image size in pixels.")
-FIT = click.option("--fit", "fit_mode", type=click.Choice(defaults.FIT_MODES), default=defaults.FIT_MODE,
-                   help="crop: fill the square and cut the overflow; pad: keep everything, pad with white.")
-SEED = click.option("--seed", type=bounded("seed"), default=defaults.SEED, help="Random seed (recorded).")
-WEIGHTS_OPTION = click.option("--weights", default=defaults.WEIGHTS,
-                              help="imagenet, none (random init) or a Keras VGG16 weights file.")
-
-
 @main.command()
 @click.argument("images", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path),
@@ -91,41 +70,44 @@ WEIGHTS_OPTION = click.option("--weights", default=defaults.WEIGHTS,
               help="Images per TFRecord shard.")
 def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int) -> None:
     """Decode an image folder once into TFRecord shards that `novelty train` streams."""
-    from novelty.images.records import prepare as run_prepare
-
-    result = run_prepare(images, out, size, fit_mode, shard_size)
+    result = records.prepare(images, out, size, fit_mode, shard_size)
     click.echo(result.summary())
+
+
+TRAIN_OPTIONS = options(
+    click.option("--out", required=True, type=click.Path(path_type=Path), help="Training folder (resumed if it exists)."),
+    SIZE,
+    FIT,
+    click.option("--steps", type=bounded("steps"), default=defaults.STEPS),
+    click.option("--batch-size", type=bounded("batch_size"), default=defaults.BATCH_SIZE, help="Global batch, split over replicas."),
+    click.option("--lr", "learning_rate", type=bounded("learning_rate"), default=defaults.LEARNING_RATE),
+    click.option("--beta1", "beta_1", type=bounded("beta_1"), default=defaults.BETA_1),
+    click.option("--z-dim", type=bounded("z_dim"), default=defaults.Z_DIM),
+    click.option("--base-filters", type=bounded("base_filters"), default=defaults.BASE_FILTERS, help="Network width."),
+    click.option("--checkpoint-every", type=bounded("checkpoint_every"), default=defaults.CHECKPOINT_EVERY),
+    click.option("--log-every", type=bounded("log_every"), default=defaults.LOG_EVERY),
+    click.option("--flip/--no-flip", default=False, help="Random horizontal flips."),
+    click.option("--jitter/--no-jitter", default=False, help="Random jitter: upscale, then random crop."),
+    click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "tpu"]), default="auto",
+                 help="tf.distribute strategy; auto picks TPU if --tpu is given, mirrored for several GPUs."),
+    click.option("--tpu", default=None, help="TPU name or grpc:// address."),
+    click.option("--ema", type=bounded("ema"), default=defaults.EMA,
+                 help="Decay of a moving average of the generator, sampled and saved (0: off; e.g. 0.999)."),
+    click.option("--diffaugment", default=defaults.DIFFAUGMENT, metavar="POLICIES",
+                 help="DiffAugment of real and generated images before the discriminator: a comma-separated "
+                      "list of color, translation, cutout (empty: off)."),
+    click.option("--label-smoothing", type=bounded("label_smoothing"), default=defaults.LABEL_SMOOTHING,
+                 help="One-sided: the discriminator's target for real images is 1 - this."),
+    click.option("--quality-every", type=bounded("quality_every"), default=defaults.QUALITY_EVERY,
+                 help="Steps between block5_pool PRDC evaluations, written to quality.csv/png (0: off)."),
+    click.option("--quality-samples", type=bounded("quality_samples"), default=defaults.QUALITY_SAMPLES,
+                 help="Fixed-noise samples, and training images, per PRDC evaluation."),
+)
 
 
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Training folder (resumed if it exists).")
-@SIZE
-@FIT
-@click.option("--steps", type=bounded("steps"), default=defaults.STEPS)
-@click.option("--batch-size", type=bounded("batch_size"), default=defaults.BATCH_SIZE, help="Global batch, split over replicas.")
-@click.option("--lr", "learning_rate", type=bounded("learning_rate"), default=defaults.LEARNING_RATE)
-@click.option("--beta1", "beta_1", type=bounded("beta_1"), default=defaults.BETA_1)
-@click.option("--z-dim", type=bounded("z_dim"), default=defaults.Z_DIM)
-@click.option("--base-filters", type=bounded("base_filters"), default=defaults.BASE_FILTERS, help="Network width.")
-@click.option("--checkpoint-every", type=bounded("checkpoint_every"), default=defaults.CHECKPOINT_EVERY)
-@click.option("--log-every", type=bounded("log_every"), default=defaults.LOG_EVERY)
-@click.option("--flip/--no-flip", default=False, help="Random horizontal flips.")
-@click.option("--jitter/--no-jitter", default=False, help="Random jitter: upscale, then random crop.")
-@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "tpu"]), default="auto",
-              help="tf.distribute strategy; auto picks TPU if --tpu is given, mirrored for several GPUs.")
-@click.option("--tpu", default=None, help="TPU name or grpc:// address.")
-@click.option("--ema", type=bounded("ema"), default=defaults.EMA,
-              help="Decay of a moving average of the generator, sampled and saved (0: off; e.g. 0.999).")
-@click.option("--diffaugment", default=defaults.DIFFAUGMENT, metavar="POLICIES",
-              help="DiffAugment of real and generated images before the discriminator: a comma-separated "
-                   "list of color, translation, cutout (empty: off).")
-@click.option("--label-smoothing", type=bounded("label_smoothing"), default=defaults.LABEL_SMOOTHING,
-              help="One-sided: the discriminator's target for real images is 1 - this.")
-@click.option("--quality-every", type=bounded("quality_every"), default=defaults.QUALITY_EVERY,
-              help="Steps between block5_pool PRDC evaluations, written to quality.csv/png (0: off).")
-@click.option("--quality-samples", type=bounded("quality_samples"), default=defaults.QUALITY_SAMPLES,
-              help="Fixed-noise samples, and training images, per PRDC evaluation.")
+@TRAIN_OPTIONS
 @WEIGHTS_OPTION
 @SEED
 def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_size: int,
@@ -134,21 +116,16 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
           diffaugment: str, label_smoothing: float, quality_every: int, quality_samples: int, weights: str,
           seed: int) -> None:
     """Train a DCGAN on DATA: an image folder or a folder written by `novelty prepare`."""
-    from novelty.gan.dcgan import GanConfig
-    from novelty.gan.training import TrainOptions, check_resume
-    from novelty.gan.training import train as run_training
-    from novelty.images.pipeline import training_images
-
     config = GanConfig(image_size=size, z_dim=z_dim, base_filters=base_filters)
-    options = TrainOptions(steps=steps, batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1,
+    options = training.TrainOptions(steps=steps, batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1,
                            checkpoint_every=checkpoint_every, log_every=log_every, seed=seed, flip=flip,
                            jitter=jitter, strategy=strategy, tpu=tpu, ema=ema, diffaugment=diffaugment,
                            label_smoothing=label_smoothing, quality_every=quality_every,
                            quality_samples=quality_samples, weights=weights)
-    check_resume(out, config, options)  # before decoding DATA, which can take minutes
+    training.check_resume(out, config, options)  # before decoding DATA, which can take minutes
     dataset, description = training_images(data, size, fit_mode)
     click.echo(f"Training on {description}", err=True)
-    last = run_training(dataset, out, config, options, source=str(data))
+    last = training.train(dataset, out, config, options, source=str(data))
     click.echo(f"Latest checkpoint: {last}")
     click.echo(f"Samples: {out / 'samples'}")
     if (out / "quality.csv").is_file():
@@ -163,56 +140,8 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
     """Generate N seeded PNG samples and a grid from a checkpoint."""
-    from novelty.gan.generate import GRID_FILE, SAMPLES_DIR
-    from novelty.gan.generate import generate as run_generate
-
-    run_generate(checkpoint, out, n=n, seed=seed)
-    click.echo(f"Wrote {n} samples to {out / SAMPLES_DIR} and a grid to {out / GRID_FILE}")
-
-
-def _layers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-# Options shared by the commands that embed images (analyze, validate).
-LAYERS_OPTION = click.option("--layers", default=",".join(defaults.LAYERS), callback=_layers,
-                             help="Comma-separated VGG16 layers.")
-PREPROCESS_OPTION = click.option(
-    "--preprocess", type=click.Choice(defaults.PREPROCESS_MODES), default=defaults.PREPROCESS,
-    help="caffe: Keras preprocess_input (correct); original: x/127.5-1 as the 2018 demo.")
-INPUT_SIZE_OPTION = click.option("--input-size", type=bounded("input_size"), default=defaults.INPUT_SIZE,
-                                 help="Every image is fitted to this square before VGG16.")
-BATCH_SIZE_OPTION = click.option("--batch-size", type=bounded("embed_batch_size"), default=defaults.EMBED_BATCH_SIZE,
-                                 help="Images per VGG16 batch.")
-
-
-def _block1_reduce(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Check the numbers of a --block1-reduce spec while parsing, before any work (no TensorFlow)."""
-    from novelty.embed.features import parse_reduce
-
-    try:
-        parse_reduce(value)
-    except NoveltyError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return value
-
-
-BLOCK1_REDUCE_OPTION = click.option(
-    "--block1-reduce", default=defaults.BLOCK1_REDUCE, callback=_block1_reduce,
-    help="Shrink block1_pool: none, sketch:D (random projection to D values; keeps most neighbours) "
-         "or pool:N (N x N average pooling; keeps fewer).")
-
-HOLDOUT_OPTION = click.option(
-    "--holdout", "holdout_fraction", type=bounded("holdout_fraction"),
-    default=defaults.HOLDOUT_FRACTION, help="Share of the training images held out to calibrate the copy verdict.")
-FPR_OPTION = click.option("--fpr", type=bounded("false_positive_rate"),
-                          default=defaults.FALSE_POSITIVE_RATE,
-                          help="False positive rate of the copy verdict (share of unseen real images flagged).")
-MIRROR_OPTION = click.option("--mirror/--no-mirror", default=True,
-                             help="Copy verdict: also search with every sample flipped left-right.")
-ALIGN_OPTION = click.option("--align/--no-align", default=True,
-                            help="Copy verdict: also match pixels of every sample, aligned over crops and "
-                                 "scales, with its nearest training images (catches crops).")
+    gan_generate.generate(checkpoint, out, n=n, seed=seed)
+    click.echo(f"Wrote {n} samples to {out / gan_generate.SAMPLES_DIR} and a grid to {out / gan_generate.GRID_FILE}")
 
 
 @main.command()
@@ -248,15 +177,17 @@ def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None
             fit_mode: str, batch_size: int, feature_dtype: str, block1_reduce: str, index: str,
             holdout_fraction: float, fpr: float, mirror: bool, align: bool) -> None:
     """Find the nearest training images of every generated image; write the run folder OUT."""
-    from novelty.analysis import AnalyzeOptions
-    from novelty.analysis import analyze as run_analyze
-
-    options = AnalyzeOptions(layers=layers, k=k, weights=weights, preprocess=preprocess,
+    options = analysis.AnalyzeOptions(layers=layers, k=k, weights=weights, preprocess=preprocess,
                              input_size=input_size, batch_size=batch_size, fit_mode=fit_mode,
                              feature_dtype=feature_dtype, block1_reduce=block1_reduce, index=index,
                              holdout_fraction=holdout_fraction, fpr=fpr, mirror=mirror, align=align)
-    result = run_analyze(train_dir, out, generated=generated_dir, checkpoint=checkpoint, n=n, seed=seed,
+    result = analysis.analyze(train_dir, out, generated=generated_dir, checkpoint=checkpoint, n=n, seed=seed,
                          options=options)
+    _print_analysis(result, out, fpr)
+
+
+def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> None:
+    """What `novelty analyze` found: counts, copies, outliers and warnings, then where the run folder is."""
     counts = result.counts
     click.echo(f"Compared {counts['generated']} generated with {counts['training']} training images "
                f"({counts['skipped']} files skipped, see {out / 'files.csv'}); "
@@ -317,17 +248,14 @@ def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_si
              layers: tuple[str, ...], fit_mode: str, block1_reduce: str, copies: int, unseen_fraction: float,
              holdout_fraction: float, fpr: float, mirror: bool, align: bool, batch_size: int, seed: int) -> None:
     """Plant known copies and unseen real images among samples; report what the copy verdict flags."""
-    from novelty.judge.validate import PLOT_FILE, REPORT_FILE
-    from novelty.judge.validate import validate as run_validate
-
-    report = run_validate(train_dir, out, weights=weights, preprocess=preprocess, input_size=input_size,
+    report = judge_validate.validate(train_dir, out, weights=weights, preprocess=preprocess, input_size=input_size,
                           layers=layers, fit_mode=fit_mode, block1_reduce=block1_reduce, copies=copies,
                           unseen_fraction=unseen_fraction, holdout_fraction=holdout_fraction, fpr=fpr,
                           seed=seed, batch_size=batch_size, mirror=mirror, align=align)
     click.echo(report.table())
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    click.echo(f"Report: {out / REPORT_FILE}; plot: {out / PLOT_FILE}")
+    click.echo(f"Report: {out / judge_validate.REPORT_FILE}; plot: {out / judge_validate.PLOT_FILE}")
 
 
 @main.command("export")
@@ -340,6 +268,30 @@ def export_command(run: Path, out: Path) -> None:
 
     index = export_site(run, out)
     click.echo(f"Static site: {index.resolve().as_uri()}")
+
+
+def _report_curate(outcomes: list[q.Outcome], folder: Path, *, dry_run: bool, undo: bool) -> None:
+    """One line per outcome, a summary, and exit status 1 if any file failed or every one was skipped."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.result] = counts.get(outcome.result, 0) + 1
+        click.echo(f"{outcome.result:<9} {outcome.id}" + (f"  ({outcome.detail})" if outcome.detail else ""))
+    summary = ", ".join(f"{n} {result}" for result, n in sorted(counts.items())) or "nothing to do"
+    journal = Path(folder) / q.MANIFEST
+    if dry_run:  # nothing was written: say what the real run would write, not a manifest that is not there
+        planned = counts.get("planned", 0)
+        would = (f"without --dry-run, {planned} image{'' if planned == 1 else 's'} would move to {folder}, "
+                 f"journalled in {journal}" if planned else "without --dry-run, nothing would move")
+        click.echo(f"{summary}. Dry run, nothing moved or written; {would}")
+    else:
+        hint = "" if undo else f"; undo with `novelty curate --undo {folder}`"
+        click.echo(f"{summary}. Manifest: {journal}{hint}")
+    if counts.get("failed") or counts.get("conflict"):
+        sys.exit(1)
+    if counts and set(counts) == {"skipped"}:
+        click.echo(f"Error: nothing was done: all {counts['skipped']} selected ids were skipped (reasons above)",
+                   err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -366,8 +318,6 @@ def curate(run: Path | None, train: Path | None, qdir: Path | None, outliers: bo
     with single files are reported and skipped; the exit status is 1 if any file failed, or if
     every selected file was skipped.
     """
-    from novelty.curate import quarantine as q
-
     modes = [name for name, on in (("--resume", resume_dir), ("--undo", undo_dir), ("--quarantine", qdir)) if on]
     if len(modes) != 1:
         raise NoveltyError(f"give exactly one of --quarantine, --resume, --undo; received: {', '.join(modes) or 'none'}")
@@ -386,26 +336,7 @@ def curate(run: Path | None, train: Path | None, qdir: Path | None, outliers: bo
     except KeyboardInterrupt:
         raise NoveltyError(f"interrupted; nothing is lost: finish with `novelty curate --resume {folder}` "
                            f"or roll back with `novelty curate --undo {folder}`") from None
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[outcome.result] = counts.get(outcome.result, 0) + 1
-        click.echo(f"{outcome.result:<9} {outcome.id}" + (f"  ({outcome.detail})" if outcome.detail else ""))
-    summary = ", ".join(f"{n} {result}" for result, n in sorted(counts.items())) or "nothing to do"
-    journal = Path(folder) / q.MANIFEST
-    if dry_run:  # nothing was written: say what the real run would write, not a manifest that is not there
-        planned = counts.get("planned", 0)
-        would = (f"without --dry-run, {planned} image{'' if planned == 1 else 's'} would move to {folder}, "
-                 f"journalled in {journal}" if planned else "without --dry-run, nothing would move")
-        click.echo(f"{summary}. Dry run, nothing moved or written; {would}")
-    else:
-        hint = "" if undo_dir else f"; undo with `novelty curate --undo {folder}`"
-        click.echo(f"{summary}. Manifest: {journal}{hint}")
-    if counts.get("failed") or counts.get("conflict"):
-        sys.exit(1)
-    if counts and set(counts) == {"skipped"}:
-        click.echo(f"Error: nothing was done: all {counts['skipped']} selected ids were skipped (reasons above)",
-                   err=True)
-        sys.exit(1)
+    _report_curate(outcomes, folder, dry_run=dry_run, undo=bool(undo_dir))
 
 
 
@@ -421,15 +352,9 @@ def more_like_command(run: Path, examples: Path, not_list: Path | None, out: Pat
 
     Both layers count; examples and --not ids are left out of the ranking. Prints the top ten.
     """
-    from novelty.curate.morelike import RANKED_FILE, more_like, write_ranked
-    from novelty.curate.quarantine import read_id_list
-
-    ranked = more_like(run, read_id_list(examples), read_id_list(not_list) if not_list else ())
-    path = write_ranked(out or Path(run) / RANKED_FILE, ranked)
+    ranked = morelike.more_like(run, q.read_id_list(examples), q.read_id_list(not_list) if not_list else ())
+    path = morelike.write_ranked(out or Path(run) / morelike.RANKED_FILE, ranked)
     for row in ranked.rows(10):
         click.echo(f"{row['rank']:>3}  {row['score']:8.3f}  {row['id']}")
     click.echo(f"Ranked {len(ranked.ids)} training images: {path}")
 
-
-if __name__ == "__main__":
-    main()
