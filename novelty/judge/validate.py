@@ -35,8 +35,17 @@ from pathlib import Path
 import numpy as np
 
 from novelty import bounds, defaults
+from novelty.analysis import ImageSet, decode_set
+from novelty.curate.duplicates import duplicate_groups
+from novelty.embed.features import Extractor, MirroredExtractor
+from novelty.embed.featurestore import FeatureStore
 from novelty.errors import NoveltyError
 from novelty.files import is_inside, write_json
+from novelty.judge.alignment import TrainingPixels, grey
+from novelty.judge.calibration import calibrate, clopper_pearson, holdout_split, judge
+from novelty.judge.verdicts import calibrate_training, nearest_training
+from novelty.plots import validation_rates
+from novelty.search.neighbors import normalize
 
 CROPS = {"crop95": 0.95, "crop90": 0.90, "crop80": 0.80}  # share of each side a crop keeps
 KINDS: tuple[str, ...] = ("exact", "flip", *CROPS, "jitter", "jpeg")
@@ -116,8 +125,6 @@ class ValidationReport:
 
 
 def _cell(flags: np.ndarray) -> Cell:
-    from novelty.judge.calibration import clopper_pearson
-
     flagged, n = int(np.sum(flags)), int(len(flags))
     return Cell(flagged, n, flagged / n if n else float("nan"), clopper_pearson(flagged, n))
 
@@ -139,10 +146,6 @@ def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.nda
     images by index) the aligned pixel
     match (:mod:`novelty.judge.alignment`).
     """
-    from novelty.judge.calibration import calibrate, judge
-    from novelty.judge.verdicts import calibrate_training, nearest_training
-    from novelty.search.neighbors import normalize
-
     train = {layer: normalize(x) for layer, x in training.items()}
     tc = calibrate_training(train, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
                             mirrored=training_mirrored, pixels=training_pixels if probe_pixels else None,
@@ -184,13 +187,6 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     ``extractor``: a :class:`novelty.embed.features.Extractor` to use instead of building one from
     ``weights``, ``preprocess``, ``input_size``, ``layers``, ``block1_reduce`` and ``fit_mode``.
     """
-    from novelty.analysis import decode_set
-    from novelty.curate.curation import duplicate_groups
-    from novelty.embed.features import MirroredExtractor
-    from novelty.embed.featurestore import FeatureStore
-    from novelty.judge.calibration import holdout_split
-    from novelty.search.neighbors import normalize
-
     bounds.check_all(("validate_copies", "copies", copies), ("unseen_fraction", "unseen_fraction", unseen_fraction),
                      ("holdout_fraction", "holdout_fraction", holdout_fraction), ("false_positive_rate", "fpr", fpr),
                      ("seed", "seed", seed), ("embed_batch_size", "batch_size", batch_size),
@@ -200,18 +196,12 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     if train_dir.is_dir() and is_inside(out, train_dir):
         raise NoveltyError(f"the output folder {out} must not lie inside the image folder {train_dir}")
     if extractor is None:
-        from novelty.embed.features import Extractor
-
         extractor = Extractor(weights=weights, preprocess=preprocess, input_size=input_size, layers=layers,
                               block1_reduce=block1_reduce, seed=seed, fit_mode=fit_mode)
     layers = tuple(extractor.layers)
-    images = decode_set("training", train_dir, extractor.input_size or input_size, fit_mode, progress)
+    images, features = _embed_images(train_dir, out, extractor, extractor.input_size or input_size, fit_mode,
+                                     batch_size, progress)
     n_all = len(images.ids)
-    if n_all < 10:
-        raise NoveltyError(f"validation needs at least 10 usable images, received {n_all} in {train_dir}")
-    store = FeatureStore(out / "features")
-    store.update("training", images.ids, images.sha256, images.images, extractor, batch_size, progress)
-    features = {layer: normalize(store.load("training", layer)[1]) for layer in layers}
 
     # unseen real images: a group-aware split, so none has a near-duplicate left in the training set
     components = duplicate_groups(features)[2]
@@ -220,17 +210,68 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     n_copies = min(copies, len(train_idx))
     sources = np.sort(rng.choice(train_idx, n_copies, replace=False))
 
-    from novelty.judge.alignment import TrainingPixels, grey
+    flipped = _mirror_embedder(extractor, batch_size, progress)
+    probes, mirrored, probe_grey = _probes(images, features, sources, unseen_idx, extractor, rng,
+                                           batch_size=batch_size, mirror=mirror, align=align,
+                                           progress=progress, flipped=flipped)
+    rates, calibration = evaluate(
+        {layer: features[layer][train_idx] for layer in layers}, probes,
+        mirrored_probes=mirrored if mirror else None,
+        training_mirrored=(lambda rows: flipped(images.images[train_idx[rows]], "held-out images")) if mirror else None,
+        probe_pixels=probe_grey or None,
+        training_pixels=TrainingPixels(lambda rows: images.images[train_idx[rows]]) if align else None,
+        fpr=fpr, holdout_fraction=holdout_fraction, seed=seed, progress=progress)
+    settings = {"train_dir": str(train_dir.resolve()), "weights": extractor.weights.to_json(),
+                "preprocess": extractor.preprocess, "input_size": extractor.input_size, "fit": fit_mode,
+                "layers": list(layers), "copies": n_copies, "unseen_fraction": unseen_fraction,
+                "holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
+                "mirror_search": mirror, "aligned_pixel_match": align,
+                "kinds": {"crop_side": CROPS, "jitter": list(JITTER), "jpeg_quality": JPEG_QUALITY}}
+    counts = {"images": n_all, "training": len(train_idx), "unseen": len(unseen_idx),
+              "copies_per_kind": n_copies, "skipped": images.skipped,
+              "training_heldout": calibration["n_heldout"]}
+    report = _report(rates, calibration, settings, counts)
+    write_json(out / REPORT_FILE, report.as_dict() | {"calibration": calibration})
+    if plot:
+        validation_rates(out / PLOT_FILE, {row: {col: (cell.rate, *cell.interval) for col, cell in cols.items()}
+                                           for row, cols in rates.items()},
+                         min(GOALS.values()), UNSEEN_GOAL, fpr, UNSEEN)
+    return report
 
-    probes: dict[str, dict[str, np.ndarray]] = {}
-    mirrored: dict[str, dict[str, np.ndarray]] = {}
-    probe_grey = {}
 
+def _embed_images(train_dir: Path, out: Path, extractor, input_size: int, fit_mode: str, batch_size: int,
+                  progress: bool) -> tuple[ImageSet, dict[str, np.ndarray]]:
+    """The decoded images of ``train_dir`` (at least 10) and their features ``{layer: (N, D)}``,
+    L2-normalised, cached in ``out/features``."""
+    images = decode_set("training", train_dir, input_size, fit_mode, progress)
+    n_all = len(images.ids)
+    if n_all < 10:
+        raise NoveltyError(f"validation needs at least 10 usable images, received {n_all} in {train_dir}")
+    store = FeatureStore(out / "features")
+    store.update("training", images.ids, images.sha256, images.images, extractor, batch_size, progress)
+    return images, {layer: normalize(store.load("training", layer)[1]) for layer in extractor.layers}
+
+
+def _mirror_embedder(extractor, batch_size: int, progress: bool) -> Callable[[np.ndarray, str], dict[str, np.ndarray]]:
+    """A function embedding a batch of images flipped left-right, ``{layer: (n, D)}``."""
     mirror_extractor = MirroredExtractor(extractor)
 
     def flipped(batch: np.ndarray, what: str) -> dict[str, np.ndarray]:
         return mirror_extractor.embed(batch, batch_size, progress, desc=f"embedding mirrored {what}")
 
+    return flipped
+
+
+def _probes(images: ImageSet, features: dict[str, np.ndarray], sources: np.ndarray, unseen_idx: np.ndarray,
+            extractor, rng: np.random.Generator, *, batch_size: int, mirror: bool, align: bool, progress: bool,
+            flipped: Callable[[np.ndarray, str], dict[str, np.ndarray]]) -> tuple[dict, dict, dict]:
+    """The PROBE sets judged as generated: one of copies per kind of :data:`KINDS` (made from the
+    training images ``sources``) and the unseen real images. Returns (features, mirrored features
+    when ``mirror``, grey pixels when ``align``), each ``{row: ...}``."""
+    layers = tuple(extractor.layers)
+    probes: dict[str, dict[str, np.ndarray]] = {}
+    mirrored: dict[str, dict[str, np.ndarray]] = {}
+    probe_grey = {}
     for kind in KINDS:
         made = np.stack([inject(images.images[i], kind, rng) for i in sources])
         if kind == "exact":  # identical pixels give identical features
@@ -246,35 +287,12 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
         mirrored[UNSEEN] = flipped(images.images[unseen_idx], "unseen images")
     if align:
         probe_grey[UNSEEN] = grey(images.images[unseen_idx])
+    return probes, mirrored, probe_grey
 
-    rates, calibration = evaluate(
-        {layer: features[layer][train_idx] for layer in layers}, probes,
-        mirrored_probes=mirrored if mirror else None,
-        training_mirrored=(lambda rows: flipped(images.images[train_idx[rows]], "held-out images")) if mirror else None,
-        probe_pixels=probe_grey or None,
-        training_pixels=TrainingPixels(lambda rows: images.images[train_idx[rows]]) if align else None,
-        fpr=fpr, holdout_fraction=holdout_fraction, seed=seed, progress=progress)
+
+def _report(rates: dict[str, dict[str, Cell]], calibration: dict, settings: dict, counts: dict) -> ValidationReport:
+    """The report: the rates, whether each goal is met, the settings and counts, the calibration's warnings."""
     goals = {kind: {"at_least": goal, "met": rates[kind][COMBINED].rate >= goal} for kind, goal in GOALS.items()}
     goals[UNSEEN] = {"at_most": UNSEEN_GOAL, "met": rates[UNSEEN][COMBINED].rate <= UNSEEN_GOAL}
-    report = ValidationReport(
-        rates=rates,
-        settings={"train_dir": str(train_dir.resolve()), "weights": extractor.weights.to_json(),
-                  "preprocess": extractor.preprocess, "input_size": extractor.input_size, "fit": fit_mode,
-                  "layers": list(layers), "copies": n_copies, "unseen_fraction": unseen_fraction,
-                  "holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
-                  "mirror_search": mirror, "aligned_pixel_match": align,
-                  "kinds": {"crop_side": CROPS, "jitter": list(JITTER), "jpeg_quality": JPEG_QUALITY}},
-        counts={"images": n_all, "training": len(train_idx), "unseen": len(unseen_idx),
-                "copies_per_kind": n_copies, "skipped": images.skipped,
-                "training_heldout": calibration["n_heldout"]},
-        goals=goals,
-        warnings=list(calibration["warnings"]),
-    )
-    write_json(out / REPORT_FILE, report.as_dict() | {"calibration": calibration})
-    if plot:
-        from novelty.plots import validation_rates
-
-        validation_rates(out / PLOT_FILE, {row: {col: (cell.rate, *cell.interval) for col, cell in cols.items()}
-                                           for row, cols in rates.items()},
-                         min(GOALS.values()), UNSEEN_GOAL, fpr, UNSEEN)
-    return report
+    return ValidationReport(rates=rates, settings=settings, counts=counts, goals=goals,
+                            warnings=list(calibration["warnings"]))
