@@ -1,0 +1,194 @@
+"""The Python API: run an analysis, open a run folder, look at samples beside their neighbours.
+
+Example::
+
+    import novelty
+    run = novelty.analyze(train="data/train", checkpoint="data/checkpoints/twemoji64", n=64, out="runs/a")
+    run.samples.query("verdict == 'copy'")      # a pandas DataFrame, one row per generated sample
+    run.neighbors(run.samples.id[0])            # rank, training id, score
+    run.show(run.samples.id[0])                 # the sample beside its 24 neighbours (inline in Jupyter)
+
+pandas is imported here, on first use of the API (``novelty.analyze`` etc. load this module lazily).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from novelty import defaults
+from novelty.errors import NoveltyError
+from novelty.files import read_json
+from novelty.run.folder import RunFolder
+from novelty.search.neighbors import load_neighbors
+
+SHOW_K = 24  # neighbours shown beside a sample
+
+
+def analyze(train: str | os.PathLike, *, out: str | os.PathLike, generated: str | os.PathLike | None = None,
+            checkpoint: str | os.PathLike | None = None, n: int = defaults.N_SAMPLES, seed: int = defaults.SEED,
+            layers: tuple[str, ...] = defaults.LAYERS, k: int = defaults.TOP_K, weights: str = defaults.WEIGHTS,
+            input_size: int = defaults.INPUT_SIZE, fit_mode: str = defaults.FIT_MODE,
+            holdout_fraction: float = defaults.HOLDOUT_FRACTION, fpr: float = defaults.FALSE_POSITIVE_RATE,
+            mirror: bool = True, align: bool = True, progress: bool = True) -> Run:
+    """Compare GENERATED images (a folder, or ``n`` samples of ``checkpoint``) with the TRAINING images
+    in ``train``, judge them as ``novelty analyze`` does, and return the run folder ``out`` as a :class:`Run`.
+
+    >>> run = novelty.analyze(train="train/", generated="samples/", out="runs/a", weights="none")  # doctest: +SKIP
+    >>> run.samples.verdict.value_counts()  # doctest: +SKIP
+    """
+    from novelty.analysis import AnalyzeOptions
+    from novelty.analysis import analyze as run_analyze
+
+    if (generated is None) == (checkpoint is None):
+        raise NoveltyError("give exactly one of generated= (a folder of images) and checkpoint=")
+    options = AnalyzeOptions(layers=tuple(layers), k=k, weights=weights, input_size=input_size, fit_mode=fit_mode,
+                             holdout_fraction=holdout_fraction, fpr=fpr, mirror=mirror, align=align,
+                             progress=progress)
+    run_analyze(train, out, generated=generated, checkpoint=checkpoint, n=n, seed=seed, options=options)
+    return open_run(out)
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Open a run folder written by ``novelty analyze`` (or :func:`analyze`).
+
+    >>> run = novelty.open_run("runs/a")  # doctest: +SKIP
+    """
+    return Run(path)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise NoveltyError(f"{path.parent} was made by an older version of novelty (no {path.name}): "
+                           "re-run `novelty analyze`")
+    return pd.read_csv(path, dtype={"id": str}, keep_default_na=False, na_values=[""],
+                       true_values=["true"], false_values=["false"])
+
+
+class Run:
+    """A judged run folder: its verdict tables as DataFrames, its summary and its neighbour lists.
+
+    >>> run = Run("runs/a")  # doctest: +SKIP
+    >>> run.neighbors("s0.png").head(3)  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.folder = RunFolder(path).require()
+        self.path = self.folder.root
+        self._cache: dict[str, object] = {}
+
+    @property
+    def manifest(self) -> dict:
+        """The run's ``run.json``."""
+        if "manifest" not in self._cache:
+            self._cache["manifest"] = read_json(self.folder.run_json)
+        return self._cache["manifest"]
+
+    @property
+    def summary(self) -> dict:
+        """The run's ``summary.json`` (verdict statistics and settings)."""
+        if "summary" not in self._cache:
+            if not self.folder.summary_json.is_file():
+                raise NoveltyError(f"{self.path} was made by an older version of novelty (no summary.json): "
+                                   "re-run `novelty analyze`")
+            self._cache["summary"] = read_json(self.folder.summary_json)
+        return self._cache["summary"]
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """One row per generated sample (``samples.csv``)."""
+        return _read_csv(self.folder.samples_csv)
+
+    @property
+    def training(self) -> pd.DataFrame:
+        """One row per training image (``training.csv``)."""
+        return _read_csv(self.folder.training_csv)
+
+    @property
+    def layers(self) -> list[str]:
+        """The feature layers searched."""
+        return list(self.manifest.get("layers") or [])
+
+    def _neighbor_table(self, layer: str) -> dict[str, list[dict]]:
+        if layer not in self.layers:
+            raise NoveltyError(f"layer {layer!r} was not searched in {self.path}; searched: {', '.join(self.layers)}")
+        key = f"neighbors/{layer}"
+        if key not in self._cache:
+            self._cache[key] = load_neighbors(self.folder.neighbors(layer))
+        return self._cache[key]
+
+    def neighbors(self, sample_id: str, layer: str = "block5_pool", k: int = SHOW_K) -> pd.DataFrame:
+        """The top-``k`` training neighbours of generated ``sample_id`` in ``layer``: rank, training_id, score."""
+        table = self._neighbor_table(layer)
+        if sample_id not in table:
+            raise NoveltyError(f"no generated sample {sample_id!r} in {self.path}")
+        entries = table[sample_id][:k]
+        return pd.DataFrame({"rank": np.arange(1, len(entries) + 1, dtype=np.int64),
+                             "training_id": [e["id"] for e in entries],
+                             "score": np.array([e["score"] for e in entries], dtype=np.float64)})
+
+    def _image_path(self, set_dir: str, ident: str) -> Path:
+        folder = Path(self.manifest.get(set_dir) or "")
+        return folder / ident
+
+    def show(self, sample_id: str, layer: str = "block5_pool") -> NeighborGrid:
+        """The sample beside its 24 nearest training images, with scores; displays inline in Jupyter."""
+        near = self.neighbors(sample_id, layer)
+        cells = [(self._image_path("generated_dir", sample_id), f"sample {sample_id}")]
+        cells += [(self._image_path("train_dir", t), f"{r}. {s:.3f}")
+                  for r, t, s in zip(near["rank"], near["training_id"], near["score"], strict=True)]
+        return NeighborGrid(cells, title=f"{sample_id} in {layer}")
+
+    def _repr_html_(self) -> str:
+        counts = self.manifest.get("counts") or {}
+        copies = (self.summary.get("copies") or {}) if self.folder.summary_json.is_file() else {}
+        text = (f"novelty run <code>{html.escape(str(self.path))}</code>: {counts.get('generated', '?')} generated, "
+                f"{counts.get('training', '?')} training images; layers {html.escape(', '.join(self.layers))}")
+        if copies.get("n"):
+            text += f"; {copies.get('count')} of {copies['n']} samples flagged as copies"
+        return f"<p>{text}</p>"
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+
+class NeighborGrid:
+    """An image grid (first cell the sample) that Jupyter displays inline via ``_repr_png_``."""
+
+    def __init__(self, cells: list[tuple[Path, str]], title: str = "", side: int = 96, columns: int = 9):
+        self.cells, self.title, self.side, self.columns = cells, title, side, columns
+
+    def image(self):
+        """The grid as a PIL image (missing image files are drawn grey)."""
+        from PIL import Image, ImageDraw
+
+        side, cols = self.side, self.columns
+        rows = -(-len(self.cells) // cols)
+        label = 14
+        grid = Image.new("RGB", (cols * side, rows * (side + label)), "white")
+        draw = ImageDraw.Draw(grid)
+        for i, (path, caption) in enumerate(self.cells):
+            x, y = (i % cols) * side, (i // cols) * (side + label)
+            try:
+                with Image.open(path) as img:
+                    tile = img.convert("RGB").resize((side, side))
+            except OSError:
+                tile = Image.new("RGB", (side, side), "grey")
+            grid.paste(tile, (x, y))
+            draw.text((x + 2, y + side), caption[:16], fill="black")
+        return grid
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.image().save(buf, format="PNG")
+        return buf.getvalue()
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self._repr_png_()).decode("ascii")
+        return f'<figure><img src="data:image/png;base64,{data}"/><figcaption>{html.escape(self.title)}</figcaption></figure>'
