@@ -369,6 +369,21 @@ def test_openapi_documents_every_route(web):
     assert page.status_code == 200 and 'type="module"' in page.text
 
 
+def test_every_api_route_declares_its_response(web):
+    """Each /api operation's 200 response names a pydantic schema, or image media types: a route
+    without a response model shows up in OpenAPI as an empty JSON schema and fails here."""
+    _, client, _ = web
+    paths = {p: ops for p, ops in client.get("/openapi.json").json()["paths"].items() if p.startswith("/api/")}
+    assert len(paths) >= 7
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            content = operation["responses"]["200"]["content"]
+            if "application/json" in content:
+                assert "$ref" in content["application/json"]["schema"], f"{method} {path}: no response model"
+            else:
+                assert set(content) & {"image/png", "image/jpeg"}, f"{method} {path}: {sorted(content)}"
+
+
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(NoveltyError, match="not a run folder"):
         create_app(Settings(run=tmp_path))

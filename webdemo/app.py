@@ -11,11 +11,10 @@ from fastapi.staticfiles import StaticFiles
 import novelty
 from webdemo import errors
 from webdemo.fastpath import NeighbourFastPath
+from webdemo.paths import STATIC_DIR
 from webdemo.routers import images, query, samples, summary, training
 from webdemo.settings import Settings
 from webdemo.state import AppState
-
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 DESCRIPTION = """Browse one run of `novelty analyze`: generated samples, their nearest training images
 at two VGG16 layers (block1_pool: colour and texture; block5_pool: shape) with similarities and

@@ -16,7 +16,6 @@ The frontend files are found through the ``webdemo`` package's location without 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import write_json, write_text
 from novelty.run.browse import RunView, thumbnail_png
+from webdemo.paths import STATIC_DIR
 
 MARKER = ".novelty-export"  # an export folder is recognised by this file, so it can be refreshed
 SCRIPTS = re.compile(r"<!-- scripts -->.*?<!-- /scripts -->", re.S)
@@ -37,14 +37,10 @@ SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
 
 def static_dir() -> Path:
-    """The web demo's frontend folder (``webdemo/static``), located without importing ``webdemo``."""
-    spec = importlib.util.find_spec("webdemo")
-    if spec is None or not spec.submodule_search_locations:
-        raise NoveltyError("the web demo frontend (package webdemo) is not installed; reinstall novelty")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "static"
-    if not (folder / "index.html").is_file():
-        raise NoveltyError(f"the web demo frontend is incomplete: no index.html in {folder}")
-    return folder
+    """The web demo's frontend folder (``webdemo/static``), checked to be complete."""
+    if not (STATIC_DIR / "index.html").is_file():
+        raise NoveltyError(f"the web demo frontend is incomplete: no index.html in {STATIC_DIR}")
+    return STATIC_DIR
 
 
 def bundle_modules(js_dir: str | os.PathLike, entry: str = "main.js") -> str:
