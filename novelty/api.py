@@ -25,10 +25,10 @@ import pandas as pd
 from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json
+from novelty.images.decode import ImageError, decode
+from novelty.run.browse import file_inside
 from novelty.run.folder import RunFolder
 from novelty.search.neighbors import load_neighbors
-
-SHOW_K = 24  # neighbours shown beside a sample
 
 
 def analyze(train: str | os.PathLike, *, out: str | os.PathLike, generated: str | os.PathLike | None = None,
@@ -63,10 +63,16 @@ def open_run(path: str | os.PathLike) -> Run:
     return Run(path)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _require(path: Path) -> Path:
+    """``path`` itself, or the one-line error for a run folder that lacks it."""
     if not path.is_file():
         raise NoveltyError(f"{path.parent} was made by an older version of novelty (no {path.name}): "
                            "re-run `novelty analyze`")
+    return path
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    _require(path)
     return pd.read_csv(path, dtype={"id": str}, keep_default_na=False, na_values=[""],
                        true_values=["true"], false_values=["false"])
 
@@ -94,10 +100,7 @@ class Run:
     def summary(self) -> dict:
         """The run's ``summary.json`` (verdict statistics and settings)."""
         if "summary" not in self._cache:
-            if not self.folder.summary_json.is_file():
-                raise NoveltyError(f"{self.path} was made by an older version of novelty (no summary.json): "
-                                   "re-run `novelty analyze`")
-            self._cache["summary"] = read_json(self.folder.summary_json)
+            self._cache["summary"] = read_json(_require(self.folder.summary_json))
         return self._cache["summary"]
 
     @property
@@ -123,7 +126,7 @@ class Run:
             self._cache[key] = load_neighbors(self.folder.neighbors(layer))
         return self._cache[key]
 
-    def neighbors(self, sample_id: str, layer: str = "block5_pool", k: int = SHOW_K) -> pd.DataFrame:
+    def neighbors(self, sample_id: str, layer: str = "block5_pool", k: int = defaults.TOP_K) -> pd.DataFrame:
         """The top-``k`` training neighbours of generated ``sample_id`` in ``layer``: rank, training_id, score."""
         table = self._neighbor_table(layer)
         if sample_id not in table:
@@ -133,9 +136,9 @@ class Run:
                              "training_id": [e["id"] for e in entries],
                              "score": np.array([e["score"] for e in entries], dtype=np.float64)})
 
-    def _image_path(self, set_dir: str, ident: str) -> Path:
-        folder = Path(self.manifest.get(set_dir) or "")
-        return folder / ident
+    def _image_path(self, set_dir: str, ident: str) -> Path | None:
+        """The image file of ``ident`` in the run's ``set_dir`` folder; None if it is gone or would leave it."""
+        return file_inside(Path(self.manifest.get(set_dir) or ""), ident)
 
     def show(self, sample_id: str, layer: str = "block5_pool") -> NeighborGrid:
         """The sample beside its 24 nearest training images, with scores; displays inline in Jupyter."""
@@ -161,7 +164,7 @@ class Run:
 class NeighborGrid:
     """An image grid (first cell the sample) that Jupyter displays inline via ``_repr_png_``."""
 
-    def __init__(self, cells: list[tuple[Path, str]], title: str = "", side: int = 96, columns: int = 9):
+    def __init__(self, cells: list[tuple[Path | None, str]], title: str = "", side: int = 96, columns: int = 9):
         self.cells, self.title, self.side, self.columns = cells, title, side, columns
 
     def image(self):
@@ -175,12 +178,7 @@ class NeighborGrid:
         draw = ImageDraw.Draw(grid)
         for i, (path, caption) in enumerate(self.cells):
             x, y = (i % cols) * side, (i // cols) * (side + label)
-            try:
-                with Image.open(path) as img:
-                    tile = img.convert("RGB").resize((side, side))
-            except OSError:
-                tile = Image.new("RGB", (side, side), "grey")
-            grid.paste(tile, (x, y))
+            grid.paste(_tile(path, side), (x, y))
             draw.text((x + 2, y + side), caption[:16], fill="black")
         return grid
 
@@ -192,3 +190,15 @@ class NeighborGrid:
     def _repr_html_(self) -> str:
         data = base64.b64encode(self._repr_png_()).decode("ascii")
         return f'<figure><img src="data:image/png;base64,{data}"/><figcaption>{html.escape(self.title)}</figcaption></figure>'
+
+
+def _tile(path: Path | None, side: int):
+    """The image at ``path`` decoded as the analysis decodes it, fitted to ``side``; grey when gone or undecodable."""
+    from PIL import Image
+
+    if path is not None:
+        try:
+            return Image.fromarray(decode(path)[0]).resize((side, side))
+        except ImageError:
+            pass
+    return Image.new("RGB", (side, side), "grey")

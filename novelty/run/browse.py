@@ -236,12 +236,12 @@ class RunView:
             return None
         if not known or "\\" in ident or "\x00" in ident:
             return None
-        return _inside(folder, ident)
+        return file_inside(folder, ident)
 
     def plot_path(self, name: str) -> Path | None:
         if name not in self.plots:
             return None
-        return _inside(RunFolder(self.root).plots_dir, name)
+        return file_inside(RunFolder(self.root).plots_dir, name)
 
     def group_of(self, training_id: str) -> str | None:
         """The duplicate-group key of a TRAINING image, or None when it has no duplicate."""
@@ -433,7 +433,7 @@ def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def _inside(folder: Path, relative: str) -> Path | None:
+def file_inside(folder: Path, relative: str) -> Path | None:
     """``folder / relative`` when it is an existing file that stays inside ``folder``."""
     if not relative or relative.startswith("/") or os.path.isabs(relative):
         return None
