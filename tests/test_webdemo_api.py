@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import pytest
@@ -33,6 +33,7 @@ from novelty.cli import main as cli
 from novelty.errors import NoveltyError
 from novelty.search.query import QueryIndex
 from webdemo import Settings, create_app
+from webdemo.fastpath import NeighbourFastPath
 
 
 def _client(run_root: Path, cache: Path, **limits) -> TestClient:
@@ -132,15 +133,26 @@ def test_neighbours_are_24_best_first_per_layer(web):
     assert len(short["neighbors"]) == 5
 
 
-def test_the_fast_path_answers_exactly_like_the_route(web):
-    _, client, _ = web
-    for params in ({"layer": "block5_pool"}, {"layer": "block1_pool", "k": "7"}):
-        fast = client.get("/api/samples/g004.png/neighbors", params=params)
-        routed = client.get("/api/samples/g004.png/neighbors", params={**params, "unknown": "1"})
-        assert fast.status_code == routed.status_code == 200
-        assert fast.content == routed.content and fast.headers["content-type"] == routed.headers["content-type"]
-    sub = client.get(f"/api/samples/{quote('sub/deep/t010.png')}/neighbors", params={"layer": "block5_pool"})
-    assert_error(sub, 404)  # a training id is not a sample, on either path
+def test_the_fast_path_answers_exactly_like_the_route(web, tmp_path):
+    fixture, client, _ = web
+    app = create_app(Settings(run=fixture.root, cache_dir=tmp_path / "cache"))
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not NeighbourFastPath]
+    routed_client = TestClient(app, raise_server_exceptions=False)  # the FastAPI route alone
+    fast_path = NeighbourFastPath(None, app.state.novelty)
+    cases = [("g004.png", {"layer": "block5_pool"}), ("g004.png", {"layer": "block1_pool", "k": "7"}),
+             ("g004.png", {"layer": "block1_pool", "k": "7", "unknown": "1"}),
+             ("sub/deep/t010.png", {"layer": "block5_pool"}),  # a training id is not a sample
+             ("g004.png", {"layer": "fc7"}), ("g004.png", {}), ("g004.png", {"layer": "block5_pool", "k": "0"}),
+             ("g004.png", {"layer": "block5_pool", "k": "x1"}), ("g004.png", {"layer": "block5_pool", "k": "25"}),
+             ("g004.png", [("layer", "fc7"), ("layer", "block1_pool")]), ("g004.png", {"layer": "block5_pool", "k": ""})]
+    for sample_id, params in cases:
+        url = f"/api/samples/{quote(sample_id)}/neighbors"
+        fast, routed = client.get(url, params=params), routed_client.get(url, params=params)
+        assert (fast.status_code, fast.content) == (routed.status_code, routed.content), (sample_id, params)
+        assert fast.headers["content-type"] == routed.headers["content-type"]
+        handled = fast_path._body(sample_id, urlencode(params).encode())
+        assert (handled is not None) == (fast.status_code == 200), (sample_id, params)
+    assert_error(client.get(f"/api/samples/{quote('sub/deep/t010.png')}/neighbors", params={"layer": "block5_pool"}), 404)
 
 
 def test_duplicate_training_images_become_one_tile_with_a_count(web):

@@ -3,14 +3,16 @@
 The gallery and the sample view ask for neighbour lists far more often than anything else, and the
 answer is a cached byte string. This ASGI middleware answers those requests directly, without
 FastAPI's per-request routing and parameter machinery (about half the server time per request).
-Anything it does not fully recognise (an unknown id, a bad or extra parameter, another method) goes
-on to the FastAPI route unchanged, which validates it and answers with the one error shape; both
-paths produce the same bytes for the same list.
+It runs the route's own checks (``AppState.neighbour_request``): a request they refuse (an unknown
+id, a bad parameter) and any other method or path go on to the FastAPI route unchanged, which answers
+with the one error shape; both paths produce the same bytes for the same list.
 """
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
+
+from webdemo.errors import ApiError
 
 PREFIX = "/api/samples/"
 SUFFIX = "/neighbors"
@@ -34,18 +36,11 @@ class NeighbourFastPath:
         await self.app(scope, receive, send)
 
     def _body(self, sample_id: str, query_string: bytes) -> bytes | None:
-        state = self.state
+        """The route's answer, through the route's own checks (``AppState.neighbour_request``) on the
+        same query parsing Starlette's ``QueryParams`` does for the route (a repeated name: its last value);
+        None hands the request on to the route."""
+        query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
         try:
-            params = dict(parse_qsl(query_string.decode("ascii"), strict_parsing=True))
-        except (UnicodeDecodeError, ValueError):
+            return self.state.neighbour_request(sample_id, query.get("layer"), query.get("k"))
+        except ApiError:
             return None
-        layer, k = params.pop("layer", None), params.pop("k", None)
-        if params or layer not in state.view.layers or sample_id not in state.sample_index:
-            return None
-        if k is None:
-            k = state.view.k
-        elif k.isdigit() and len(k) < 7 and 1 <= int(k) <= state.view.k:
-            k = int(k)
-        else:
-            return None
-        return state.neighbour_bytes(sample_id, layer, k)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -55,12 +56,13 @@ class AppState:
     @cached_property
     def sample_list_bytes(self) -> bytes:
         """The whole gallery list in id order, the gallery's one request."""
-        counts: dict[str, int] = {}
-        for record in self.samples:
-            if record["verdict"]:
-                counts[record["verdict"]] = counts.get(record["verdict"], 0) + 1
-        return dumps({"total": len(self.samples), "items": self.samples, "verdicts": counts,
+        return dumps({"total": len(self.samples), "items": self.samples, "verdicts": self.verdict_counts,
                       "layers": self.view.layers})
+
+    @cached_property
+    def verdict_counts(self) -> dict[str, int]:
+        """How many samples have each verdict (over the whole run, whatever a list request filters)."""
+        return dict(Counter(record["verdict"] for record in self.samples if record["verdict"]))
 
     @cached_property
     def summary_bytes(self) -> bytes:
@@ -85,6 +87,21 @@ class AppState:
             raise ApiError(422, f"k must be between 1 and {self.view.k} (this run's k), received {k}",
                            "invalid_request")
         return k
+
+    def neighbour_request(self, sample_id: str, layer: str | None, k: str | None) -> bytes:
+        """The serialised top-``k`` list of one neighbour request, from its raw path and query values;
+        an ApiError when they are not valid. The one set of checks, used by the route and by the fast
+        path (which hands anything invalid on to the route, so that errors keep one shape)."""
+        if layer is None:
+            raise ApiError(422, "missing query parameter 'layer'; expected one of: " + ", ".join(self.view.layers),
+                           "invalid_request")
+        count = None
+        if k is not None:
+            if not k.isascii() or not k.isdigit() or len(k) > 6:
+                raise ApiError(422, f"k must be a whole number, received {k[:50]!r}", "invalid_request")
+            count = int(k)
+        self.check_sample(sample_id)
+        return self.neighbour_bytes(sample_id, self.check_layer(layer), self.check_k(count))
 
     def _neighbour_bytes(self, sample_id: str, layer: str, k: int) -> bytes:
         return dumps(self.view.neighbour_list(sample_id, layer, k))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from webdemo.errors import ERROR_RESPONSES, ApiError
+from webdemo.errors import ERROR_RESPONSES
 from webdemo.schemas import NeighbourList, SampleDetail, SampleList
 from webdemo.state import app_state, dumps
 
@@ -37,10 +37,6 @@ async def list_samples(
     if sort == "id" and order is None and verdict is None and offset == 0 and limit is None:
         return Response(state.sample_list_bytes, media_type="application/json")
     items = state.samples
-    counts: dict[str, int] = {}
-    for record in items:
-        if record["verdict"]:
-            counts[record["verdict"]] = counts.get(record["verdict"], 0) + 1
     if verdict is not None:
         items = [r for r in items if r["verdict"] == verdict]
     if sort == "novelty":
@@ -55,7 +51,7 @@ async def list_samples(
         items = items[::-1]
     total = len(items)
     items = items[offset: offset + limit if limit else None]
-    return Response(dumps({"total": total, "items": items, "verdicts": counts,
+    return Response(dumps({"total": total, "items": items, "verdicts": state.verdict_counts,
                            "layers": state.view.layers}), media_type="application/json")
 
 
@@ -75,20 +71,8 @@ NEIGHBOUR_PARAMETERS = {"parameters": [
 async def sample_neighbours(request: Request) -> Response:
     # The hottest route: parameters are read by hand (documented above), skipping FastAPI's
     # per-request validation machinery, and the body comes from a cache of serialised lists.
-    state = app_state(request)
-    sample_id = request.path_params["sample_id"]
     query = request.query_params
-    layer = query.get("layer")
-    if layer is None:
-        raise ApiError(422, "missing query parameter 'layer'; expected one of: "
-                            + ", ".join(state.view.layers), "invalid_request")
-    k = query.get("k")
-    if k is not None:
-        if not k.isascii() or not k.isdigit() or len(k) > 6:
-            raise ApiError(422, f"k must be a whole number, received {k[:50]!r}", "invalid_request")
-        k = int(k)
-    state.check_sample(sample_id)
-    body = state.neighbour_bytes(sample_id, state.check_layer(layer), state.check_k(k))
+    body = app_state(request).neighbour_request(request.path_params["sample_id"], query.get("layer"), query.get("k"))
     return Response(body, media_type="application/json")
 
 
