@@ -84,14 +84,19 @@ class NeighbourTile(Neighbour):
     group_size: int = Field(description="Size of the whole duplicate group in the training set")
 
 
-class NeighbourList(BaseModel):
-    sample: str
+class QueryLayer(BaseModel):
+    """The top-k TRAINING neighbours of one image at one layer: each entry, and duplicates as tiles."""
+
     layer: str
     label: str
     description: str
     k: int
     neighbors: list[Neighbour]
     groups: list[NeighbourTile]
+
+
+class NeighbourList(QueryLayer):
+    sample: str
 
 
 class TrainingImage(BaseModel):
@@ -143,15 +148,6 @@ class Summary(BaseModel):
     training_counts: dict[str, int]
     statistics: dict
     plots: list[str]
-
-
-class QueryLayer(BaseModel):
-    layer: str
-    label: str
-    description: str
-    k: int
-    neighbors: list[Neighbour]
-    groups: list[NeighbourTile]
 
 
 class QueryResult(BaseModel):
