@@ -145,3 +145,27 @@ def validation_rates(path: str | os.PathLike, rates: Mapping[str, Mapping[str, t
     ax.set_ylabel(f"share flagged at a false positive rate of {fpr:g}")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     _save(plt, fig, path)
+
+
+def mode_shares(path: str | os.PathLike, table: Sequence[Mapping], effective: Mapping[str, float]) -> None:
+    """Per mode (largest first), its share of the TRAINING set beside the GENERATED share with its 95%
+    interval; bars coloured by status (missed, under-produced, over-produced, reproduced)."""
+    colours = {"missed": "#c0392b", "under-produced": "#e67e22", "over-produced": "#8e44ad", "reproduced": "#3a5bd9"}
+    rows = sorted(table, key=lambda r: -r["training_share"])
+    x = np.arange(len(rows))
+    plt, fig, ax = _figure(max(6.4, 0.32 * len(rows) + 2), 4.0)
+    ax.bar(x - 0.2, [r["training_share"] for r in rows], 0.4, color="#9aa5b1", label="training share")
+    generated = np.array([r["generated_share"] for r in rows])
+    low, high = (np.array([r["generated_ci"][i] for r in rows]) for i in (0, 1))
+    ax.bar(x + 0.2, generated, 0.4, color=[colours.get(r["status"], "#3a5bd9") for r in rows],
+           yerr=[np.maximum(0, generated - low), np.maximum(0, high - generated)], capsize=2,
+           error_kw={"elinewidth": 0.8}, label="generated share (95% interval)")
+    for status, colour in colours.items():
+        ax.bar([0], [0], color=colour, label=status)
+    ax.set_xticks(x, [str(r["mode"]) for r in rows], fontsize=7)
+    ax.set_xlabel("mode (largest first)")
+    ax.set_ylabel("share")
+    ax.set_title(f"Modes: samples spread over {effective.get('generated', 0):.1f} effective modes, "
+                 f"the training set over {effective.get('training', 0):.1f}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    _save(plt, fig, path)

@@ -39,7 +39,7 @@ def test_a_generator_of_two_modes_misses_the_others_and_over_produces_its_two():
     report = modes.find_modes(rows, generated + 0.0, ids, [f"g{i}" for i in range(len(generated))], seed=0)
     status = {}
     for row in report.table:
-        blob = np.bincount(truth[report.training_modes == row["mode"]]).argmax()
+        blob = np.bincount(truth[report.training_modes == row["mode"] - 1]).argmax()
         status[int(blob)] = row["status"]
         assert len(row["training_examples"]) == modes.REPRESENTATIVES
     assert status == {0: "over-produced", 1: "over-produced", 2: "missed", 3: "missed", 4: "missed"}

@@ -131,6 +131,8 @@ def export_data(view: RunView) -> dict[str, Any]:
         neighbours[ident] = lists
     shown = {i for lists in neighbours.values() for record in lists.values() for tile in record["groups"]
              for i in tile["ids"]}
+    shown.update(i for mode in ((view.summary_data or {}).get("modes") or {}).get("modes", [])
+                 for i in mode.get("training_examples", []))  # the Modes view's typical training images
     training = [row for row in view.training_rows()
                 if row["id"] in shown or row["is_outlier"] or row["duplicate_group"] or row["flags"]
                 or row["is_hub"]]

@@ -113,7 +113,7 @@ def holm(p_values: np.ndarray) -> np.ndarray:
 
 def compare_shares(training_modes: np.ndarray, generated_modes: np.ndarray, k: int,
                    alpha: float = MODES_ALPHA) -> list[dict]:
-    """One row per mode: counts, shares, their ratio, the generated share's 95% Wilson interval,
+    """One row per mode (numbered from 1, as in the ``mode`` columns): counts, shares, their ratio, the generated share's 95% Wilson interval,
     Holm-adjusted one-sided p-values and the status (missed, under-produced, over-produced, reproduced)."""
     from scipy.stats import binomtest
 
@@ -137,7 +137,7 @@ def compare_shares(training_modes: np.ndarray, generated_modes: np.ndarray, k: i
             status = "over-produced"
         else:
             status = "reproduced"
-        rows.append({"mode": m, "training_count": int(t_counts[m]), "training_share": round(float(shares[m]), 6),
+        rows.append({"mode": m + 1, "training_count": int(t_counts[m]), "training_share": round(float(shares[m]), 6),
                      "generated_count": int(g_counts[m]), "generated_share": round(float(g_share), 6),
                      "ratio": round(float(ratio), 4), "generated_ci": [round(float(low), 6), round(float(high), 6)],
                      "p_fewer": round(float(fewer[m]), 6), "p_more": round(float(more[m]), 6), "status": status})
@@ -171,6 +171,10 @@ class ModeReport:
     generated_modes: np.ndarray
     table: list[dict]
     effective: dict[str, float]
+
+    def columns(self) -> tuple[list[int], list[int]]:
+        """The ``mode`` column of training.csv and of samples.csv (modes numbered from 1)."""
+        return (self.training_modes + 1).tolist(), (self.generated_modes + 1).tolist()
 
     def summary(self) -> dict:
         counts = {status: sum(r["status"] == status for r in self.table)

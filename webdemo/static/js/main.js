@@ -1,6 +1,7 @@
-// Hash routes: #/ gallery · #/sample/<id> · #/training · #/summary · #/query. Keyboard navigation.
+// Hash routes: #/ gallery · #/sample/<id> · #/training · #/modes · #/summary · #/query. Keyboard navigation.
 import { h, statusMessage } from "./dom.js";
 import { renderGallery } from "./gallery.js";
+import { renderModes } from "./modes.js";
 import { renderQuery } from "./query.js";
 import { renderSample } from "./sample.js";
 import { source } from "./source.js";
@@ -17,7 +18,7 @@ function parseHash() {
   const [path, query = ""] = hash.split("?");
   const params = new URLSearchParams(query);
   if (path.startsWith("sample/")) return { view: "sample", id: decodeURIComponent(path.slice(7)), params };
-  if (["training", "summary", "query"].includes(path)) return { view: path, params };
+  if (["training", "modes", "summary", "query"].includes(path)) return { view: path, params };
   return { view: "gallery", params };
 }
 
@@ -35,6 +36,7 @@ async function route() {
   try {
     if (view === "sample") await renderSample(target, id, params);
     else if (view === "training") await renderTraining(target, params);
+    else if (view === "modes") await renderModes(target);
     else if (view === "summary") await renderSummary(target);
     else if (view === "query") await renderQuery(target);
     else await renderGallery(target, params);
