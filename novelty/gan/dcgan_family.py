@@ -23,6 +23,8 @@ from novelty.gan.dcgan import (
 )
 from novelty.gan.family import GeneratorFamily, to_uint8
 from novelty.gan.recipe import diff_augment, ema_decay, update_ema
+from novelty.images.decode import grid
+from novelty.images.pipeline import augment_and_batch
 
 TRAINING_GENERATOR_FILE = "generator.training.weights.h5"  # with --ema: the generator being trained
 
@@ -133,8 +135,6 @@ class DCGAN(GeneratorFamily):
 
     def input_stream(self, dataset, skip: int):
         """Shuffled, augmented global batches of ``[-1, 1]`` images from image ``skip`` on."""
-        from novelty.images.pipeline import augment_and_batch
-
         options = self.options
         return augment_and_batch(dataset, self.config.image_size, options.batch_size, seed=options.seed,
                                  flip=options.flip, jitter=options.jitter, skip=skip)
@@ -177,6 +177,4 @@ class DCGAN(GeneratorFamily):
 
     def sample_grid(self) -> np.ndarray:
         """The sampled generator's images of the fixed ``--grid-size`` noise, tiled."""
-        from novelty.images.decode import grid
-
         return grid(to_uint8(self.sampler(self.grid_noise, training=False)))

@@ -38,6 +38,7 @@ from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
 from novelty.gan.dcgan import latest_checkpoint, step_folders
 from novelty.gan.family import GeneratorFamily, TrainingHook
+from novelty.images.decode import save_png
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu")
 KEEP_CHECKPOINTS = 3
@@ -107,8 +108,6 @@ class _Run:
 
     def save(self) -> Path:
         """Write checkpoint ``step-NNNNNN`` atomically, point ``latest`` at it, save its grid, prune."""
-        from novelty.images.decode import save_png
-
         name = f"step-{self.step:06d}"
         checkpoints = self.out / "checkpoints"
         final = checkpoints / name
