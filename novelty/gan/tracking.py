@@ -27,6 +27,8 @@ import numpy as np
 from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import write_bytes, write_text
+from novelty.gan.dcgan_family import fixed_noise
+from novelty.gan.family import GeneratorFamily, TrainingHook, to_uint8
 
 LAYER = "block5_pool"
 QUALITY_CSV = "quality.csv"
@@ -107,7 +109,6 @@ class QualityTracker:
 
     def __init__(self, out: Path, dataset, weights: str, n: int, seed: int, z_dim: int):
         from novelty.embed.features import Extractor
-        from novelty.gan.training import fixed_noise
 
         self.out, self.dataset, self.n, self.seed = Path(out), dataset, n, seed
         self.extractor = Extractor(weights=weights, input_size=defaults.INPUT_SIZE, layers=(LAYER,), seed=seed)
@@ -140,7 +141,6 @@ class QualityTracker:
 
     def evaluate(self, generator, step: int) -> dict:
         """PRDC of ``generator``'s fixed-noise sample at ``step``; appends the row, redraws the plot."""
-        from novelty.gan.training import to_uint8
         from novelty.judge.prdc import compute_prdc
         from novelty.search.neighbors import normalize
 
@@ -154,3 +154,37 @@ class QualityTracker:
         write_quality(self.out / QUALITY_CSV, rows)
         plot_quality(self.out / QUALITY_PNG, rows)
         return row
+
+
+class QualityHook(TrainingHook):
+    """The PRDC curve as a hook of the training loop: every ``every`` steps, one :class:`QualityTracker`
+    evaluation of the family's sampler, logged to TensorBoard as ``quality/<metric>``.
+
+    With ``every`` 0 it only drops the ``quality.csv`` rows of the steps a resumed call redoes.
+    """
+
+    def __init__(self, out: Path, dataset, every: int, weights: str, n: int, seed: int, z_dim: int):
+        self.out, self.dataset, self.every = Path(out), dataset, every
+        self.weights, self.n, self.seed, self.z_dim = weights, n, seed, z_dim
+        self.tracker: QualityTracker | None = None
+
+    def check(self) -> None:
+        """Resolve ``--weights`` now: a missing weights file stops the call before any training."""
+        if not self.every:
+            return
+        try:
+            self.tracker = QualityTracker(self.out, self.dataset, self.weights, self.n, self.seed, self.z_dim)
+        except NoveltyError as exc:
+            raise NoveltyError(f"{exc} (for the quality curve; --quality-every 0 turns it off)") from None
+
+    def start(self, step: int, steps: int) -> None:
+        keep_until(self.out, step)  # the quality rows of steps this call redoes
+        if self.tracker is not None and steps // self.every > step // self.every:
+            self.tracker.prepare()  # an evaluation is due in this call: embed (or load) the training side
+            # now, so that too little data or unusable weights stop the call before it trains
+
+    def after_step(self, step: int, family: GeneratorFamily) -> dict[str, float]:
+        if self.tracker is None or step % self.every:
+            return {}
+        quality = self.tracker.evaluate(family.sampler, step)
+        return {f"quality/{name}": quality[name] for name in METRICS}

@@ -1,0 +1,119 @@
+"""What a generator family gives the shared training loop (:mod:`novelty.gan.loop`), and what a hook gets.
+
+A family is one kind of GAN: its networks, optimisers and training step, the input stream it learns
+from, the files its checkpoints hold and the picture saved beside each checkpoint. The loop owns
+everything else and never looks inside a family: the tf.distribute strategy, the step counter and the
+input position, ``state.npz``, writing, naming, pruning and resuming checkpoints, the progress bar,
+TensorBoard, and the hooks (quality tracking) it calls after each step.
+
+DCGAN (:mod:`novelty.gan.dcgan_family`) is the first family. How pix2pix (Isola et al., 2017, as in
+the TensorFlow pix2pix tutorial) fits without touching the loop, in its own module
+``novelty/gan/pix2pix.py`` registered in :data:`novelty.gan.training.FAMILIES` under ``"pix2pix"``:
+
+- its config (a frozen dataclass with ``architecture = "pix2pix"``, ``to_dict``/``save``/``load``,
+  like :class:`~novelty.gan.dcgan.GanConfig`) holds the image size and the generator's and
+  discriminator's widths; its options add the L1 weight (lambda = 100) to the loop's fields;
+- :meth:`check_data` accepts a dataset of ``(input, target)`` pairs of uint8 images;
+  :meth:`input_stream` shuffles, jitters and flips each pair alike, batches it and starts at pair
+  ``skip`` as :func:`~novelty.images.pipeline.augment_and_batch` does, and keeps the first
+  ``grid_size`` pairs for :meth:`sample_grid`;
+- ``__init__`` builds the U-Net generator (encoder-decoder with skip connections) and the PatchGAN
+  discriminator (it judges ``(input, image)`` pairs, one logit per patch) and two Adam optimisers in
+  the strategy's scope; :meth:`distributed_step` takes a batch of pairs, the discriminator loss is
+  BCE(real pair -> 1) + BCE(generated pair -> 0), the generator loss BCE(generated pair -> 1) +
+  lambda * mean |target - G(input)|, averaged over the global batch;
+- :meth:`save_weights`/:meth:`load_weights` write its config and its two networks (``sampler`` is the
+  U-Net, saved as ``generator.weights.h5``); :meth:`state_arrays` its optimisers' variables and its
+  random generator; :meth:`sample_grid` rows of input | generated | target.
+
+The loop then gives it checkpoints every ``--checkpoint-every`` steps, exact resume, ``Ctrl-C`` safety,
+TensorBoard curves of whatever :meth:`distributed_step` returns and the sample grids, unchanged.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+
+class GeneratorFamily(ABC):
+    """One kind of GAN, built for one training call: ``family(config, options, strategy)``.
+
+    ``config`` is the family's network config (``architecture``, ``to_dict``, ``save(folder)`` and the
+    classmethod ``load(folder)``); ``options`` a frozen dataclass holding at least the loop's fields
+    (``steps``, ``batch_size``, ``checkpoint_every``, ``log_every``, ``strategy``, ``tpu``, ``devices``)
+    and the :attr:`result_options`. The constructor builds the networks, optimisers and random state
+    under ``strategy.scope()``, seeded from ``options``, so that two constructions train alike.
+    """
+
+    name: ClassVar[str]
+    # options that change the weights a run reaches: they cannot change on a folder that holds a run
+    result_options: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    @abstractmethod
+    def check_data(cls, dataset, config) -> None:
+        """Refuse a dataset this family cannot train on with ``config`` (before anything is written)."""
+
+    @abstractmethod
+    def input_stream(self, dataset, skip: int):
+        """The batched tf.data stream of global batches, starting ``skip`` elements in.
+
+        It must be a pure function of the options' seed and ``skip``, so that a resumed run reads the
+        same batches as an uninterrupted one (the loop saves how many elements were consumed).
+        """
+
+    @abstractmethod
+    def distributed_step(self, batch) -> dict:
+        """One training step on a distributed global batch; scalars summed over replicas, by name."""
+
+    @property
+    @abstractmethod
+    def sampler(self):
+        """The network that is sampled: saved as the checkpoint's generator and given to the hooks."""
+
+    @abstractmethod
+    def save_weights(self, folder: Path) -> None:
+        """Write the config and every network into checkpoint ``folder`` (the loop adds ``state.npz``)."""
+
+    @abstractmethod
+    def load_weights(self, folder: Path) -> None:
+        """Load every network from checkpoint ``folder``, written by :meth:`save_weights`."""
+
+    @abstractmethod
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The rest of what the next step depends on: optimiser variables, random generator state."""
+
+    @abstractmethod
+    def load_state(self, state) -> None:
+        """Restore :meth:`state_arrays` from ``state`` (a loaded ``state.npz``, read by key)."""
+
+    @abstractmethod
+    def sample_grid(self) -> np.ndarray:
+        """The picture saved beside each checkpoint: one uint8 ``(H, W, 3)`` image."""
+
+
+class TrainingHook:
+    """Something the loop calls while training, without the loop importing it (quality tracking).
+
+    Every method has a do-nothing default, so a hook overrides what it needs.
+    """
+
+    def check(self) -> None:
+        """Called before the loop writes anything: raise :class:`NoveltyError` to stop the call."""
+
+    def start(self, step: int, steps: int) -> None:
+        """Called once the run is restored at ``step``, before the first step towards ``steps``."""
+
+    def after_step(self, step: int, family: GeneratorFamily) -> dict[str, float]:
+        """Called after each step; returns scalars to log to TensorBoard at ``step`` (often none)."""
+        return {}
+
+
+def to_uint8(images) -> np.ndarray:
+    """Generator output in [-1, 1], ``(N, H, W, 3)`` -> uint8 with the same layout."""
+    arr = np.asarray(images, dtype=np.float32)
+    return np.clip(np.rint((arr + 1.0) * 127.5), 0, 255).astype(np.uint8)
