@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 from novelty import defaults  # noqa: E402
 from novelty.analysis import AnalyzeOptions, analyze  # noqa: E402
 from novelty.embed.featurestore import FeatureStore  # noqa: E402
-from novelty.files import read_json  # noqa: E402
 from novelty.judge import modes  # noqa: E402
 
 MASKS = ROOT.parent / "shared" / "datasets" / "masks"
@@ -48,6 +47,19 @@ def embedded(out: Path, generated: Path, weights: str) -> Path:
     options = AnalyzeOptions(layers=(modes.MODES_LAYER,), weights=weights, verdicts=False, progress=False)
     analyze(MASKS / "train", out, generated=generated, options=options)
     return out
+
+
+def embedding_seconds(n: int, weights: str, sample: int = 256) -> float:
+    """Seconds to embed ``n`` masks, timed on ``sample`` of them after a warm-up batch."""
+    from novelty.embed.features import Extractor
+    from novelty.images.decode import find_images, load
+
+    images = np.stack([load(p, defaults.INPUT_SIZE) for p in find_images(MASKS / "train")[:sample]])
+    extractor = Extractor(weights=weights)  # both layers, as analyze embeds them
+    extractor.embed(images[:32], progress=False)
+    start = time.perf_counter()
+    extractor.embed(images, progress=False)
+    return (time.perf_counter() - start) * n / sample
 
 
 def planted(training: np.ndarray, labels: np.ndarray, model: modes.ModeModel, rng) -> list[str]:
@@ -95,7 +107,7 @@ def main() -> None:
     model = modes.fit_modes(training, seed=0)
     labels, _ = model.assign(training)
     cost = time.perf_counter() - start
-    embed_seconds = read_json(m64 / "run.json")["timings"]["embed_training"]
+    embed_seconds = embedding_seconds(len(training), args.weights)
     print(f"{model.k} modes by BIC over {sorted(model.bic)}; training spreads over "
           f"{modes.effective_modes(labels, model.k):.1f} effective modes")
     print("1. the 2018 DCGAN samples:")
