@@ -45,6 +45,9 @@ def test_a_generator_of_two_modes_misses_the_others_and_over_produces_its_two():
     assert status == {0: "over-produced", 1: "over-produced", 2: "missed", 3: "missed", 4: "missed"}
     assert report.effective["generated"] == pytest.approx(2.0, abs=0.01)
     assert report.summary()["counts"] == {"reproduced": 0, "missed": 3, "under-produced": 0, "over-produced": 2}
+    # none of 300 samples in a mode of this share would happen by chance less than alpha / k
+    share = report.summary()["smallest_missable_share"]
+    assert (1 - share) ** 300 == pytest.approx(modes.MODES_ALPHA / report.k, rel=1e-3)
 
 
 def test_held_out_images_of_the_same_collection_are_reproduced():

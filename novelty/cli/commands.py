@@ -203,6 +203,13 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
         if curation.get("outlier_rule"):
             click.echo(f"Outliers: {curation['outliers']} of {counts['training']} training images flagged "
                        f"({curation['outlier_rule']}); see {out / 'training.csv'}")
+        found = result.verdicts.get("modes") or {}
+        if found.get("k"):
+            counts_, spread = found["counts"], found["effective_modes"]
+            click.echo(f"Modes: {found['k']} in the training set; the samples spread over {spread['generated']:.1f} "
+                       f"effective modes (the training set {spread['training']:.1f}): {counts_['missed']} missed, "
+                       f"{counts_['under-produced']} under-produced, {counts_['over-produced']} over-produced; "
+                       f"see {out / 'summary.json'} (\"modes\") or the web app's Modes view")
         for note in ((result.verdicts.get("overlap") or {}).get("warning"), copies.get("not_judged")):
             if note:
                 click.echo(f"Warning: {note}", err=True)

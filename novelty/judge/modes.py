@@ -179,7 +179,10 @@ class ModeReport:
     def summary(self) -> dict:
         counts = {status: sum(r["status"] == status for r in self.table)
                   for status in ("reproduced", "missed", "under-produced", "over-produced")}
-        return {"layer": MODES_LAYER, "k": self.k, "rule": f"Gaussian mixture (diagonal) on PCA-{MODES_PCA} "
+        n = len(self.generated_modes)
+        # a mode with none of n samples is shown missed only when (1 - share)**n < alpha / k (Holm's first step)
+        detectable = 1 - (MODES_ALPHA / self.k) ** (1 / n) if n else 1.0
+        return {"layer": MODES_LAYER, "k": self.k, "smallest_missable_share": round(float(detectable), 6), "rule": f"Gaussian mixture (diagonal) on PCA-{MODES_PCA} "
                 f"of normalised {MODES_LAYER}; number of modes by lowest BIC", "alpha": MODES_ALPHA,
                 "test": "one-sided exact binomial per mode, Holm-corrected", "bic": {str(k): round(v, 1)
                 for k, v in self.bic.items()}, "effective_modes": self.effective, "counts": counts,

@@ -29,7 +29,9 @@ export async function renderModes(root) {
       `a mode's share of the samples is tested against its share of the training set (${modes.test}, `,
       `${Math.round((1 - modes.alpha) * 100)}% confidence). The samples spread over `,
       h("b", null, (modes.effective_modes.generated ?? 0).toFixed(1)),
-      ` effective modes, the training set over ${modes.effective_modes.training.toFixed(1)}.`),
+      ` effective modes, the training set over ${modes.effective_modes.training.toFixed(1)}. `,
+      `With ${countOf(summary.counts.generated, "sample")}, a mode can be shown missed only if it holds at least `,
+      `${fmtPercent(modes.smallest_missable_share)} of the training set: more samples show more.`),
     h("div", { class: "stat-cards" }, Object.entries(STATUS).map(([name, [tone, help]]) =>
       h("div", { class: "stat", title: help }, h("div", { class: "stat-value" }, String(counts[name] ?? 0)),
         h("div", { class: "stat-label" }, h("span", { class: `badge badge-${tone}` }, name))))),
