@@ -1,0 +1,414 @@
+"""The tables of a run folder, each declared once, with the one writer and the one reader of the CSVs.
+
+``samples.csv`` (one row per GENERATED sample) and ``training.csv`` (one row per TRAINING image) are
+filled by :mod:`novelty.judge.verdicts` and the curation stage, ``files.csv`` by :mod:`novelty.analysis`;
+the web app, the static export, the Python API and the tests read them through :func:`read_table`,
+so no other module knows a column's type. A column repeated once per layer (or per pixel flag) is
+declared once as a pattern (:class:`Repeated`).
+
+The JSON files are declared here too (:class:`Document`): the keys a reader may rely on and, for
+``summary.json``, the format version its writer stamps. A run folder that lacks a declared column or
+key, or whose format is older, is refused by :func:`older` with one line that says to re-run
+``novelty analyze``; a column the schema does not know is tolerated and read as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from novelty.errors import NoveltyError
+from novelty.files import write_text
+
+DTYPES = ("str", "float", "int", "bool")
+_PANDAS = {"str": "object", "float": "float64", "int": "int64", "bool": "bool"}
+_PANDAS_NULLABLE = {"str": "object", "float": "float64", "int": "Int64", "bool": "boolean"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name (or a pattern with ``{placeholder}`` inside a :class:`Repeated`), its type,
+    what it means; ``nullable``: an empty cell is allowed (read as None); ``required``: a file without
+    the column is from an older version."""
+
+    name: str
+    dtype: str
+    meaning: str
+    nullable: bool = False
+    required: bool = True
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise NoveltyError(f"column {self.name}: dtype must be one of {', '.join(DTYPES)}, received {self.dtype!r}")
+
+    def parse(self, text: str) -> Any:
+        """The typed value of one cell: None for an empty cell or a non-finite number (JSON-ready)."""
+        if text == "":
+            if not self.nullable:
+                raise ValueError("the cell is empty")
+            return None
+        if self.dtype == "float":
+            value = float(text)
+            return value if math.isfinite(value) else None
+        if self.dtype == "int":
+            return int(text)
+        if self.dtype == "bool":
+            word = text.lower()
+            if word not in ("true", "false"):
+                raise ValueError("expected true or false")
+            return word == "true"
+        return text
+
+    @property
+    def pandas_dtype(self) -> str:
+        return (_PANDAS_NULLABLE if self.nullable else _PANDAS)[self.dtype]
+
+
+TEXT = Column("", "str", "a column this version of novelty does not declare, read as text", nullable=True)
+
+
+@dataclass(frozen=True)
+class Repeated:
+    """Columns repeated once per name (a layer, a pixel flag): each column name holds
+    ``{placeholder}``; the first column's presence in a file names an instance."""
+
+    placeholder: str
+    columns: tuple[Column, ...]
+    meaning: str
+
+    def pattern(self, column: Column) -> re.Pattern:
+        before, after = column.name.split("{" + self.placeholder + "}")
+        return re.compile(re.escape(before) + "(?P<name>.+)" + re.escape(after) + r"\Z", re.S)
+
+    def name(self, column: Column, instance: str) -> str:
+        return column.name.replace("{" + self.placeholder + "}", instance)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A CSV table of a run: its file name, its columns in order (:class:`Column` or :class:`Repeated`)
+    and the ``summary.json`` "counts" set it has one row for (None: not counted)."""
+
+    file: str
+    parts: tuple[Column | Repeated, ...]
+    rows_of: str | None = None
+    fixed: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "fixed", {p.name: p for p in self.parts if isinstance(p, Column)})
+
+    def instances(self, names: Iterable[str]) -> dict[str, list[str]]:
+        """``{placeholder: [instance, ...]}`` named by the columns ``names``, in order of appearance."""
+        names = [n for n in names if n not in self.fixed]
+        found: dict[str, list[str]] = {}
+        for part in self.parts:
+            if isinstance(part, Repeated):
+                key = part.pattern(part.columns[0])
+                found[part.placeholder] = [m["name"] for n in names if (m := key.match(n))]
+        return found
+
+    def resolve(self, names: Sequence[str], expected: Mapping[str, Sequence[str]] = {}
+                ) -> tuple[list[tuple[str, Column]], list[str]]:
+        """(the columns in file order, declared ones first, unknown ones as text after them; the
+        required columns missing from ``names``). ``expected``: instances that must be there, e.g.
+        ``{"evidence": layers}``."""
+        present = set(names)
+        found = self.instances(names)
+        ordered: list[tuple[str, Column]] = []
+        missing: list[str] = []
+        for part in self.parts:
+            if isinstance(part, Column):
+                if part.name in present:
+                    ordered.append((part.name, part))
+                elif part.required:
+                    missing.append(part.name)
+                continue
+            instances = list(dict.fromkeys([*found[part.placeholder], *expected.get(part.placeholder, ())]))
+            for instance in instances:
+                for column in part.columns:
+                    name = part.name(column, instance)
+                    if name in present:
+                        ordered.append((name, column))
+                    elif column.required:
+                        missing.append(name)
+        known = {name for name, _ in ordered}
+        ordered += [(name, TEXT) for name in names if name not in known]
+        return ordered, missing
+
+
+@dataclass(frozen=True)
+class Document:
+    """A JSON file of a run: the keys a reader may rely on (key: meaning) and the format version its
+    writer stamps as ``"format"`` (None: not versioned)."""
+
+    file: str
+    keys: dict[str, str]
+    version: int | None = None
+
+
+def older(root: str | os.PathLike, detail: str) -> NoveltyError:
+    """The one error for a run folder written by an older version of novelty."""
+    return NoveltyError(f"{root} was made by an older version of novelty ({detail}): re-run `novelty analyze`")
+
+
+def check_document(path: str | os.PathLike, doc: Document, data: object) -> dict:
+    """``data`` (the parsed ``path``) when it holds ``doc``'s keys and format, else :func:`older`'s error."""
+    path = Path(path)
+    if not isinstance(data, dict):
+        raise NoveltyError(f"{path} must hold a JSON object, received {type(data).__name__}")
+    problems = document_problems(doc, data)
+    if problems:
+        raise older(path.parent, "; ".join(problems))
+    return data
+
+
+def document_problems(doc: Document, data: dict) -> list[str]:
+    """What in ``data`` says it was written by an older version: missing keys, an older format."""
+    if doc.version is not None:
+        version = data.get("format")
+        if isinstance(version, int) and version > doc.version:
+            raise NoveltyError(f"{doc.file} has format {version}; this version of novelty reads up to "
+                               f"{doc.version}: upgrade novelty")
+        if version != doc.version:
+            return [f"{doc.file} has format {version if isinstance(version, int) else 'none'}, "
+                    f"this version writes {doc.version}"]
+    missing = [key for key in doc.keys if key != "format" and key not in data]
+    return [f"{doc.file} has no {', '.join(missing)}"] if missing else []
+
+
+# ---- the one writer and the one reader --------------------------------------------------------------
+
+def table_text(schema: Schema, rows: Sequence[Mapping[str, Any]]) -> str:
+    """``rows`` as CSV text in ``schema``'s column order; booleans as ``true``/``false``, None as empty.
+
+    Every row must hold the same columns, each declared by ``schema`` (a :class:`NoveltyError`
+    otherwise: a writer must not add a column without declaring it). No rows: an empty text.
+    """
+    if not rows:
+        return ""
+    names = list(rows[0])
+    ordered, missing = schema.resolve(names)
+    undeclared = [name for name, column in ordered if column is TEXT]
+    if missing or undeclared:
+        raise NoveltyError(f"{schema.file}: rows lack the declared columns {missing} or hold undeclared ones "
+                           f"{undeclared}; declare them in novelty.run.tables")
+    header = [name for name, _ in ordered]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for number, row in enumerate(rows):
+        if row.keys() != set(header):
+            raise NoveltyError(f"{schema.file}: row {number} holds other columns than the first row")
+        writer.writerow([_cell(row[name]) for name in header])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    return str(value).lower() if isinstance(value, bool) else value
+
+
+def write_table(path: str | os.PathLike, schema: Schema, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``rows`` to ``path`` atomically as :func:`table_text` lays them out."""
+    write_text(path, table_text(schema, rows))
+
+
+@dataclass
+class Table:
+    """A table read by :func:`read_table`: typed records, the columns with their declarations, and the
+    instances of its repeated columns (``{"evidence": ["block1_pool", ...]}``)."""
+
+    schema: Schema
+    columns: list[tuple[str, Column]]
+    rows: list[dict[str, Any]]
+    instances: dict[str, list[str]]
+
+    def frame(self):
+        """The table as a pandas DataFrame with the declared dtypes (nullable ones where a column may be
+        empty: ``Int64``, ``boolean``; empty text is NaN)."""
+        import numpy as np
+        import pandas as pd
+
+        data = {}
+        for name, column in self.columns:
+            values = [row[name] for row in self.rows]
+            if column.dtype == "str":
+                values = [np.nan if v is None else v for v in values]
+            data[name] = pd.Series(values, dtype=column.pandas_dtype)
+        return pd.DataFrame(data)
+
+
+def raw_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of a CSV as text, as :mod:`csv` reads them (a cut row has None in it)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            return list(reader.fieldnames or []), rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise NoveltyError(f"cannot read {path}: {exc}") from None
+
+
+def read_table(path: str | os.PathLike, schema: Schema, expected: Mapping[str, Sequence[str]] = {}) -> Table:
+    """Read ``path`` as ``schema`` declares it: typed records (see :meth:`Column.parse`).
+
+    A missing required column (of ``expected``'s instances too) is :func:`older`'s error; a cell
+    that does not parse is a one-line :class:`NoveltyError` naming its line and column.
+    """
+    path = Path(path)
+    header, raw = raw_rows(path)
+    columns, missing = schema.resolve(header, expected) if header else ([], [])
+    if missing:
+        raise older(path.parent, f"{schema.file} has no column {', '.join(missing)}")
+    rows = []
+    for line, row in enumerate(raw, start=2):
+        record = {}
+        for name, column in columns:
+            text = row.get(name)
+            try:
+                if text is None:
+                    raise ValueError("the row is cut short")
+                record[name] = column.parse(text)
+            except ValueError as exc:
+                raise NoveltyError(f"{path}: row {line}, column {name} ({column.dtype}): {exc}, "
+                                   f"received {text!r}") from None
+        rows.append(record)
+    return Table(schema, columns, rows, schema.instances(header))
+
+
+# ---- the tables ----------------------------------------------------------------------------------
+
+SAMPLES = Schema("samples.csv", rows_of="generated", parts=(
+    Column("id", "str", "GENERATED sample: its path relative to the generated folder"),
+    Column("verdict", "str", "copy, borderline (not a copy but copy_p_value <= the borderline rate) or novel"),
+    Column("copy_score", "float", "1 - copy_p_value: higher = more like a copy"),
+    Column("is_copy", "bool", "calibrated copy (any piece of evidence) or identical to a training image"),
+    Column("copy_p_value", "float", "the combined p-value of the evidence, calibrated on held-out images"),
+    Column("layer_agreement", "float", "mean Jaccard index of the layers' top-k lists (empty: one layer)",
+           nullable=True),
+    Column("duplicate_group", "int", "near-duplicate group among the generated samples (empty: none)",
+           nullable=True),
+    Repeated("evidence", meaning="per layer, then 'aligned' for the aligned pixel match", columns=(
+        Column("{evidence}_nearest_id", "str", "the nearest TRAINING image (empty: none)", nullable=True),
+        Column("{evidence}_similarity", "float", "its similarity, the better of the sample and its mirror image"),
+        Column("{evidence}_mirrored", "bool", "the mirror image came closer"),
+        Column("{evidence}_heldout_share", "float", "share of held-out images that come as close"),
+        Column("{evidence}_p_value", "float", "p-value of that share"),
+    )),
+    Column("identical_id", "str", "the TRAINING image this sample is identical to (empty: none)",
+           nullable=True, required=False),
+    Column("identical_kind", "str", "how identical: same file or same pixels", nullable=True, required=False),
+    Column("aligned_scale", "float", "aligned pixel match: scale of the crop", required=False),
+    Column("aligned_crop", "str", "aligned pixel match: which image is the crop, sample or training",
+           required=False),
+))
+
+TRAINING = Schema("training.csv", rows_of="training", parts=(
+    Column("id", "str", "TRAINING image: its path relative to the training folder"),
+    Column("outlier_score", "float", "how far from the other training images (robust z)"),
+    Column("is_outlier", "bool", "outlier_score beyond the outlier rule of summary.json"),
+    Column("duplicate_group", "int", "near-duplicate group among the training images (empty: none)",
+           nullable=True),
+    Column("duplicate_count", "int", "images in that group (empty: none)", nullable=True),
+    Column("hub_score", "float", "how many training images it is near, against chance"),
+    Column("is_hub", "bool", "near many training images"),
+    Column("times_retrieved", "int", "how often the generated samples' top-k lists hold it"),
+    Column("retrieval_hub_score", "float", "times_retrieved against chance"),
+    Column("is_retrieval_hub", "bool", "retrieved by many generated samples"),
+    Column("split", "str", "reference or heldout: its side of the calibration split"),
+    Repeated("flag", meaning="per pixel flag (novelty.curate.pixels.QUALITY_FLAGS)", columns=(
+        Column("{flag}_score", "float", "the pixel score (empty: the image could not be read)", nullable=True),
+        Column("is_{flag}", "bool", "the score passes the flag's threshold", nullable=True),
+    )),
+))
+
+FILES = Schema("files.csv", parts=(
+    Column("set", "str", "training or generated"),
+    Column("id", "str", "the image's path relative to its folder"),
+    Column("sha256", "str", "the file's SHA-256 (empty: skipped)", nullable=True),
+    Column("width", "int", "original width in pixels", nullable=True),
+    Column("height", "int", "original height in pixels", nullable=True),
+    Column("mode", "str", "PIL image mode", nullable=True),
+    Column("status", "str", "used or skipped"),
+    Column("reason", "str", "why it was skipped", nullable=True),
+))
+
+SUMMARY_FORMAT = 1  # bump when summary.json, samples.csv or training.csv change in a way readers notice
+SUMMARY = Document("summary.json", version=SUMMARY_FORMAT, keys={
+    "format": "the format version of summary.json, samples.csv and training.csv (written together)",
+    "counts": "images per set: training, reference, heldout, generated",
+    "copies": "the copy rate with its intervals",
+    "calibration": "held-out thresholds and similarity quantiles per layer",
+    "warnings": "what makes the numbers mean less",
+})
+RUN_JSON = Document("run.json", keys={
+    "train_dir": "the TRAINING image folder",
+    "generated_dir": "the GENERATED image folder",
+    "layers": "the feature layers searched",
+})
+NEIGHBORS = Document("neighbors/<layer>.json", keys={
+    "id": "per generated id, a best-first list of entries: the TRAINING id",
+    "score": "the entry's cosine similarity",
+})
+VERDICT_TABLES = (SAMPLES, TRAINING)  # written by the verdicts with summary.json, which counts their rows
+
+
+def outdated(root: str | os.PathLike, summary: object, layers: Sequence[str] = ()) -> list[str]:
+    """What says the verdict files of the run at ``root`` were written by an older version: the format
+    of ``summary`` (its ``summary.json``, when it has one), the columns of the tables present."""
+    root = Path(root)
+    problems = document_problems(SUMMARY, summary) if isinstance(summary, dict) else []
+    for schema in VERDICT_TABLES:
+        path = root / schema.file
+        if path.is_file():
+            header, _ = raw_rows(path)
+            expected = {"evidence": layers} if schema is SAMPLES else {}
+            missing = schema.resolve(header, expected)[1] if header else []
+            if missing:
+                problems.append(f"{schema.file} has no column {', '.join(missing)}")
+    return problems
+
+
+def damage(root: str | os.PathLike, summary: object) -> list[str]:
+    """What is wrong with ``samples.csv`` and ``training.csv`` (missing, cut short, rows missing),
+    checked against the image counts of ``summary`` (written last by the verdicts); [] when they are
+    whole, or when the run has no verdicts to check against."""
+    counts = summary.get("counts") if isinstance(summary, dict) else None
+    if not isinstance(counts, dict):
+        return []
+    problems = []
+    for schema in VERDICT_TABLES:
+        name, expected, path = schema.file, counts.get(schema.rows_of), Path(root) / schema.file
+        if not isinstance(expected, int):
+            continue
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+            continue
+        try:
+            rows = raw_rows(path)[1]
+        except NoveltyError as exc:
+            problems.append(f"{name} cannot be read ({exc})")
+            continue
+        cut = next((i for i, row in enumerate(rows, 2) if None in row or None in row.values()), None)
+        if cut is not None:
+            problems.append(f"{name} is cut short (line {cut} is incomplete)")
+        elif len(rows) != expected:
+            problems.append(f"{name} has {len(rows)} rows for the {expected} {schema.rows_of} images of summary.json")
+    return problems
+
+
+def check_verdicts(root: str | os.PathLike, summary: object, layers: Sequence[str] = ()) -> None:
+    """Raise :func:`older`'s error, or a one-line "damaged" error, for the verdict files at ``root``."""
+    problems = outdated(root, summary, layers)
+    if problems:
+        raise older(root, "; ".join(problems))
+    damaged = damage(root, summary)
+    if damaged:
+        raise NoveltyError(f"{root} is damaged: {'; '.join(damaged)}; its verdicts would show as empty. Run "
+                           "`novelty analyze` again with the same options to rewrite them (the features are cached)")
