@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from novelty.errors import NoveltyError
-from novelty.files import write_text
+from novelty.files import read_json, write_text
 
 DTYPES = ("str", "float", "int", "bool")
 _PANDAS = {"str": "object", "float": "float64", "int": "int64", "bool": "bool"}
@@ -167,6 +167,15 @@ def check_document(path: str | os.PathLike, doc: Document, data: object) -> dict
     if problems:
         raise older(path.parent, "; ".join(problems))
     return data
+
+
+def read_document(path: str | os.PathLike, doc: Document) -> dict:
+    """The JSON file ``path`` checked by :func:`check_document`; one-line errors when it cannot be read."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise NoveltyError(f"cannot read {path}: {exc}") from None
+    return check_document(path, doc, data)
 
 
 def document_problems(doc: Document, data: dict) -> list[str]:
@@ -357,6 +366,12 @@ NEIGHBORS = Document("neighbors/<layer>.json", keys={
     "score": "the entry's cosine similarity",
 })
 VERDICT_TABLES = (SAMPLES, TRAINING)  # written by the verdicts with summary.json, which counts their rows
+
+
+def pixel_flags(row: Mapping[str, Any], names: Sequence[str]) -> list[str]:
+    """The pixel flags set in a typed ``training.csv`` row; ``names``: the table's "flag" instances."""
+    repeated = next(p for p in TRAINING.parts if isinstance(p, Repeated) and p.placeholder == "flag")
+    return sorted(name for name in names if row.get(repeated.name(repeated.columns[1], name)))
 
 
 def outdated(root: str | os.PathLike, summary: object, layers: Sequence[str] = ()) -> list[str]:
