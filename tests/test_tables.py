@@ -118,6 +118,9 @@ def test_a_cell_that_does_not_parse_is_one_line_naming_row_and_column(tmp_path):
                                            r"received 'maybe'") as caught:
         tables.read_table(path, tables.TRAINING)
     assert "\n" not in str(caught.value)
+    path.write_text(path.read_text(encoding="utf-8").rsplit(",", 3)[0] + "\n", encoding="utf-8")  # last row cut
+    with pytest.raises(NoveltyError, match=r"row 3 has 10 cells for the 13 columns \(cut short or damaged\)"):
+        tables.read_table(path, tables.TRAINING)
 
 
 def test_documents_name_their_keys_and_format(tmp_path):

@@ -28,7 +28,7 @@ from novelty.run.schema import TEXT, Column, Document, Repeated, Schema
 
 __all__ = ["FILES", "NEIGHBORS", "RUN_JSON", "SAMPLES", "SUMMARY", "SUMMARY_FORMAT", "TRAINING", "VERDICT_TABLES",
            "Column", "Document", "Repeated", "Schema", "Table", "check_document", "check_verdicts", "damage",
-           "document_problems", "older", "outdated", "pixel_flags", "raw_rows", "read_document", "read_table",
+           "document_problems", "header", "older", "outdated", "pixel_flags", "raw_rows", "read_document", "read_table",
            "table_text", "write_table"]
 
 
@@ -147,27 +147,55 @@ def read_table(path: str | os.PathLike, schema: Schema, expected: Mapping[str, S
     """Read ``path`` as ``schema`` declares it: typed records (see :meth:`Column.parse`).
 
     A missing required column (of ``expected``'s instances too) is :func:`older`'s error; a cell
-    that does not parse is a one-line :class:`NoveltyError` naming its line and column.
+    that does not parse is a one-line :class:`NoveltyError` naming its row and column.
     """
     path = Path(path)
-    header, raw = raw_rows(path)
-    columns, missing = schema.resolve(header, expected) if header else ([], [])
-    if missing:
-        raise older(path.parent, f"{schema.file} has no column {', '.join(missing)}")
-    rows = []
-    for line, row in enumerate(raw, start=2):
-        record = {}
-        for name, column in columns:
-            text = row.get(name)
-            try:
-                if text is None:
-                    raise ValueError("the row is cut short")
-                record[name] = column.parse(text)
-            except ValueError as exc:
-                raise NoveltyError(f"{path}: row {line}, column {name} ({column.dtype}): {exc}, "
-                                   f"received {text!r}") from None
-        rows.append(record)
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            columns, missing = schema.resolve(header, expected) if header else ([], [])
+            if missing:
+                raise older(path.parent, f"{schema.file} has no column {', '.join(missing)}")
+            where = {name: i for i, name in reversed(list(enumerate(header)))}  # a repeated name: the first
+            plan = [(where[name], name, column.converter()) for name, column in columns]
+            rows = []
+            for cells in reader:
+                if not cells:
+                    continue  # a blank line, skipped as csv.DictReader skips it
+                try:
+                    if len(cells) != len(header):
+                        raise IndexError
+                    rows.append({name: convert(cells[i]) for i, name, convert in plan})
+                except (ValueError, IndexError):
+                    raise _cell_error(path, len(rows) + 2, header, cells, columns) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise NoveltyError(f"cannot read {path}: {exc}") from None
     return Table(schema, columns, rows, schema.instances(header))
+
+
+def _cell_error(path: Path, row: int, header: list[str], cells: list[str],
+                columns: list[tuple[str, Column]]) -> NoveltyError:
+    """The one-line error for the first cell of ``cells`` that :meth:`Column.parse` refuses."""
+    if len(cells) != len(header):
+        return NoveltyError(f"{path}: row {row} has {len(cells)} cells for the {len(header)} columns "
+                            "(cut short or damaged)")
+    text = dict(zip(header, cells, strict=True))
+    for name, column in columns:
+        try:
+            column.parse(text[name])
+        except ValueError as exc:
+            return NoveltyError(f"{path}: row {row}, column {name} ({column.dtype}): {exc}, received {text[name]!r}")
+    return NoveltyError(f"{path}: row {row} cannot be read")
+
+
+def header(path: str | os.PathLike) -> list[str]:
+    """The column names of a CSV (its first record)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise NoveltyError(f"cannot read {path}: {exc}") from None
 
 
 # ---- the tables ----------------------------------------------------------------------------------
@@ -261,9 +289,9 @@ def outdated(root: str | os.PathLike, summary: object, layers: Sequence[str] = (
     for schema in VERDICT_TABLES:
         path = root / schema.file
         if path.is_file():
-            header, _ = raw_rows(path)
+            names = header(path)
             expected = {"evidence": layers} if schema is SAMPLES else {}
-            missing = schema.resolve(header, expected)[1] if header else []
+            missing = schema.resolve(names, expected)[1] if names else []
             if missing:
                 problems.append(f"{schema.file} has no column {', '.join(missing)}")
     return problems
