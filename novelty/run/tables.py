@@ -58,7 +58,7 @@ def read_document(path: str | os.PathLike, doc: Document) -> dict:
 
 
 def document_problems(doc: Document, data: dict) -> list[str]:
-    """What in ``data`` says it was written by an older version: missing keys, an older format."""
+    """What in ``data`` says it was written by an older version: missing (or null) keys, an older format."""
     if doc.version is not None:
         version = data.get("format")
         if isinstance(version, int) and version > doc.version:
@@ -67,7 +67,7 @@ def document_problems(doc: Document, data: dict) -> list[str]:
         if version != doc.version:
             return [f"{doc.file} has format {version if isinstance(version, int) else 'none'}, "
                     f"this version writes {doc.version}"]
-    missing = [key for key in doc.keys if key != "format" and key not in data]
+    missing = [key for key in doc.keys if key != "format" and data.get(key) is None]
     return [f"{doc.file} has no {', '.join(missing)}"] if missing else []
 
 
