@@ -24,8 +24,8 @@ import pandas as pd
 
 from novelty import defaults
 from novelty.errors import NoveltyError
-from novelty.files import read_json
 from novelty.images.decode import ImageError, decode
+from novelty.run import tables
 from novelty.run.browse import file_inside
 from novelty.run.folder import RunFolder
 from novelty.search.neighbors import load_neighbors
@@ -66,15 +66,8 @@ def open_run(path: str | os.PathLike) -> Run:
 def _require(path: Path) -> Path:
     """``path`` itself, or the one-line error for a run folder that lacks it."""
     if not path.is_file():
-        raise NoveltyError(f"{path.parent} was made by an older version of novelty (no {path.name}): "
-                           "re-run `novelty analyze`")
+        raise tables.older(path.parent, f"no {path.name}")
     return path
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    _require(path)
-    return pd.read_csv(path, dtype={"id": str}, keep_default_na=False, na_values=[""],
-                       true_values=["true"], false_values=["false"])
 
 
 class Run:
@@ -87,31 +80,31 @@ class Run:
     def __init__(self, path: str | os.PathLike):
         self.folder = RunFolder(path).require()
         self.path = self.folder.root
-        self._cache: dict[str, object] = {}
+        self._cache: dict[str, object] = {"manifest": tables.read_document(self.folder.run_json, tables.RUN_JSON)}
+        if self.folder.summary_json.is_file():  # a run judged by an older version is refused here, at once
+            self._cache["summary"] = tables.read_document(self.folder.summary_json, tables.SUMMARY)
 
     @property
     def manifest(self) -> dict:
         """The run's ``run.json``."""
-        if "manifest" not in self._cache:
-            self._cache["manifest"] = read_json(self.folder.run_json)
         return self._cache["manifest"]
 
     @property
     def summary(self) -> dict:
         """The run's ``summary.json`` (verdict statistics and settings)."""
         if "summary" not in self._cache:
-            self._cache["summary"] = read_json(_require(self.folder.summary_json))
+            self._cache["summary"] = tables.read_document(_require(self.folder.summary_json), tables.SUMMARY)
         return self._cache["summary"]
 
     @property
     def samples(self) -> pd.DataFrame:
-        """One row per generated sample (``samples.csv``)."""
-        return _read_csv(self.folder.samples_csv)
+        """One row per generated sample (``samples.csv``, dtypes as :data:`novelty.run.tables.SAMPLES` declares)."""
+        return tables.read_table(_require(self.folder.samples_csv), tables.SAMPLES, {"evidence": self.layers}).frame()
 
     @property
     def training(self) -> pd.DataFrame:
-        """One row per training image (``training.csv``)."""
-        return _read_csv(self.folder.training_csv)
+        """One row per training image (``training.csv``, dtypes as :data:`novelty.run.tables.TRAINING` declares)."""
+        return tables.read_table(_require(self.folder.training_csv), tables.TRAINING).frame()
 
     @property
     def layers(self) -> list[str]:

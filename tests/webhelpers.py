@@ -17,7 +17,6 @@ histograms for block1_pool), so queries run end to end without TensorFlow.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import shutil
@@ -33,6 +32,7 @@ from PIL import Image
 from novelty.curate.curation import Outliers
 from novelty.embed.featurestore import FeatureStore
 from novelty.files import sha256_file
+from novelty.run import tables
 from novelty.search.neighbors import save_neighbors, top_k
 
 LAYERS = ("block1_pool", "block5_pool")
@@ -93,13 +93,6 @@ class FixtureRun:
         raise AssertionError("every sample lists a duplicate; make the fixture bigger")
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 ODD_TRAINING_ID, ODD_GENERATED_ID = "t0\n04 #1?%&+.png", "g\n003 #?%.png"  # with odd_ids=True
 
 
@@ -155,10 +148,10 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
             store.save("generated", layer, generated_ids, generated_features[layer], stub.params(layer))
 
     files_rows = [{"set": s, "id": i, "sha256": sha256_file(folder / i), "width": SIZE, "height": SIZE,
-                   "mode": "RGB", "status": "used", "reason": ""}
+                   "mode": "RGB", "status": "used", "reason": None}
                   for s, folder, ids in (("training", train_dir, training_ids),
                                          ("generated", generated_dir, generated_ids)) for i in ids]
-    _write_csv(root / "files.csv", files_rows)
+    tables.write_table(root / "files.csv", tables.FILES, files_rows)
     run = {"version": "0.1.0", "created": "2024-01-01T00:00:00+00:00", "train_dir": str(train_dir),
            "generated_dir": str(generated_dir), "checkpoint": None, "layers": list(LAYERS), "k": k,
            "weights": {"requested": "none", "source": "random", "sha256": "stub", "seed": 0},
@@ -177,24 +170,25 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
             copy_p = (1 + 60 * min(shares.values())) / 61
             top = float(nearest["block5_pool"][1][g, 0])
             row = {"id": ident, "verdict": "copy" if top > 0.9999 else ("borderline" if ident == "g002.png" else "novel"),
-                   "copy_score": round(1 - copy_p, 6), "is_copy": str(top > 0.9999).lower(),
-                   "copy_p_value": round(copy_p, 6), "layer_agreement": 0.25, "duplicate_group": "",
-                   "identical_id": training_ids[int(nearest["block5_pool"][0][g, 0])] if top > 0.9999 else "",
-                   "identical_kind": "same file" if top > 0.9999 else ""}
+                   "copy_score": round(1 - copy_p, 6), "is_copy": top > 0.9999,
+                   "copy_p_value": round(copy_p, 6), "layer_agreement": 0.25, "duplicate_group": None,
+                   "identical_id": training_ids[int(nearest["block5_pool"][0][g, 0])] if top > 0.9999 else None,
+                   "identical_kind": "same file" if top > 0.9999 else None}
             for layer in LAYERS:
                 indices, sims = nearest[layer]
                 row[f"{layer}_nearest_id"] = training_ids[int(indices[g, 0])]
                 row[f"{layer}_similarity"] = round(float(sims[g, 0]), 6)
                 row[f"{layer}_heldout_share"] = round(shares[layer], 6)
+                row[f"{layer}_mirrored"] = False
                 row[f"{layer}_p_value"] = round(copy_p, 6)
             crop = ident == "g002.png"  # the aligned pixel match: g002 is a mirrored crop to 80%
             row |= {"aligned_nearest_id": row["block5_pool_nearest_id"],
                     "aligned_similarity": 1.0 if top > 0.9999 else (0.93 if crop else 0.3),
-                    "aligned_mirrored": str(crop).lower(), "aligned_heldout_share": 0.0 if crop else 0.5,
+                    "aligned_mirrored": crop, "aligned_heldout_share": 0.0 if crop else 0.5,
                     "aligned_p_value": round(1 / 61 if crop else 0.5, 6), "aligned_scale": 0.8 if crop else 1.0,
                     "aligned_crop": "sample"}
             rows.append(row)
-        _write_csv(root / "samples.csv", rows)
+        tables.write_table(root / "samples.csv", tables.SAMPLES, rows)
     if curation:
         counts = {i: 0 for i in training_ids}
         for layer in LAYERS:
@@ -202,20 +196,20 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
                 for j in row:
                     counts[training_ids[int(j)]] += 1
         rows = [{"id": i, "outlier_score": round(4.2 if i == "outlier.png" else 0.1 + 0.01 * n, 6),
-                 "is_outlier": str(i == "outlier.png").lower(),
-                 "duplicate_group": 1 if i.startswith("dup/") else "",
-                 "duplicate_count": 2 if i.startswith("dup/") else "",
-                 "hub_score": 1.0, "is_hub": "false", "times_retrieved": counts[i],
+                 "is_outlier": i == "outlier.png",
+                 "duplicate_group": 1 if i.startswith("dup/") else None,
+                 "duplicate_count": 2 if i.startswith("dup/") else None,
+                 "hub_score": 1.0, "is_hub": False, "times_retrieved": counts[i],
                  "retrieval_hub_score": round(counts[i] / 24, 6),
-                 "is_retrieval_hub": str(counts[i] >= 40).lower(), "split": "reference",
+                 "is_retrieval_hub": counts[i] >= 40, "split": "reference",
                  "near_blank_score": 1.0 if i == "blank.png" else 0.1,
-                 "is_near_blank": str(i == "blank.png").lower()} for n, i in enumerate(training_ids)]
-        _write_csv(root / "training.csv", rows)
+                 "is_near_blank": i == "blank.png"} for n, i in enumerate(training_ids)]
+        tables.write_table(root / "training.csv", tables.TRAINING, rows)
         calibration = {"false_positive_rate": 0.01, "n_heldout": 60,
                        "thresholds": {layer: 0.99 for layer in LAYERS}}
         calibration |= {layer: {"threshold": 0.99, "quantiles": [round(float(q), 6) for q in np.quantile(
             heldout[layer], np.linspace(0, 1, 101))]} for layer in LAYERS}
-        summary = {"counts": {"training": len(training_ids), "generated": len(generated_ids)},
+        summary = {"format": tables.SUMMARY_FORMAT, "counts": {"training": len(training_ids), "generated": len(generated_ids)},
                    "copies": {"count": 2, "n": len(generated_ids), "rate": 2 / len(generated_ids),
                               "exact_interval": [0.01, 0.2], "confidence": 0.95, "borderline": 1},
                    "calibration": calibration, "copying_test": {layer: {"c_t": -1.25} for layer in LAYERS},

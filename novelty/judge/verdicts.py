@@ -33,8 +33,6 @@ What a run gets (see the README for the columns):
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -45,8 +43,9 @@ import numpy as np
 
 from novelty import bounds, defaults
 from novelty.errors import NoveltyError
-from novelty.files import read_json, write_json, write_text
+from novelty.files import read_json, write_json
 from novelty.judge.identical import training_overlap
+from novelty.run import tables
 from novelty.run.folder import RunFolder
 from novelty.stopwatch import Stopwatch
 
@@ -519,16 +518,6 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
 
 # ---- run folder: load, write ---------------------------------------------------------------------
 
-def _csv_text(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: (str(v).lower() if isinstance(v, bool) else v) for key, v in row.items()})
-    return buffer.getvalue()
-
-
 def _neighbours_from_file(run: RunFolder, layer: str, generated_ids: Sequence[str],
                           training_index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray] | None:
     """``neighbors/<layer>.json`` as index arrays, or None when absent or out of step with the features."""
@@ -868,8 +857,8 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
         summary["timings"]["pixel_flags"] = watch.lap("pixel_flags")
 
     written = [run.samples_csv, run.training_csv, run.root / EVIDENCE_FILE, run.summary_json]
-    write_text(run.samples_csv, _csv_text(result.samples))
-    write_text(run.training_csv, _csv_text(result.training))
+    tables.write_table(run.samples_csv, tables.SAMPLES, result.samples)
+    tables.write_table(run.training_csv, tables.TRAINING, result.training)
     write_json(run.root / EVIDENCE_FILE, result.evidence, indent=None)
     if plots:
         watch.lap("write")
@@ -877,6 +866,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
         summary["timings"]["plots"] = watch.lap("plots")
     summary["plots"] = sorted(p.name for p in written if p.suffix == ".png")
     summary["cache_key"] = key
+    summary["format"] = tables.SUMMARY_FORMAT
     write_json(run.summary_json, summary)  # last: its cache key vouches for the files before it
     return JudgeResult(run.root, summary, written)
 

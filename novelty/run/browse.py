@@ -12,7 +12,6 @@ image once with a count instead of repeating it.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import re
@@ -22,8 +21,8 @@ from typing import Any, NamedTuple
 
 from novelty import defaults
 from novelty.errors import NoveltyError
-from novelty.files import read_json
 from novelty.judge.alignment import ALIGNED, EVIDENT_MATCH
+from novelty.run import tables
 from novelty.run.folder import RunFolder
 
 # What each VGG16 layer's neighbours mean to a person looking at them.
@@ -37,13 +36,6 @@ LAYER_INFO: dict[str, dict[str, str]] = {
         "description": "Deep VGG16 layer (block5_pool): neighbours share shapes and object parts.",
     },
 }
-
-# samples.csv and training.csv are written by novelty.judge.verdicts; these are the columns read here.
-# Per GENERATED sample: verdict, copy_score, copy_p_value, layer_agreement, duplicate_group, and per
-# layer {layer}_nearest_id, {layer}_similarity, {layer}_heldout_share, {layer}_p_value; likewise
-# aligned_* for the aligned pixel match, with aligned_scale and aligned_crop.
-# Flags of training.csv with a view of their own; every other is_* column is a pixel flag.
-CURATION_FLAGS = ("is_outlier", "is_duplicate", "is_hub", "is_retrieval_hub")
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -79,28 +71,20 @@ def layer_info(layer: str) -> dict[str, str]:
     return LAYER_INFO.get(layer, {"label": layer, "description": f"VGG16 layer {layer}."})
 
 
-def _number(value: str | None) -> float | None:
-    if value is None or value.strip() == "":
+def _number(value: object) -> float | None:
+    """A finite number from ``summary.json``, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
+    return float(value) if math.isfinite(value) else None
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "y", "t")
+def _read(path: Path, schema: tables.Schema, expected: dict | None = None) -> tables.Table | None:
+    """The table at ``path`` as :func:`novelty.run.tables.read_table` types it; None when absent."""
+    return tables.read_table(path, schema, expected or {}) if path.is_file() else None
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise NoveltyError(f"cannot read {path}: {exc}") from None
+def _by_id(table: tables.Table | None) -> dict[str, dict[str, Any]]:
+    return {row["id"]: row for row in table.rows} if table is not None else {}
 
 
 class Neighbour(NamedTuple):
@@ -115,7 +99,8 @@ class RunView:
     """Everything a browser of the run needs, read from the run folder once.
 
     ``neighbours[layer][generated id]`` lists TRAINING neighbours best first. ``samples`` and
-    ``training`` hold the rows of ``samples.csv`` / ``training.csv`` by id (empty when absent).
+    ``training`` hold the typed rows of ``samples.csv`` / ``training.csv`` by id (empty when absent,
+    see :mod:`novelty.run.tables`); ``flag_names`` the pixel flags of ``training.csv``.
     """
 
     root: Path
@@ -127,9 +112,10 @@ class RunView:
     neighbours: dict[str, dict[str, list[Neighbour]]]
     sample_ids: list[str]
     training_ids: list[str]
-    samples: dict[str, dict[str, str]] = field(default_factory=dict)
-    training: dict[str, dict[str, str]] = field(default_factory=dict)
-    files: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    samples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    flag_names: list[str] = field(default_factory=list)
     summary_data: dict[str, Any] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
     _groups: dict[str, str] = field(default_factory=dict)  # training id -> group key (groups of 2+)
@@ -143,43 +129,24 @@ class RunView:
     def load(cls, root: str | os.PathLike) -> RunView:
         """Read a run folder; a one-line :class:`NoveltyError` when required parts are missing."""
         folder = RunFolder(root).require()
-        try:
-            run = read_json(folder.run_json)
-        except (OSError, ValueError) as exc:
-            raise NoveltyError(f"cannot read {folder.run_json}: {exc}") from None
-        if not isinstance(run, dict):
-            raise NoveltyError(f"{folder.run_json} must hold a JSON object, received {type(run).__name__}")
-        for key in ("train_dir", "generated_dir"):
-            if not isinstance(run.get(key), str):
-                raise NoveltyError(f"{folder.run_json} has no {key!r}; re-run `novelty analyze`")
-        layers = run.get("layers") or [p.stem for p in sorted(folder.neighbors_dir.glob("*.json"))]
-        layers = [str(layer) for layer in layers]
-        neighbours: dict[str, dict[str, list[Neighbour]]] = {}
-        for layer in layers:
-            neighbours[layer] = _read_neighbours(folder.neighbors(layer))
+        run = tables.read_document(folder.run_json, tables.RUN_JSON)
+        layers = [str(layer) for layer in run["layers"]]
+        neighbours = {layer: _read_neighbours(folder.neighbors(layer)) for layer in layers}
         if not neighbours:
             raise NoveltyError(f"{folder.root} has no neighbours (neighbors/<layer>.json); run `novelty analyze`")
         k = int(run.get("k") or max((len(v) for n in neighbours.values() for v in n.values()), default=0)
                 or defaults.TOP_K)
-        samples = {row["id"]: row for row in _read_csv(folder.samples_csv) if row.get("id")}
-        training = {row["id"]: row for row in _read_csv(folder.training_csv) if row.get("id")}
-        files = {(row.get("set", ""), row["id"]): row for row in _read_csv(folder.files_csv)
-                 if row.get("id") and row.get("status", "used") == "used"}
-        summary = {}
-        if folder.summary_json.is_file():
-            try:
-                summary = read_json(folder.summary_json)
-            except (OSError, ValueError) as exc:
-                raise NoveltyError(f"cannot read {folder.summary_json}: {exc}") from None
-        damaged = folder.table_problems(summary)
-        if damaged:
-            raise NoveltyError(f"{folder.root} is damaged: {'; '.join(damaged)}; its verdicts would show as "
-                               "empty. Run `novelty analyze` again with the same options to rewrite them "
-                               "(the features are cached)")
+        summary = tables.read_document(folder.summary_json, tables.SUMMARY) if folder.summary_json.is_file() else None
+        tables.check_verdicts(folder.root, summary, layers)
+        samples = _by_id(_read(folder.samples_csv, tables.SAMPLES, {"evidence": layers}))
+        training_table = _read(folder.training_csv, tables.TRAINING)
+        files_table = _read(folder.files_csv, tables.FILES)
+        files = {(row["set"], row["id"]): row for row in (files_table.rows if files_table else [])
+                 if row["status"] == "used"}
         plots = sorted(p.name for p in folder.plots_dir.glob("*.png")) if folder.plots_dir.is_dir() else []
 
         sample_ids = set(samples)
-        training_ids = set(training)
+        training_ids = {row["id"] for row in training_table.rows} if training_table is not None else set()
         for lists in neighbours.values():
             sample_ids.update(lists)
             for items in lists.values():
@@ -190,8 +157,9 @@ class RunView:
             root=folder.root, run=run, layers=layers, k=k,
             train_dir=Path(run["train_dir"]), generated_dir=Path(run["generated_dir"]),
             neighbours=neighbours, sample_ids=sorted(sample_ids, key=natural_key),
-            training_ids=sorted(training_ids, key=natural_key), samples=samples, training=training,
-            files=files, summary_data=summary if isinstance(summary, dict) else {}, plots=plots,
+            training_ids=sorted(training_ids, key=natural_key), samples=samples,
+            files=files, summary_data=summary or {}, plots=plots, training=_by_id(training_table),
+            flag_names=training_table.instances["flag"] if training_table is not None else [],
         )
         view._index()
         return view
@@ -200,13 +168,13 @@ class RunView:
         self._sample_set = set(self.sample_ids)
         self._training_set = set(self.training_ids)
         members: dict[str, list[str]] = {}
-        if any(row.get("duplicate_group") for row in self.training.values()):
+        if any(row["duplicate_group"] for row in self.training.values()):
             for ident, row in self.training.items():
-                if row.get("duplicate_group"):
-                    members.setdefault("g" + row["duplicate_group"], []).append(ident)
+                if row["duplicate_group"]:
+                    members.setdefault(f"g{row['duplicate_group']}", []).append(ident)
         else:
             for (set_name, ident), row in self.files.items():
-                if set_name == "training" and row.get("sha256"):
+                if set_name == "training" and row["sha256"]:
                     members.setdefault("sha:" + row["sha256"][:16], []).append(ident)
         self._group_members = {key: sorted(ids, key=natural_key) for key, ids in members.items()
                                if len(ids) > 1}
@@ -271,22 +239,21 @@ class RunView:
                   for layer in self.layers}
         deepest = layers[self.layers[-1]]["similarity"]
         aligned = None
-        if _number(row.get(f"{ALIGNED}_similarity")) is not None:
+        if row.get(f"{ALIGNED}_similarity") is not None:
             aligned = self._score(row, ALIGNED) | {
-                "mirrored": (row.get(f"{ALIGNED}_mirrored") or "").strip().lower() == "true",
-                "scale": _number(row.get(f"{ALIGNED}_scale")),
-                "crop": (row.get(f"{ALIGNED}_crop") or "").strip() or None} | self._aligned_level()
+                "mirrored": bool(row.get(f"{ALIGNED}_mirrored")), "scale": row.get(f"{ALIGNED}_scale"),
+                "crop": row.get(f"{ALIGNED}_crop") or None} | self._aligned_level()
             aligned["evident"] = aligned["similarity"] > aligned["level"]
         identical = None
-        if (row.get("identical_id") or "").strip():
-            identical = {"id": row["identical_id"], "kind": (row.get("identical_kind") or "").strip() or None}
-        return {"id": sample_id, "verdict": (row.get("verdict") or "").strip() or None,
-                "copy_score": _round(_number(row.get("copy_score"))),
-                "copy_p_value": _round(_number(row.get("copy_p_value"))),
+        if row.get("identical_id"):
+            identical = {"id": row["identical_id"], "kind": row.get("identical_kind") or None}
+        group = row.get("duplicate_group")
+        return {"id": sample_id, "verdict": row.get("verdict") or None,
+                "copy_score": _round(row.get("copy_score")), "copy_p_value": _round(row.get("copy_p_value")),
                 "novelty": None if deepest is None else _round(1.0 - deepest),
-                "duplicate_group": (row.get("duplicate_group") or "").strip() or None,
+                "duplicate_group": None if group is None else str(group),
                 "layers": layers, "aligned": aligned, "identical": identical,
-                "agreement": self.agreement(sample_id, _number(row.get("layer_agreement")))}
+                "agreement": self.agreement(sample_id, row.get("layer_agreement"))}
 
     def _aligned_level(self) -> dict[str, Any]:
         """The aligned score above which the pixel match says "crop or rescale of that training image":
@@ -294,23 +261,23 @@ class RunView:
         :data:`novelty.judge.alignment.EVIDENT_MATCH` ("stated")."""
         calibration = self.summary_data.get("calibration")
         thresholds = calibration.get("thresholds") if isinstance(calibration, dict) else None
-        level = _number(str(thresholds.get(ALIGNED))) if isinstance(thresholds, dict) else None
+        level = _number(thresholds.get(ALIGNED)) if isinstance(thresholds, dict) else None
         return {"level": level, "level_from": "heldout"} if level is not None else \
             {"level": EVIDENT_MATCH, "level_from": "stated"}
 
-    def _score(self, row: dict[str, str], name: str, items: list | tuple = ()) -> dict[str, Any]:
+    def _score(self, row: dict[str, Any], name: str, items: list | tuple = ()) -> dict[str, Any]:
         """One piece of evidence of a sample (a layer, or the aligned pixel match) as ``samples.csv``
         gives it: nearest TRAINING id, similarity, calibrated score (1 - heldout_share, else from the
         held-out quantiles) and p-value; the neighbour list ``items`` fills in for a run without verdicts."""
-        similarity = _number(row.get(f"{name}_similarity"))
+        similarity = row.get(f"{name}_similarity")
         if similarity is None and items:
             similarity = items[0].similarity
-        share = _number(row.get(f"{name}_heldout_share"))
+        share = row.get(f"{name}_heldout_share")
         calibrated = 1.0 - share if share is not None else (
             None if similarity is None else self.calibrated(name, similarity))
         return {"nearest": row.get(f"{name}_nearest_id") or (items[0].id if items else None),
                 "similarity": _round(similarity), "calibrated": _round(calibrated),
-                "p_value": _round(_number(row.get(f"{name}_p_value")))}
+                "p_value": _round(row.get(f"{name}_p_value"))}
 
     def sample_list(self) -> list[dict[str, Any]]:
         return [self.sample(ident) for ident in self.sample_ids]
@@ -376,22 +343,21 @@ class RunView:
         for ident in self.training_ids:
             row = self.training.get(ident, {})
             retrieved = {layer: self._retrieved[layer].get(ident, 0) for layer in self.layers}
-            times = _number(row.get("times_retrieved"))
-            times = int(times) if times is not None else sum(retrieved.values())
+            times = row.get("times_retrieved")
+            times = times if times is not None else sum(retrieved.values())
             group = self._groups.get(ident)
-            flags = sorted(name[3:] for name, value in row.items()
-                           if name and name.startswith("is_") and name not in CURATION_FLAGS and _flag(value))
+            flags = tables.pixel_flags(row, self.flag_names)
             rows.append({
                 "id": ident,
-                "outlier_score": _round(_number(row.get("outlier_score"))),
-                "is_outlier": _flag(row.get("is_outlier")),
+                "outlier_score": _round(row.get("outlier_score")),
+                "is_outlier": bool(row.get("is_outlier")),
                 "duplicate_group": group,
                 "duplicate_count": len(self._group_members[group]) if group else 1,
                 "times_retrieved": times,
                 "retrieved": retrieved,
-                "hub_score": _round(_number(row.get("hub_score"))),
-                "is_hub": _flag(row.get("is_hub")),
-                "is_retrieval_hub": _flag(row.get("is_retrieval_hub")) if "is_retrieval_hub" in row
+                "hub_score": _round(row.get("hub_score")),
+                "is_hub": bool(row.get("is_hub")),
+                "is_retrieval_hub": bool(row["is_retrieval_hub"]) if "is_retrieval_hub" in row
                 else times >= hub_at,
                 "flags": flags,
             })
@@ -402,7 +368,7 @@ class RunView:
         run = self.run
         verdicts: dict[str, int] = {}
         for row in self.samples.values():
-            verdict = (row.get("verdict") or "").strip()
+            verdict = row.get("verdict") or ""
             if verdict:
                 verdicts[verdict] = verdicts.get(verdict, 0) + 1
         return {

@@ -1,4 +1,5 @@
-"""The layout of a run folder, and nothing else: each stage owns the format of the files it writes.
+"""The layout of a run folder, and nothing else: each stage owns the format of the files it writes;
+the tables several stages fill are declared in :mod:`novelty.run.tables`.
 
 ::
 
@@ -16,16 +17,14 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from novelty.errors import NoveltyError
+from novelty.run import tables
 
 RUN_FILE = "run.json"
-# The per-image tables novelty.judge.verdicts writes, and the set (summary.json "counts") each has a row for.
-VERDICT_TABLES = (("samples.csv", "generated"), ("training.csv", "training"))
 
 
 @dataclass(frozen=True)
@@ -81,29 +80,9 @@ class RunFolder:
         return self
 
     def table_problems(self, summary: object) -> list[str]:
-        """What is wrong with ``samples.csv`` and ``training.csv`` (missing, cut short, rows missing),
-        checked against the image counts of ``summary`` (the run's ``summary.json``, written last by
-        the verdicts); [] when they are whole, or when the run has no verdicts to check against."""
-        counts = summary.get("counts") if isinstance(summary, dict) else None
-        if not isinstance(counts, dict):
-            return []
-        problems = []
-        for name, set_name in VERDICT_TABLES:
-            expected, path = counts.get(set_name), self.root / name
-            if not isinstance(expected, int):
-                continue
-            if not path.is_file():
-                problems.append(f"{name} is missing")
-                continue
-            try:
-                with open(path, encoding="utf-8", newline="") as handle:
-                    rows = list(csv.DictReader(handle))
-            except (OSError, UnicodeDecodeError, csv.Error) as exc:
-                problems.append(f"{name} cannot be read ({exc})")
-                continue
-            cut = next((i for i, row in enumerate(rows, 2) if None in row or None in row.values()), None)
-            if cut is not None:
-                problems.append(f"{name} is cut short (line {cut} is incomplete)")
-            elif len(rows) != expected:
-                problems.append(f"{name} has {len(rows)} rows for the {expected} {set_name} images of summary.json")
-        return problems
+        """What is wrong with the verdict tables: written by an older version, or missing, cut short
+        or short of rows against ``summary`` (the run's ``summary.json``); see :mod:`novelty.run.tables`."""
+        try:
+            return tables.outdated(self.root, summary) + tables.damage(self.root, summary)
+        except NoveltyError as exc:  # a newer format, an unreadable table
+            return [str(exc)]
