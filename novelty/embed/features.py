@@ -246,6 +246,8 @@ class Extractor:
 
         if batch_size < 1:
             raise NoveltyError(f"batch size must be positive, received: {batch_size}")
+        if not isinstance(images, LazyImages):
+            images = np.asarray(images)
         self._prepare(images[:0])  # a wrong dtype or shape fails before any work
         model = self.model if len(images) else None
         with tqdm(total=len(images), desc=desc, unit="img", disable=not progress) as bar:
