@@ -3,12 +3,14 @@
 Steps (each timed into ``run.json`` "timings"):
 
 1. ``generate`` (with a checkpoint): seeded samples into ``RUN/generated`` (:mod:`novelty.gan.generate`);
-2. ``decode``: both folders (:mod:`novelty.images.decode`), every image fitted to ``input_size`` by
+2. ``decode``: both folders scanned (:mod:`novelty.images.decode`; no pixels kept), every image fitted to ``input_size`` by
    ``images.fit`` (centre crop by default, ``fit_mode="pad"`` to keep everything), so training images and generated samples of any size meet VGG16 at one
    size (default 64, the 2018 demo's native size); an undecodable file is listed in ``files.csv`` with
    its reason and left out, never embedded as zeros;
 3. ``embed_training``, ``embed_generated``: :class:`novelty.embed.features.Extractor` through the
-   content-hash cache of :class:`novelty.embed.featurestore.FeatureStore` (``RUN/features``);
+   content-hash cache of :class:`novelty.embed.featurestore.FeatureStore` (``RUN/features``); only the
+   images not cached are decoded again, a batch at a time (:class:`FolderPixels`), so memory stays flat
+   as a set grows;
 4. ``search``: exact top-k per layer (:func:`novelty.search.neighbors.top_k`) -> ``RUN/neighbors/<layer>.json``,
    skipped for a layer whose features and k are those of the lists already there;
 5. ``verdicts``: :func:`novelty.judge.verdicts.judge_run` when that module is installed.
@@ -31,7 +33,8 @@ import numpy as np
 
 from novelty import __version__, bounds, defaults
 from novelty.errors import NoveltyError
-from novelty.files import is_inside, read_json, write_json, write_text
+from novelty.files import is_inside, open_regular, read_json, write_json, write_text
+from novelty.images.decode import ImageError, decode, fit, iter_folder
 from novelty.run.folder import RunFolder
 from novelty.stopwatch import Stopwatch
 
@@ -70,13 +73,14 @@ class AnalyzeOptions:
 
 @dataclass
 class ImageSet:
-    """One decoded folder: the usable images (``(N, size, size, 3)`` uint8) and a files.csv row per file."""
+    """One scanned folder: its usable images (``(N, size, size, 3)`` uint8: an array, or a
+    :class:`FolderPixels` read a batch at a time) and a files.csv row per file."""
 
     name: str
     root: Path
     ids: list[str]
     sha256: list[str]
-    images: np.ndarray
+    images: np.ndarray | FolderPixels
     rows: list[dict] = field(default_factory=list)
     prepared: bool = False  # read from a `novelty prepare` output (manifest + shards) rather than decoded
     source: Path | None = None  # prepared: the image folder the shards came from, as the manifest says
@@ -102,11 +106,48 @@ class AnalyzeResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE,
-               progress: bool = True) -> ImageSet:
-    """Decode and fit every file under ``root``; bad files become ``skipped`` rows with a reason. A
-    ``novelty prepare`` output (manifest + shards) is read as it was prepared: :func:`prepared_set`."""
-    from novelty.images.decode import iter_folder
+class FolderPixels:
+    """The used images of a scanned folder, decoded again when asked for: ``pixels[rows]`` -> uint8
+    ``(len(rows), size, size, 3)``, exactly what :func:`novelty.images.decode.iter_folder` gave for
+    them. What :func:`scan_set` hands the feature store, so a set's pixels are never all in memory at
+    once and cached images are not decoded a second time. A file whose bytes changed since the scan is
+    a :class:`NoveltyError`, never features of other pixels under its old hash."""
+
+    def __init__(self, root: Path, ids: Sequence[str], sha256: Sequence[str], size: int, fit_mode: str):
+        self.root, self.ids, self.sha256, self.size, self.fit_mode = root, list(ids), list(sha256), size, fit_mode
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return len(self.ids), self.size, self.size, 3
+
+    def __getitem__(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        out = np.zeros((len(rows), self.size, self.size, 3), np.uint8)
+        for slot, row in enumerate(rows):
+            out[slot] = self._load(int(row))
+        return out
+
+    def _load(self, row: int) -> np.ndarray:
+        ident = self.ids[row]
+        try:
+            with open_regular(self.root / ident) as handle:
+                data = handle.read()
+            if hashlib.sha256(data).hexdigest() != self.sha256[row]:
+                raise NoveltyError(f"{ident} changed while it was being analysed; run again")
+            return fit(decode(data)[0], self.size, self.fit_mode)
+        except (OSError, ImageError) as exc:
+            raise NoveltyError(f"{ident} could no longer be read while it was being analysed "
+                               f"({exc}); run again") from None
+
+
+def scan_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE,
+             progress: bool = True, keep_pixels: bool = False) -> ImageSet:
+    """Decode and fit every file under ``root`` for its files.csv row (bad files become ``skipped``
+    rows with a reason), keeping no pixels: ``images`` is a :class:`FolderPixels` that decodes a row
+    again when it is embedded (``keep_pixels``: the ``(N, size, size, 3)`` array instead). A ``novelty
+    prepare`` output (manifest + shards) is read as it was prepared: :func:`prepared_set`."""
     from novelty.images.pipeline import is_shard_folder
 
     if is_shard_folder(root):
@@ -121,11 +162,20 @@ def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MO
             row.update(width=info.original_size[0], height=info.original_size[1], mode=info.mode)
             ids.append(ident)
             hashes.append(sha)
-            arrays.append(arr)
+            if keep_pixels:
+                arrays.append(arr)
         rows.append(row)
-    if not arrays:
+    if not ids:
         raise NoveltyError(f"no usable {name} images in {root} ({len(rows)} files, all skipped)")
-    return ImageSet(name, Path(root), ids, hashes, np.stack(arrays), rows)
+    images = np.stack(arrays) if keep_pixels else FolderPixels(Path(root), ids, hashes, size, fit_mode)
+    return ImageSet(name, Path(root), ids, hashes, images, rows)
+
+
+def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE,
+               progress: bool = True) -> ImageSet:
+    """:func:`scan_set` keeping every decoded image in memory (``images``: ``(N, size, size, 3)``
+    uint8), for callers that index the pixels themselves."""
+    return scan_set(name, root, size, fit_mode, progress, keep_pixels=True)
 
 
 def prepared_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE) -> ImageSet:
@@ -232,8 +282,8 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     if checkpoint is not None:
         lap("generate")
 
-    sets = [decode_set(TRAINING, train, options.input_size, options.fit_mode, options.progress),
-            decode_set(GENERATED, generated_dir, options.input_size, options.fit_mode, options.progress)]
+    sets = [scan_set(TRAINING, train, options.input_size, options.fit_mode, options.progress),
+            scan_set(GENERATED, generated_dir, options.input_size, options.fit_mode, options.progress)]
     training, generated_set = sets
     if options.k > len(training.ids):
         raise NoveltyError(f"k={options.k} neighbours requested but only {len(training.ids)} usable training "

@@ -23,7 +23,7 @@ from conftest import unblocked
 from PIL import Image
 
 import novelty.judge
-from novelty.analysis import AnalyzeOptions, analyze
+from novelty.analysis import AnalyzeOptions, FolderPixels, analyze, decode_set, scan_set
 from novelty.cli import main
 from novelty.curate.curation import Outliers
 from novelty.embed.features import Extractor
@@ -185,6 +185,53 @@ def test_adding_one_image_embeds_only_that_one(run: Path, data: dict[str, Path],
     assert result.counts["training"] == 13
     ids, _ = FeatureStore(out / "features").load("training", "block5_pool")
     assert "t99.png" in ids and len(ids) == 13
+
+
+@pytest.mark.parametrize("folder", ["train", "gen"])
+def test_streamed_embedding_equals_decoding_everything_first(data: dict[str, Path], extractor: Extractor,
+                                                             folder: str, tmp_path: Path) -> None:
+    kept = decode_set("training", data[folder], SIZE, progress=False)
+    streamed = scan_set("training", data[folder], SIZE, progress=False)
+    assert isinstance(streamed.images, FolderPixels) and isinstance(kept.images, np.ndarray)
+    assert streamed.rows == kept.rows and streamed.ids == kept.ids and streamed.sha256 == kept.sha256
+    np.testing.assert_array_equal(streamed.images[np.arange(len(kept.ids))], kept.images)
+    stores = {name: FeatureStore(tmp_path / name) for name in ("kept", "streamed")}
+    for name, image_set in (("kept", kept), ("streamed", streamed)):
+        assert stores[name].update("training", image_set.ids, image_set.sha256, image_set.images, extractor,
+                                   batch_size=2, progress=False) == len(kept.ids)
+    direct = extractor.embed(kept.images, batch_size=2, progress=False)
+    for layer in extractor.layers:
+        (_, before), (_, after) = (store.load("training", layer) for store in stores.values())
+        assert before.dtype == after.dtype and np.array_equal(before, after)  # bit for bit
+        assert np.array_equal(after, direct[layer].astype(after.dtype))
+
+
+def test_only_uncached_images_are_decoded_again_a_batch_at_a_time(data: dict[str, Path], extractor: Extractor,
+                                                                  tmp_path: Path, monkeypatch) -> None:
+    streamed = scan_set("training", data["train"], SIZE, progress=False)
+    store = FeatureStore(tmp_path)
+    store.update("training", streamed.ids[:9], streamed.sha256[:9], streamed.images[np.arange(9)], extractor,
+                 progress=False)
+    requests, read = [], FolderPixels.__getitem__
+    monkeypatch.setattr(FolderPixels, "__getitem__", lambda pixels, rows: requests.append(list(rows)) or
+                        read(pixels, rows))
+    assert store.update("training", streamed.ids, streamed.sha256, streamed.images, extractor, batch_size=2,
+                        progress=False) == 3
+    assert [rows for rows in requests if rows] == [[9, 10], [11]]
+
+
+def test_an_image_changed_after_the_scan_is_an_error_not_stale_features(data: dict[str, Path],
+                                                                        extractor: Extractor, tmp_path: Path) -> None:
+    train = Path(shutil.copytree(data["train"], tmp_path / "train"))
+    streamed = scan_set("training", train, SIZE, progress=False)
+    _save(train / "t03.png", data["extra"])
+    with pytest.raises(NoveltyError, match=r"^t03\.png changed while it was being analysed; run again$"):
+        FeatureStore(tmp_path / "features").update("training", streamed.ids, streamed.sha256, streamed.images,
+                                                   extractor, progress=False)
+    assert FeatureStore(tmp_path / "features").meta("training", "block5_pool") is None  # nothing half-written
+    (train / "t04.png").unlink()
+    with pytest.raises(NoveltyError, match=r"^t04\.png could no longer be read"):
+        streamed.images[[4]]
 
 
 def test_another_configuration_rebuilds_the_cache(run: Path, data: dict[str, Path], tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import pytest
 from novelty import defaults
 from novelty.embed.features import (
     Extractor,
+    LazyImages,
+    MirroredExtractor,
     conv_flops,
     feature_dim,
     parse_reduce,
@@ -104,6 +106,22 @@ def test_embedding_is_deterministic_and_independent_of_batch_size(extractor: Ext
     other = Extractor(weights="none", input_size=32, layers=("block5_pool",))
     np.testing.assert_allclose(other.embed(images[:2], progress=False)["block5_pool"],
                                a["block5_pool"][:2], rtol=1e-4, atol=1e-3)  # same seed, same weights
+
+
+def test_lazy_images_are_read_a_batch_at_a_time_and_embed_bit_for_bit(extractor: Extractor,
+                                                                       images: np.ndarray) -> None:
+    reads: list[list[int]] = []
+    lazy = LazyImages(np.arange(len(images)), lambda rows: reads.append(list(rows)) or images[rows])
+    streamed = list(extractor.embed_batches(lazy, batch_size=2, progress=False))
+    assert [rows for rows in reads if rows] == [[0, 1], [2, 3], [4]]
+    for got, want in zip(streamed, extractor.embed_batches(images, batch_size=2, progress=False), strict=True):
+        assert all(np.array_equal(got[layer], want[layer]) for layer in extractor.layers)
+    mirrored = MirroredExtractor(extractor).embed_batches(lazy, batch_size=2, progress=False)
+    flipped = extractor.embed_batches(np.ascontiguousarray(images[:, :, ::-1]), batch_size=2, progress=False)
+    for got, want in zip(mirrored, flipped, strict=True):
+        assert all(np.array_equal(got[layer], want[layer]) for layer in extractor.layers)
+    with pytest.raises(NoveltyError, match="read by slices"):
+        lazy[[0, 1]]
 
 
 def test_images_of_another_size_are_fitted_to_the_input_size(extractor: Extractor, images: np.ndarray) -> None:

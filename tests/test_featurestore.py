@@ -93,6 +93,15 @@ def test_values_float16_cannot_hold_are_stored_as_float32(tmp_path: Path) -> Non
     assert store.meta("training", "a")["requested_dtype"] == "float16"
 
 
+def test_rows_put_in_any_order_and_runs_land_in_place(tmp_path: Path) -> None:
+    store = FeatureStore(tmp_path, "float32")
+    features = np.arange(12, dtype=np.float32).reshape(6, 2)
+    with store.writer("training", "a", list("uvwxyz"), 2, PARAMS) as writer:
+        writer.put(np.array([4, 0, 1]), features[[4, 0, 1]])  # unsorted, a run of two
+        writer.put(np.array([5, 2, 3]), features[[5, 2, 3]])
+    np.testing.assert_array_equal(store.load("training", "a", mmap=False)[1], features)
+
+
 def test_a_failed_write_leaves_the_previous_store_and_no_temporary_files(tmp_path: Path) -> None:
     store = FeatureStore(tmp_path)
     store.save("training", "a", ["x"], np.ones((1, 4), np.float32), PARAMS)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -158,6 +158,24 @@ def conv_flops(input_size: int) -> int:
     return total
 
 
+class LazyImages:
+    """Images read on demand: ``len`` is ``len(keys)``, and ``[i:j]`` is ``read(keys[i:j])``, a uint8
+    ``(j - i, H, W, 3)`` array. What :meth:`Extractor.embed_batches` takes in place of an array, so a set
+    far larger than memory (rows of a folder decoded again, a flipped view) is read a batch at a time."""
+
+    def __init__(self, keys: Sequence | np.ndarray, read: Callable[[Sequence | np.ndarray], np.ndarray]):
+        self.keys = keys
+        self.read = read
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if not isinstance(rows, slice):
+            raise NoveltyError(f"LazyImages are read by slices, received: {type(rows).__name__}")
+        return self.read(self.keys[rows])
+
+
 class Extractor:
     """VGG16 features of chosen layers. The weights are resolved at construction (cheap: a file hash),
     the Keras model is built once, on the first :meth:`embed`.
@@ -217,21 +235,24 @@ class Extractor:
         check_input_size(min(images.shape[1:3]))
         return images
 
-    def embed_batches(self, images: np.ndarray, batch_size: int = defaults.EMBED_BATCH_SIZE,
+    def embed_batches(self, images: np.ndarray | LazyImages, batch_size: int = defaults.EMBED_BATCH_SIZE,
                       progress: bool = True, desc: str = "embedding") -> Iterator[dict[str, np.ndarray]]:
-        """Yield ``{layer: float32 (b, D)}`` for consecutive batches of ``images`` (uint8 ``(N, H, W, 3)``).
+        """Yield ``{layer: float32 (b, D)}`` for consecutive batches of ``images`` (uint8 ``(N, H, W, 3)``,
+        or a :class:`LazyImages` read a batch at a time).
 
-        Memory stays at one batch of activations, whatever N is.
+        Images are fitted and preprocessed a batch at a time: memory stays at one batch, whatever N is.
         """
         from tqdm.auto import tqdm
 
         if batch_size < 1:
             raise NoveltyError(f"batch size must be positive, received: {batch_size}")
-        images = self._prepare(images)
+        if not isinstance(images, LazyImages):
+            images = np.asarray(images)
+        self._prepare(images[:0])  # a wrong dtype or shape fails before any work
         model = self.model if len(images) else None
         with tqdm(total=len(images), desc=desc, unit="img", disable=not progress) as bar:
             for start in range(0, len(images), batch_size):
-                batch = preprocess(images[start:start + batch_size], self.preprocess)
+                batch = preprocess(self._prepare(images[start:start + batch_size]), self.preprocess)
                 outputs = model.predict_on_batch(batch)
                 if not isinstance(outputs, (list, tuple)):
                     outputs = [outputs]
@@ -278,10 +299,10 @@ class MirroredExtractor:
     def _mirror(images: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(images)[:, :, ::-1])
 
-    def embed_batches(self, images: np.ndarray, batch_size: int = defaults.EMBED_BATCH_SIZE,
+    def embed_batches(self, images: np.ndarray | LazyImages, batch_size: int = defaults.EMBED_BATCH_SIZE,
                       progress: bool = True, desc: str = "embedding") -> Iterator[dict[str, np.ndarray]]:
-        """:meth:`Extractor.embed_batches` of the images flipped left-right."""
-        return self.base.embed_batches(self._mirror(images), batch_size, progress, desc)
+        """:meth:`Extractor.embed_batches` of the images flipped left-right, a batch at a time."""
+        return self.base.embed_batches(LazyImages(images, self._mirror), batch_size, progress, desc)
 
     def embed(self, images: np.ndarray, batch_size: int = defaults.EMBED_BATCH_SIZE,
               progress: bool = True, desc: str = "embedding") -> dict[str, np.ndarray]:

@@ -12,7 +12,8 @@ and rebuilt: rows of two configurations are never mixed.
 
 Storage is float16 by default (half the disk and memory; block1_pool at 64 px is 65,536 values per
 image) unless a layer's values do not fit (:func:`fits_float16`), in which case that layer is stored
-as float32. Arrays are written chunk by chunk into a memory-mapped ``.npy`` and committed atomically:
+as float32. Arrays are written chunk by chunk into a ``.npy`` (positioned writes, so the process's memory
+stays at one chunk however large the set) and committed atomically:
 the ``.json`` (written last, via :mod:`novelty.files`) names the data file, so a crash never leaves a
 json pointing at half-written data.
 """
@@ -25,12 +26,24 @@ import re
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from novelty import defaults
+from novelty.embed.features import LazyImages
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json
+
+
+class ImageRows(Protocol):
+    """What :meth:`FeatureStore.update` embeds: an array, or anything read by rows like one."""
+
+    shape: tuple[int, ...]  # (N, H, W, 3)
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray: ...  # int64 rows -> uint8 (len(rows), H, W, 3)
 
 STORAGE_DTYPES: tuple[str, ...] = defaults.FEATURE_DTYPES
 COPY_CHUNK = 1024  # rows copied at a time from an earlier store
@@ -117,14 +130,16 @@ class FeatureStore:
             return {}, None
         return {sha: row for row, sha in enumerate(shas) if sha}, features
 
-    def update(self, set_name: str, ids: Sequence[str], sha256s: Sequence[str], images: np.ndarray,
+    def update(self, set_name: str, ids: Sequence[str], sha256s: Sequence[str], images: ImageRows,
                extractor, batch_size: int = defaults.EMBED_BATCH_SIZE, progress: bool = True) -> int:
         """Bring ``set_name`` up to date for every layer of ``extractor`` (a
         :class:`novelty.embed.features.Extractor`); returns how many images were embedded.
 
-        images: uint8 ``(N, H, W, 3)``, row i = ``ids[i]`` with file hash ``sha256s[i]``. Rows whose hash
-        is stored with the same params are copied, the others embedded in batches straight into the
-        new memory-mapped files; an unchanged set is not rewritten at all.
+        images: uint8 ``(N, H, W, 3)``, row i = ``ids[i]`` with file hash ``sha256s[i]``: an array, or
+        anything with ``len``, ``shape`` and ``images[rows]`` (an int64 index array) -> uint8 array, such
+        as a folder decoded again on demand. Rows whose hash is stored with the same params are copied,
+        the others read and embedded a batch at a time straight into the new files, so memory holds one
+        batch of pixels and features whatever N is; an unchanged set is not rewritten at all.
         """
         if not (len(ids) == len(sha256s) == len(images)):
             raise NoveltyError(f"{len(ids)} ids, {len(sha256s)} hashes and {len(images)} images differ in number")
@@ -145,18 +160,27 @@ class FeatureStore:
                 writers[layer] = stack.enter_context(self.writer(
                     set_name, layer, ids, dim, extractor.params(layer), sha256s))
                 source = np.array([rows[sha256s[i]] for i in present], np.int64)
-                for start in range(0, present.size, COPY_CHUNK):
-                    chunk = slice(start, start + COPY_CHUNK)
-                    order = np.argsort(source[chunk])  # read the memory map in file order
-                    writers[layer].put(present[chunk][order], old[source[chunk][order]])
+                self._copy_rows(set_name, layer, source, present, writers[layer])
             done = 0
-            for batch in extractor.embed_batches(images[missing], batch_size, progress,
+            for batch in extractor.embed_batches(LazyImages(missing, images.__getitem__), batch_size, progress,
                                                  desc=f"embedding {set_name}"):
                 rows = missing[done:done + len(next(iter(batch.values())))]
                 for layer, features in batch.items():
                     writers[layer].put(rows, features)
                 done += len(rows)
         return int(missing.size)
+
+    def _copy_rows(self, set_name: str, layer: str, source: np.ndarray, target: np.ndarray,
+                   writer: _Writer) -> None:
+        """Copy stored rows ``source`` of ``set_name``/``layer`` into ``writer``'s rows ``target``, a
+        chunk at a time, each read through a fresh memory map (released after it: a chunk's pages
+        leave the resident set, however large the store)."""
+        for start in range(0, source.size, COPY_CHUNK):
+            chunk = slice(start, start + COPY_CHUNK)
+            order = np.argsort(source[chunk])  # read the memory map in file order
+            _, old = self.load(set_name, layer)
+            writer.put(target[chunk][order], np.array(old[source[chunk][order]]))
+            del old
 
     def save(self, set_name: str, layer: str, ids: Sequence[str], features: np.ndarray, params: dict,
              sha256s: Sequence[str | None] | None = None) -> None:
@@ -193,21 +217,27 @@ class FeatureStore:
 
 
 class _Writer:
-    """A memory-mapped ``.npy`` filled row by row; switches to float32 if float16 cannot hold a chunk."""
+    """A ``.npy`` of ``shape`` filled row by row with positioned writes (``os.pwrite``: the data goes
+    through the page cache, never into this process's resident memory, as a writable memory map's
+    dirty pages would); switches to float32 if float16 cannot hold a chunk."""
 
     def __init__(self, folder: Path, layer: str, shape: tuple[int, int], dtype: str):
         token = secrets.token_hex(4)
         self.path = folder / f"{layer}-{token}.npy"
         self.tmp = folder / f".{layer}-{token}.npy.tmp"
         self.shape = shape
-        self.dtype = dtype
         self.written = np.zeros(shape[0], bool)
-        self.array = self._open(dtype)
+        self.dtype, self.fd, self.offset = dtype, *self._create(self.tmp, dtype)
 
-    def _open(self, dtype: str, path: Path | None = None):
-        if self.shape[0] == 0 or self.shape[1] == 0:
-            return np.zeros(self.shape, dtype)
-        return np.lib.format.open_memmap(path or self.tmp, mode="w+", dtype=dtype, shape=self.shape)
+    def _create(self, path: Path, dtype: str) -> tuple[int, int]:
+        """A zero-filled (sparse) ``.npy`` of ``self.shape`` at ``path``: its open descriptor and data offset."""
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                  "shape": self.shape}
+        with open(path, "wb") as handle:
+            np.lib.format.write_array_header_1_0(handle, header)
+            offset = handle.tell()
+            handle.truncate(offset + self.shape[0] * self.shape[1] * np.dtype(dtype).itemsize)
+        return os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0)), offset
 
     def put(self, rows: np.ndarray, values: np.ndarray) -> None:
         """Write ``values`` ``(len(rows), D)`` into ``rows``."""
@@ -217,32 +247,37 @@ class _Writer:
             raise NoveltyError(f"expected a chunk of shape {(len(rows), self.shape[1])}, received {values.shape}")
         if self.dtype == "float16" and not fits_float16(values):
             self._upcast()
-        if len(rows):
-            self.array[rows] = values
-            self.written[rows] = True
+        order = np.argsort(rows, kind="stable")
+        rows, values = rows[order], np.ascontiguousarray(values[order], self.dtype)
+        row_bytes = self.shape[1] * values.itemsize
+        starts = np.flatnonzero(np.diff(rows, prepend=-2) != 1)  # runs of consecutive rows: one write each
+        for begin, end in zip(starts, [*starts[1:], len(rows)], strict=True):
+            os.pwrite(self.fd, values[begin:end].tobytes(), self.offset + int(rows[begin]) * row_bytes)
+        self.written[rows] = True
 
     def _upcast(self) -> None:
         wide_tmp = self.tmp.with_name(self.tmp.name + ".f32")
-        wide = self._open("float32", wide_tmp)
-        for start in range(0, self.shape[0], 1024):
-            wide[start:start + 1024] = self.array[start:start + 1024]
-        self._close()
-        if isinstance(wide, np.memmap):
-            os.replace(wide_tmp, self.tmp)
-        self.array, self.dtype = wide, "float32"
+        fd, offset = self._create(wide_tmp, "float32")
+        narrow, wide_row = np.dtype(self.dtype).itemsize * self.shape[1], 4 * self.shape[1]
+        for start in range(0, self.shape[0], COPY_CHUNK):
+            count = min(COPY_CHUNK, self.shape[0] - start)
+            data = os.pread(self.fd, count * narrow, self.offset + start * narrow)
+            wide = np.frombuffer(data, self.dtype).astype(np.float32)
+            os.pwrite(fd, wide.tobytes(), offset + start * wide_row)
+        os.close(self.fd)
+        os.replace(wide_tmp, self.tmp)
+        self.dtype, self.fd, self.offset = "float32", fd, offset
 
     def _close(self) -> None:
-        if isinstance(self.array, np.memmap):
-            self.array.flush()
-        self.array = None  # the last reference: the map is released
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def finish(self) -> Path:
         if not self.written.all():
             missing = int((~self.written).sum())
             raise NoveltyError(f"internal error: {missing} feature rows were never written")
-        if not isinstance(self.array, np.memmap):  # an empty array: a plain save
-            with open(self.tmp, "wb") as handle:
-                np.save(handle, self.array)
+        os.fsync(self.fd)
         self._close()
         os.replace(self.tmp, self.path)
         return self.path
