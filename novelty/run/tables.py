@@ -223,6 +223,8 @@ SAMPLES = Schema("samples.csv", rows_of="generated", parts=(
     Column("aligned_scale", "float", "aligned pixel match: scale of the crop", required=False),
     Column("aligned_crop", "str", "aligned pixel match: which image is the crop, sample or training",
            required=False),
+    Column("mode", "int", "the collection's mode it falls in (summary.json \"modes\"; empty: modes off)",
+           nullable=True, required=False),
 ))
 
 TRAINING = Schema("training.csv", rows_of="training", parts=(
@@ -242,6 +244,8 @@ TRAINING = Schema("training.csv", rows_of="training", parts=(
         Column("{flag}_score", "float", "the pixel score (empty: the image could not be read)", nullable=True),
         Column("is_{flag}", "bool", "the score passes the flag's threshold", nullable=True),
     )),
+    Column("mode", "int", "the collection's mode it belongs to (summary.json \"modes\"; empty: modes off)",
+           nullable=True, required=False),
 ))
 
 FILES = Schema("files.csv", parts=(
