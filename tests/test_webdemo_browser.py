@@ -341,6 +341,28 @@ def test_summary_shows_statistics_and_plots(page, server, shots):
     page.screenshot(path=shots / "summary.png", full_page=True)
 
 
+def test_the_modes_view_shows_each_mode_its_images_and_shares(page, server, fixture_run, shots):
+    page.goto(server + "/#/modes")
+    ready(page, "modes")
+    modes = page.locator(".mode")
+    assert modes.count() == 3
+    statuses = sorted(modes.nth(i).get_attribute("data-status") for i in range(3))
+    assert statuses == ["missed", "missed", "over-produced"]  # every planted sample is in mode 1
+    first = page.locator(".mode[data-mode='1']")
+    assert "100%" in first.locator(".mode-bar-generated").inner_text()
+    assert first.locator(".mode-thumbs").nth(0).locator("img").count() == 8  # typical training images
+    assert first.locator(".mode-thumbs").nth(1).locator("a img").count() == 8  # samples, linked
+    missed = page.locator(".mode[data-mode='2']")
+    assert missed.locator(".mode-thumbs").nth(1).inner_text().strip().endswith("none")
+    page.wait_for_function("() => [...document.querySelectorAll('.mode img')].every((i) => i.naturalWidth > 0)")
+    assert "effective modes" in page.locator(".view-modes .hint").first.inner_text()
+    first.locator("a").first.click()
+    ready(page, "sample")
+    page.goto(server + "/#/modes")
+    ready(page, "modes")
+    page.screenshot(path=shots / "modes.png", full_page=True)
+
+
 def test_api_docs_render_offline(page, server, shots):
     page.goto(server + "/docs")
     page.wait_for_selector(".swagger-ui .opblock")

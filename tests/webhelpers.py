@@ -32,6 +32,7 @@ from PIL import Image
 from novelty.curate.curation import Outliers
 from novelty.embed.featurestore import FeatureStore
 from novelty.files import sha256_file
+from novelty.judge import modes
 from novelty.run import tables
 from novelty.search.neighbors import save_neighbors, top_k
 
@@ -214,10 +215,21 @@ def make_run(base: Path, *, n_generated: int = 30, n_training: int = 60, k: int 
                               "exact_interval": [0.01, 0.2], "confidence": 0.95, "borderline": 1},
                    "calibration": calibration, "copying_test": {layer: {"c_t": -1.25} for layer in LAYERS},
                    "curation": {"outliers": 1, "outlier_rule": Outliers(np.zeros(1), np.zeros(1, bool), (5,)).rule()},
-                   "warnings": ["a planted warning"]}
+                   "warnings": ["a planted warning"],
+                   "modes": _modes(training_ids, generated_ids)}
         (root / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
         (root / "plots" / "similarity.png").write_bytes(_png(np.full((40, 60, 3), 120, np.uint8)))
     return FixtureRun(root, train_dir, generated_dir, generated_ids, training_ids)
+
+
+def _modes(training_ids: list[str], generated_ids: list[str]) -> dict:
+    """Three modes of a third of the training set each; every sample in the first: it is
+    over-produced and the other two are missed (modes.mode_report on planted assignments)."""
+    t_modes, g_modes = np.arange(len(training_ids)) % 3, np.zeros(len(generated_ids), dtype=int)
+    report = modes.mode_report(3, {2: -10.0, 3: -12.0, 4: -11.0},
+                               (t_modes, -np.arange(len(training_ids), dtype=float), training_ids),
+                               (g_modes, -np.arange(len(generated_ids), dtype=float), generated_ids))
+    return report.summary()
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:

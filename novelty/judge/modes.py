@@ -195,14 +195,21 @@ def find_modes(training: np.ndarray, generated: np.ndarray, training_ids: list[s
     model = fit_modes(training, seed=seed)
     t_modes, t_scores = model.assign(training)
     g_modes, g_scores = model.assign(generated) if len(generated) else (np.zeros(0, dtype=int), np.zeros(0))
-    table = compare_shares(t_modes, g_modes, model.k)
-    t_typical = typical(t_modes, t_scores, model.k, list(training_ids))
-    g_typical = typical(g_modes, g_scores, model.k, list(generated_ids))
-    for row, t_ids, g_ids in zip(table, t_typical, g_typical, strict=True):
-        row["training_examples"], row["generated_examples"] = t_ids, g_ids
-    effective = {"training": round(effective_modes(t_modes, model.k), 3),
-                 "generated": round(effective_modes(g_modes, model.k), 3) if len(g_modes) else 0.0}
-    return ModeReport(model.k, model.bic, t_modes, g_modes, table, effective)
+    return mode_report(model.k, model.bic, (t_modes, t_scores, list(training_ids)),
+                       (g_modes, g_scores, list(generated_ids)))
+
+
+def mode_report(k: int, bic: dict[int, float], training: tuple[np.ndarray, np.ndarray, list[str]],
+                generated: tuple[np.ndarray, np.ndarray, list[str]]) -> ModeReport:
+    """The report of ``k`` modes from (mode, typicality score, id) per TRAINING image and GENERATED sample."""
+    (t_modes, t_scores, t_ids), (g_modes, g_scores, g_ids) = training, generated
+    table = compare_shares(t_modes, g_modes, k)
+    for row, t_typical, g_typical in zip(table, typical(t_modes, t_scores, k, t_ids),
+                                         typical(g_modes, g_scores, k, g_ids), strict=True):
+        row["training_examples"], row["generated_examples"] = t_typical, g_typical
+    effective = {"training": round(effective_modes(t_modes, k), 3),
+                 "generated": round(effective_modes(g_modes, k), 3) if len(g_modes) else 0.0}
+    return ModeReport(k, bic, t_modes, g_modes, table, effective)
 
 
 def run_modes(training: dict[str, np.ndarray], generated: dict[str, np.ndarray], training_ids: list[str],
