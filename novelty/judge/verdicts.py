@@ -98,12 +98,12 @@ class Assessment:
 
 
 def _ordered(pieces: Sequence[Evidence]) -> list[Evidence]:
-    """``pieces`` in :data:`EVIDENCE` order (stable: layers keep theirs); raises for an unlisted kind."""
-    for piece in pieces:
-        if type(piece) not in EVIDENCE:
-            raise NoveltyError(f"unknown kind of evidence {type(piece).__name__}; must be one of: "
-                               f"{', '.join(kind.__name__ for kind in EVIDENCE)}")
-    return sorted(pieces, key=lambda piece: EVIDENCE.index(type(piece)))
+    """``pieces`` in :data:`EVIDENCE` order, kinds not listed there last (stable: layers keep their order);
+    raises NoveltyError when two share a name."""
+    names = [piece.name for piece in pieces]
+    if len(set(names)) != len(names):
+        raise NoveltyError(f"each piece of evidence needs its own name, received {names}")
+    return sorted(pieces, key=lambda piece: EVIDENCE.index(type(piece)) if type(piece) in EVIDENCE else len(EVIDENCE))
 
 
 def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, np.ndarray],
@@ -166,8 +166,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     (a function giving those of training images by index) turn on the mirror search: each sample,
     and each held-out image alike, is judged by the better of itself and its mirror image, so a
     mirrored copy is caught like a plain one. Give both or neither.
-    ``evidence``: the pieces of copy evidence (kinds of :data:`EVIDENCE`, see :mod:`novelty.judge.evidence`),
-    e.g. with :class:`novelty.judge.alignment.AlignedMatch` (a crop or rescale of a training image is
+    ``evidence``: the pieces of copy evidence (:mod:`novelty.judge.evidence`; kinds of :data:`EVIDENCE`
+    go in its order, any other kind after them), e.g. with :class:`novelty.judge.alignment.AlignedMatch` (a crop or rescale of a training image is
     caught by its pixels, which the pooled features miss) and :class:`novelty.judge.identical.IdenticalCopy`
     (such a sample is a copy whatever the calibration can say, which matters where too few images are
     held out for ``fpr``); None: one :class:`novelty.judge.evidence.LayerCosine` per layer.
@@ -209,7 +209,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     borderline = max(defaults.BORDERLINE_RATE, fpr)
     samples = _sample_rows(generated_ids, training_ids, pieces, found, verdicts, is_copy, agreement, mode.groups,
                            borderline)
-    summary = assessment_summary(EVIDENCE, pieces, found, verdicts, tc, mode, stats, samples, settings={
+    kinds = tuple(dict.fromkeys([*EVIDENCE, *map(type, pieces)]))
+    summary = assessment_summary(kinds, pieces, found, verdicts, tc, mode, stats, samples, settings={
         "holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed, "layers": list(layers),
         "k": int(lists[layers[0]].shape[1]), "prdc_k": defaults.PRDC_K,
         "mirror_search": generated_mirrored is not None, "borderline_rate": borderline},
