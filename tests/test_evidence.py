@@ -82,6 +82,7 @@ def test_the_registry_declares_the_samples_columns_in_order():
     result = assess(train, gen, tids, gids, k=5, fpr=0.05, evidence=pieces)
     ordered = [LayerCosine("b"), LayerCosine("a"), *pieces[1::-1]]  # layers keep theirs, then EVIDENCE order
     assert [type(p) for p in ordered] == [LayerCosine, LayerCosine, *EVIDENCE[1:]]
+    assert all(p.help and p.label for p in ordered) and len({p.name for p in ordered}) == len(ordered)
     calibrated_cols = [f"{p.name}_{c}" for p in ordered if not p.decisive for c in CALIBRATED_COLUMNS]
     extra = [c for p in ordered for c in p.extra_columns]
     assert list(result.samples[0]) == [*FIXED, *calibrated_cols, *extra]

@@ -2,7 +2,8 @@
 split, each held-out image's evidence against the training images outside its own group, and the
 calibrated copy rule (:mod:`novelty.judge.calibration`); with the held-out images that come closest
 to a training image (the rule's upper end) and the ``summary.json`` "calibration" section.
-:func:`novelty.judge.verdicts.assess` and the validation harness share this one path."""
+:func:`novelty.judge.verdicts.assess` and the validation harness share this one path;
+:func:`nearest_training` gives the harness the same evidence for its probes."""
 
 from __future__ import annotations
 
@@ -14,8 +15,17 @@ import numpy as np
 from novelty import defaults
 from novelty.curate import curation
 from novelty.judge import calibration
-from novelty.judge.alignment import AlignedMatch
-from novelty.judge.evidence import Evidence, LayerCosine, calibrated, depth, find, heldout_queries
+from novelty.judge.alignment import ALIGNED, AlignedMatch
+from novelty.judge.evidence import (
+    Evidence,
+    Found,
+    LayerCosine,
+    calibrated,
+    depth,
+    find,
+    heldout_queries,
+    sample_queries,
+)
 
 
 @dataclass
@@ -97,3 +107,27 @@ def calibration_summary(tc: TrainingCalibration, closest: list[dict], *, holdout
             "split": "by near-duplicate group: no group straddles reference and held-out"}
     out["closest_heldout"] = closest
     return out
+
+
+def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, np.ndarray],
+                     neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None, *,
+                     mirrored: Mapping[str, np.ndarray] | None = None, query_pixels=None,
+                     training_pixels: Callable[[np.ndarray], object] | None = None, progress: bool = False,
+                     desc: str = "aligning generated samples") -> tuple[dict[str, Found], list | None]:
+    """Each query's nearest TRAINING image, per piece of evidence: every layer, and ``aligned`` when
+    ``query_pixels`` (:func:`novelty.judge.alignment.grey` images ``(M, S, S)``) and ``training_pixels(indices)``
+    (those of training images) are given.
+
+    ``queries`` / ``training``: ``{layer: (M, D)}`` / ``{layer: (N, D)}``, rows L2-normalised;
+    ``neighbours[layer]`` = the queries' lists ``(indices (M, k), similarities (M, k))`` best first
+    (None: searched here); ``mirrored`` ``{layer: (M, D)}``: the queries flipped left-right,
+    normalised (None: no mirror search; given, a query's nearest is the better of itself and its
+    mirror image). Returns ({name: :class:`novelty.judge.evidence.Found` (index, similarity, mirrored)},
+    the :class:`novelty.judge.alignment.Match` of each query, or None without alignment).
+    """
+    pieces: list[Evidence] = [LayerCosine(layer) for layer in training]
+    if query_pixels is not None:
+        pieces.append(AlignedMatch(training_pixels, query_pixels))
+    found = find(pieces, sample_queries(queries, training, neighbours, count=depth(pieces), mirrored=mirrored,
+                                        progress=progress, desc=desc))
+    return found, found[ALIGNED].detail if ALIGNED in found else None

@@ -49,7 +49,7 @@ from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
 from novelty.judge import calibration
-from novelty.judge.alignment import ALIGNED, AlignedMatch
+from novelty.judge.alignment import AlignedMatch
 from novelty.judge.evidence import (
     Evidence,
     EvidenceFailed,
@@ -84,7 +84,7 @@ VERDICTS_FORMAT = 4  # bump when what judge_run computes changes: older cached v
 STALE_FILES = ("evidence.json",)  # written by older versions and read by nothing: removed on a new verdict
 
 __all__ = ["EVIDENCE", "Assessment", "JudgeResult", "TrainingCalibration", "assess", "calibrate_training",
-           "judge_run", "layer_agreement", "nearest_training"]
+           "judge_run", "layer_agreement"]
 
 
 @dataclass
@@ -104,30 +104,6 @@ def _ordered(pieces: Sequence[Evidence]) -> list[Evidence]:
     if len(set(names)) != len(names):
         raise NoveltyError(f"each piece of evidence needs its own name, received {names}")
     return sorted(pieces, key=lambda piece: EVIDENCE.index(type(piece)) if type(piece) in EVIDENCE else len(EVIDENCE))
-
-
-def nearest_training(queries: Mapping[str, np.ndarray], training: Mapping[str, np.ndarray],
-                     neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None, *,
-                     mirrored: Mapping[str, np.ndarray] | None = None, query_pixels=None,
-                     training_pixels: Callable[[np.ndarray], object] | None = None, progress: bool = False,
-                     desc: str = "aligning generated samples") -> tuple[dict[str, Found], list | None]:
-    """Each query's nearest TRAINING image, per piece of evidence: every layer, and ``aligned`` when
-    ``query_pixels`` (:func:`novelty.judge.alignment.grey` images ``(M, S, S)``) and ``training_pixels(indices)``
-    (those of training images) are given.
-
-    ``queries`` / ``training``: ``{layer: (M, D)}`` / ``{layer: (N, D)}``, rows L2-normalised;
-    ``neighbours[layer]`` = the queries' lists ``(indices (M, k), similarities (M, k))`` best first
-    (None: searched here); ``mirrored`` ``{layer: (M, D)}``: the queries flipped left-right,
-    normalised (None: no mirror search; given, a query's nearest is the better of itself and its
-    mirror image). Returns ({name: :class:`novelty.judge.evidence.Found` (index, similarity, mirrored)},
-    the :class:`novelty.judge.alignment.Match` of each query, or None without alignment).
-    """
-    pieces: list[Evidence] = [LayerCosine(layer) for layer in training]
-    if query_pixels is not None:
-        pieces.append(AlignedMatch(training_pixels, query_pixels))
-    found = find(pieces, sample_queries(queries, training, neighbours, count=depth(pieces), mirrored=mirrored,
-                                        progress=progress, desc=desc))
-    return found, found[ALIGNED].detail if ALIGNED in found else None
 
 
 def _check_inputs(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray],
@@ -300,6 +276,17 @@ def _run_evidence(source: RunSource, align: bool) -> tuple[list[Evidence], list[
     return pieces, warnings
 
 
+def _assess_without_failures(pieces: list[Evidence], off: list[str], **inputs) -> tuple[Assessment, list[Evidence]]:
+    """:func:`assess` with ``pieces``, judged again without any piece whose inputs went missing (e.g. a
+    training image deleted since analyze), each with a warning in ``off``; returns the pieces kept."""
+    while True:
+        try:
+            return assess(**inputs, evidence=pieces), pieces
+        except EvidenceFailed as exc:
+            off.append(f"{exc.piece.label} off: {exc}")
+            pieces = [piece for piece in pieces if piece is not exc.piece]
+
+
 def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.HOLDOUT_FRACTION,
               fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int | None = None, mirror: bool = True,
               align: bool = True, extractor=None, pixel_flags: bool = True, plots: bool = True, progress: bool = True,
@@ -350,15 +337,10 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     hashes = {set_name: file_hashes(store, set_name, layers[0], ids)
               for set_name, ids in (("training", training_ids), ("generated", generated_ids))}
     pieces, off = _run_evidence(RunSource(manifest, layers, training_ids, generated_ids, hashes), align)
-    while True:
-        try:
-            result = assess(training, generated, training_ids, generated_ids, neighbours, k=k,
-                            holdout_fraction=holdout_fraction, fpr=fpr, seed=seed, generated_mirrored=mirrored[0],
-                            training_mirrored=mirrored[1], evidence=pieces, progress=progress)
-            break
-        except EvidenceFailed as exc:  # e.g. a training image went missing since analyze: judge without it
-            off.append(f"{exc.piece.label} off: {exc}")
-            pieces = [piece for piece in pieces if piece is not exc.piece]
+    result, pieces = _assess_without_failures(
+        pieces, off, training=training, generated=generated, training_ids=training_ids, generated_ids=generated_ids,
+        generated_neighbours=neighbours, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
+        generated_mirrored=mirrored[0], training_mirrored=mirrored[1], progress=progress)
     watch.lap("assess")
     summary = result.summary
     summary["timings"]["mirror_search_embedding"] = mirror_seconds
