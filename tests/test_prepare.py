@@ -101,7 +101,8 @@ def test_pad_mode_and_training_pipeline_read_the_shards(layout_folder, tmp_path)
 
 
 def test_analyze_and_the_verdicts_read_a_prepared_folder_by_manifest_id(layout_folder, tmp_path):
-    from novelty.judge.verdicts import FolderReadError, _folder_reader
+    from novelty.judge.runinputs import FolderReadError
+    from novelty.judge.runinputs import folder_reader as _folder_reader
 
     out = tmp_path / "shards"
     prepare(layout_folder, out, 64, "crop", shard_size=2, progress=False)

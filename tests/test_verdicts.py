@@ -13,7 +13,7 @@ from PIL import Image
 from novelty.embed.featurestore import FeatureStore
 from novelty.errors import NoveltyError
 from novelty.files import sha256_file, write_json
-from novelty.judge.verdicts import assess, grouped_list, judge_run, layer_agreement
+from novelty.judge.verdicts import assess, judge_run, layer_agreement
 from novelty.search.neighbors import save_neighbors, top_k
 
 N_TRAIN = 1000
@@ -143,15 +143,14 @@ def test_summary_records_settings_and_statistics(planted):
         assert (run / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_evidence_groups_duplicates_once_with_a_count(planted):
-    run, _ = planted
-    evidence = json.loads((run / "evidence.json").read_text())
-    assert set(evidence) == {f"s{i:02d}.png" for i in range(40)}
-    ids = ["a", "b", "c", "d"]
-    comps = np.array([0, 0, 2, 3])
-    sizes = np.array([2, 2, 1, 1])
-    listed = grouped_list(np.array([2, 0, 1, 3]), np.array([0.9, 0.8, 0.7, 0.6]), comps, sizes, ids)
-    assert [(e["id"], e["count"], e["duplicates"]) for e in listed] == [("c", 1, []), ("a", 2, ["b"]), ("d", 1, [])]
+def test_no_evidence_json_is_written_and_a_stale_one_goes(planted):
+    """The web app groups neighbours from neighbors/ and training.csv: evidence.json was read by nothing."""
+    run, result = planted
+    assert not (run / "evidence.json").exists()
+    assert {p.name for p in result.files} >= {"samples.csv", "training.csv", "summary.json"}
+    (run / "evidence.json").write_text("{}")
+    judge_run(run, fpr=0.02, mirror=False, pixel_flags=False, plots=False, progress=False, cache=False)
+    assert not (run / "evidence.json").exists()
 
 
 def test_layer_agreement_is_jaccard():
@@ -321,8 +320,6 @@ def test_the_aligned_pixel_match_catches_a_crop_the_features_miss(tmp_path):
     summary = aligned.summary
     assert summary["settings"]["aligned_pixel_match"] is True
     assert summary["calibration"]["aligned"]["quantiles"][-1] < 0.9  # no held-out picture lines up so well
-    evidence = json.loads((run / "evidence.json").read_text())["s0.png"]["aligned"]
-    assert evidence["id"] == "t005.png" and evidence["scale"] in (0.8, 0.85) and evidence["crop"] == "sample"
     # the image folders gone: judged on the features, told why
     shutil.rmtree(gen_dir)
     fallback = judge_run(run, cache=False, **options)

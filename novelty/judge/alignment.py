@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from novelty.errors import NoveltyError
+from novelty.judge.evidence import Evidence, Found, Queries
 
 ALIGNED = "aligned"  # its name beside the layers in verdicts, samples.csv columns and plots
 ALIGN_SIZE = 64  # px: images are compared at this size (the masks thumbnails are 64 px)
@@ -43,6 +44,7 @@ ALIGN_SCALES: tuple[float, ...] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75)  # share of 
 ALIGN_SIGMA = 1.5  # px: the high-pass filter removes a Gaussian blur of this width
 ALIGN_CANDIDATES = 5  # nearest training images of each layer's list (and mirrored list) scored per query
 MIN_DETAIL = 1.0  # grey levels: a view with less fine detail (standard deviation) matches nothing
+CROP_SIDE = {"query": "sample", "candidate": "training"}  # samples.csv aligned_crop: which image is the crop
 EVIDENT_MATCH = 0.9  # a score this high says "crop or rescale" where a run has no calibrated threshold
 # (on the masks crops to 80% of their source score at least 0.90, unseen real images at most 0.87)
 
@@ -220,3 +222,44 @@ class TrainingPixels:
             self._grey.update(zip(new, grey(self._images(np.asarray(new, dtype=np.int64))), strict=True))
         return np.stack([self._grey[j] for j in indices]) if indices else \
             np.empty((0, ALIGN_SIZE, ALIGN_SIZE), dtype=np.float16)
+
+
+class AlignedMatch(Evidence):
+    """The aligned pixel match as a piece of copy evidence (calibrated, named :data:`ALIGNED`): each
+    query's best-aligned training image among the :data:`ALIGN_CANDIDATES` nearest of each layer's list
+    (:func:`best_match`), with ``aligned_scale`` and ``aligned_crop`` (which image is the crop).
+
+    ``training(indices)``: :func:`grey` images of training images (held-out images are read through
+    it too); ``generated``: those of the GENERATED samples (None: held-out images only).
+    """
+
+    name = ALIGNED
+    help = "fine detail lined up with the best-aligned training image: crops, rescales, re-encodings"
+    label = "aligned pixel match"
+    depth = ALIGN_CANDIDATES
+    setting = "aligned_pixel_match"
+    extra_columns = (f"{ALIGNED}_scale", f"{ALIGNED}_crop")
+
+    def __init__(self, training: Callable[[np.ndarray], np.ndarray], generated: np.ndarray | None = None) -> None:
+        self.training, self.generated = training, generated
+
+    def compute(self, queries: Queries, found: dict) -> Found:
+        pixels = self.generated if queries.generated else self.training(queries.heldout)
+        if pixels is None:
+            raise NoveltyError("the aligned pixel match needs the generated samples' grey images")
+        index, score, mirrored, matches = best_match(
+            pixels, queries.candidates(self.depth), self.training, queries.candidates(self.depth, mirrored=True),
+            progress=queries.progress, desc=queries.desc)
+        return Found(index, score, mirrored, matches)
+
+    def cells(self, found: Found, i: int, training_ids) -> dict:
+        best = found.detail[i]
+        return {f"{ALIGNED}_scale": best.scale, f"{ALIGNED}_crop": CROP_SIDE[best.inside]}
+
+    @classmethod
+    def from_run(cls, source) -> list[Evidence]:
+        """The run's images (:class:`novelty.judge.runinputs.RunSource`), read at :data:`ALIGN_SIZE` px."""
+        read = source.reader()
+        ids = source.training_ids
+        return [cls(TrainingPixels(lambda indices: read("training", [ids[i] for i in indices], ALIGN_SIZE)),
+                    grey(read("generated", source.generated_ids, ALIGN_SIZE)))]

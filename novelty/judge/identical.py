@@ -23,6 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from novelty.errors import NoveltyError
+from novelty.judge.evidence import Evidence, Found, Queries
+from novelty.judge.runinputs import FolderReadError, RunSource
+
 SAME_FILE, SAME_PIXELS, MIRRORED_PIXELS = "same file", "same pixels", "mirrored pixels"
 
 
@@ -85,3 +89,63 @@ def training_overlap(train_dir: str | None, generated_dir: str | None, training_
         warning = (f"--generated overlaps the training folder: {count} of {n} generated files are identical "
                    f"to training files (sha256)")
     return {"same_folder": same_folder, "generated_in_training": count, "generated": n, "warning": warning}
+
+
+class IdenticalCopy(Evidence):
+    """Identical copies as a piece of copy evidence (decisive, named ``identical``): each GENERATED
+    sample against its nearest training image at each layer, plain and as its mirror image's search
+    found it (:func:`identical_matches`), with ``identical_id`` and ``identical_kind``.
+
+    ``check(candidates)``: :func:`identical_matches` of the samples against ``(M, C)`` training indices.
+    """
+
+    name = "identical"
+    help = "the same file, or the same pixels (plain or mirrored) as a training image: a copy whatever the calibration"
+    label = "identical check"
+    decisive = True
+    setting = "identical_check"
+    extra_columns = ("identical_id", "identical_kind")
+
+    def __init__(self, check: Callable[[np.ndarray], tuple[np.ndarray, list[str]]],
+                 warnings: list[str] | None = None) -> None:
+        self.check = check
+        self._warnings = [] if warnings is None else warnings
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(dict.fromkeys(self._warnings))
+
+    def compute(self, queries: Queries, found: dict) -> Found:
+        layers = queries.layers
+        index, kind = self.check(np.column_stack([queries.lists[layer][0][:, 0] for layer in layers]
+                                                 + [found[layer].index for layer in layers]))
+        return Found(index, (index >= 0).astype(np.float64), np.array([k == MIRRORED_PIXELS for k in kind]), kind)
+
+    def cells(self, found: Found, i: int, training_ids: Sequence[str]) -> dict:
+        j = int(found.index[i])
+        return {"identical_id": training_ids[j] if j >= 0 else "", "identical_kind": found.detail[i]}
+
+    @classmethod
+    def from_run(cls, source: RunSource) -> list[Evidence]:
+        """Compared on the run's images fitted to its input size, and on their file hashes; where the
+        images cannot be read again, on the file hashes only (and a warning says so)."""
+        size, warnings = source.input_size, []
+        try:
+            read = source.reader()
+            samples = read("generated", source.generated_ids, size)
+        except NoveltyError as exc:
+            read, samples = None, None
+            warnings.append(f"identical copies found by file hash only: {exc}")
+        by_hash = {"generated_sha": source.hashes["generated"], "training_sha": source.hashes["training"]}
+        ids = source.training_ids
+
+        def check(candidates: np.ndarray) -> tuple[np.ndarray, list[str]]:
+            if read is not None:
+                try:
+                    return identical_matches(samples, candidates, lambda idx: read("training", [ids[j] for j in idx],
+                                                                                   size), **by_hash)
+                except FolderReadError as exc:
+                    warnings.append(f"identical copies found by file hash only: {exc}")
+            return identical_matches(None, candidates, None, **by_hash)
+
+        return [cls(check, warnings)]

@@ -43,7 +43,7 @@ from novelty.errors import NoveltyError
 from novelty.files import is_inside, write_json
 from novelty.judge.alignment import TrainingPixels, grey
 from novelty.judge.calibration import calibrate, clopper_pearson, holdout_split, judge
-from novelty.judge.verdicts import calibrate_training, nearest_training
+from novelty.judge.heldout import calibrate_training, nearest_training
 from novelty.plots import validation_rates
 from novelty.search.neighbors import normalize
 
