@@ -107,6 +107,16 @@ class Run:
         return tables.read_table(_require(self.folder.training_csv), tables.TRAINING).frame()
 
     @property
+    def modes(self) -> pd.DataFrame:
+        """One row per mode of the training set: counts, shares, their ratio, the samples' 95% interval
+        and the status (missed, under-produced, over-produced, reproduced); empty when modes were off.
+
+        >>> run.modes.query("status == 'missed'")  # doctest: +SKIP
+        """
+        table = (self.summary.get("modes") or {}).get("modes") or []
+        return pd.DataFrame(table).set_index("mode") if table else pd.DataFrame()
+
+    @property
     def layers(self) -> list[str]:
         """The feature layers searched."""
         return list(self.manifest.get("layers") or [])
@@ -119,7 +129,7 @@ class Run:
             self._cache[key] = load_neighbors(self.folder.neighbors(layer))
         return self._cache[key]
 
-    def neighbors(self, sample_id: str, layer: str = "block5_pool", k: int = defaults.TOP_K) -> pd.DataFrame:
+    def neighbors(self, sample_id: str, layer: str = defaults.LAYERS[-1], k: int = defaults.TOP_K) -> pd.DataFrame:
         """The top-``k`` training neighbours of generated ``sample_id`` in ``layer``: rank, training_id, score."""
         table = self._neighbor_table(layer)
         if sample_id not in table:
@@ -133,7 +143,7 @@ class Run:
         """The image file of ``ident`` in the run's ``set_dir`` folder; None if it is gone or would leave it."""
         return file_inside(Path(self.manifest.get(set_dir) or ""), ident)
 
-    def show(self, sample_id: str, layer: str = "block5_pool") -> NeighborGrid:
+    def show(self, sample_id: str, layer: str = defaults.LAYERS[-1]) -> NeighborGrid:
         """The sample beside its 24 nearest training images, with scores; displays inline in Jupyter."""
         near = self.neighbors(sample_id, layer)
         cells = [(self._image_path("generated_dir", sample_id), f"sample {sample_id}")]

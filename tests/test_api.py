@@ -83,3 +83,9 @@ def test_importing_novelty_loads_neither_pandas_nor_tensorflow():
             "print('pandas' in sys.modules, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_modes_of_a_set_too_small_are_off_with_a_reason(planted):
+    run, _ = planted
+    assert run.modes.empty and run.training["mode"].isna().all() and run.samples["mode"].isna().all()
+    assert "modes off: modes need at least 80 training images; the set has 60" in run.summary["warnings"]

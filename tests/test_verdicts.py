@@ -84,7 +84,7 @@ def test_memorised_copies_are_flagged_and_unseen_samples_are_not(planted):
     assert rows[0]["block1_pool_nearest_id"] == "t0100.png" and rows[3]["block5_pool_nearest_id"] == "t0500.png"
     assert float(rows[0]["copy_score"]) > 0.99 and float(rows[0]["block1_pool_heldout_share"]) == 0.0
     expected = {"id", "verdict", "copy_score", "is_copy", "copy_p_value", "layer_agreement", "duplicate_group",
-                "identical_id", "identical_kind"}
+                "identical_id", "identical_kind", "mode"}
     for layer in LAYERS:
         expected |= {f"{layer}_{c}" for c in ("nearest_id", "similarity", "mirrored", "heldout_share", "p_value")}
     assert set(rows[0]) == expected
@@ -108,6 +108,21 @@ def test_training_table_outlier_duplicates_and_flags(planted):
     assert len(sides) == 1  # a duplicate group never straddles the split
 
 
+def test_modes_are_columns_of_both_tables_and_a_summary_section(planted):
+    run, _ = planted
+    summary = json.loads((run / "summary.json").read_text())["modes"]
+    training, samples = _rows(run / "training.csv"), _rows(run / "samples.csv")
+    k = summary["k"]
+    assert 2 <= k <= 25 and str(k) in summary["bic"] and min(summary["bic"], key=summary["bic"].get) == str(k)
+    assert {int(r["mode"]) for r in training} == set(range(1, k + 1))
+    assert {int(r["mode"]) for r in samples} <= set(range(1, k + 1))
+    assert sum(m["training_count"] for m in summary["modes"]) == len(training) == 1000
+    for m in summary["modes"]:
+        assert m["generated_count"] == sum(int(r["mode"]) == m["mode"] for r in samples)
+    # 40 samples from the training distribution: no mode can be shown missed
+    assert summary["counts"]["missed"] == 0
+
+
 def test_summary_records_settings_and_statistics(planted):
     run, result = planted
     summary = json.loads((run / "summary.json").read_text())
@@ -129,7 +144,7 @@ def test_summary_records_settings_and_statistics(planted):
     assert summary["curation"]["flags"]["near_blank"] == 1
     assert set(summary["plots"]) == {"similarity_block1_pool.png", "similarity_block5_pool.png",
                                      "copy_rate.png", "outlier_scores.png", "copying_cells.png",
-                                     "closest_heldout_pairs.png"}
+                                     "closest_heldout_pairs.png", "modes.png"}
     closest = summary["calibration"]["closest_heldout"]
     assert len(closest) == 8
     p_values = [pair["copy_p_value"] for pair in closest]

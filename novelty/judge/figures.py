@@ -60,4 +60,8 @@ def write_plots(run: RunFolder, result, train_dir: Path | None) -> list[Path]:
     plotting.copying_cells(path, {layer: [c.z for c in t.cells] for layer, t in data["ct"].items()},
                            {layer: (None if np.isnan(t.c_t) else t.c_t) for layer, t in data["ct"].items()})
     paths.append(path)
+    if "modes" in summary.get("modes", {}):
+        path = run.plots_dir / "modes.png"
+        plotting.mode_shares(path, summary["modes"]["modes"], summary["modes"]["effective_modes"])
+        paths.append(path)
     return paths

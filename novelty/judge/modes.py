@@ -221,3 +221,18 @@ def run_modes(training: dict[str, np.ndarray], generated: dict[str, np.ndarray],
         return find_modes(training[MODES_LAYER], generated[MODES_LAYER], training_ids, generated_ids, seed=seed), None
     except NoveltyError as exc:
         return None, f"modes off: {exc}"
+
+
+def add_modes(training_rows: list[dict], sample_rows: list[dict], training: dict[str, np.ndarray],
+              generated: dict[str, np.ndarray], training_ids: list[str], generated_ids: list[str], *,
+              seed: int = 0) -> tuple[dict, list[str]]:
+    """Set the ``mode`` column of the training and sample rows; (summary.json "modes", warnings)."""
+    report, warning = run_modes(training, generated, training_ids, generated_ids, seed=seed)
+    if report is None:
+        for row in (*training_rows, *sample_rows):
+            row["mode"] = None
+        return {"skipped": warning}, [warning]
+    for rows, column in zip((training_rows, sample_rows), report.columns(), strict=True):
+        for row, mode in zip(rows, column, strict=True):
+            row["mode"] = mode
+    return report.summary(), []

@@ -62,6 +62,7 @@ from novelty.judge.evidence import (
 from novelty.judge.figures import write_plots
 from novelty.judge.heldout import TrainingCalibration, calibrate_training, closest_heldout
 from novelty.judge.identical import IdenticalCopy, training_overlap
+from novelty.judge.modes import add_modes
 from novelty.judge.runinputs import (
     RunSource,
     cache_key,
@@ -79,7 +80,7 @@ from novelty.stopwatch import Stopwatch
 # The kinds of copy evidence, in the order of their samples.csv columns (a piece may read what the
 # pieces before it found: the identical check reads the layers' nearest images).
 EVIDENCE: tuple[type[Evidence], ...] = (LayerCosine, IdenticalCopy, AlignedMatch)
-VERDICTS_FORMAT = 4  # bump when what judge_run computes changes: older cached verdicts are then recomputed
+VERDICTS_FORMAT = 5  # bump when what judge_run computes changes: older cached verdicts are then recomputed
 STALE_FILES = ("evidence.json",)  # written by older versions and read by nothing: removed on a new verdict
 
 __all__ = ["EVIDENCE", "Assessment", "JudgeResult", "TrainingCalibration", "assess", "calibrate_training",
@@ -353,6 +354,10 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
         summary["curation"]["flags"], warns = add_pixel_flags(result.training, train_dir, training_ids, progress)
         summary["warnings"] += warns
         summary["timings"]["pixel_flags"] = watch.lap("pixel_flags")
+    summary["modes"], warns = add_modes(result.training, result.samples, training, generated, training_ids,
+                                        generated_ids, seed=seed)
+    summary["warnings"] += warns
+    summary["timings"]["modes"] = watch.lap("modes")
     return _write(run, result, key, train_dir, plots, watch)
 
 
