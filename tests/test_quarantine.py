@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from novelty.cli import main
 from novelty.curate import quarantine as q
+from novelty.curate import selection
 from novelty.errors import NoveltyError
 
 FILES = {  # training id -> bytes (any bytes: quarantine never decodes)
@@ -67,7 +68,7 @@ def by_id(outcomes):
 
 def test_select_outliers_and_duplicates(setup):
     _, run, _ = setup
-    selected, known = q.select(run, outliers=True, duplicates=True)
+    selected, known = selection.select(run, outliers=True, duplicates=True)
     assert selected == {
         "a.jpg": "outlier",
         "c.jpg": "duplicate of b.jpg",  # b.jpg kept: first of its group in sorted order
@@ -80,15 +81,15 @@ def test_select_outliers_and_duplicates(setup):
 def test_id_list_reads_comments_and_blank_lines(tmp_path):
     path = tmp_path / "reject.txt"
     path.write_text("\ufeff# exported from the web demo\na.jpg\n\n  sub/d.png  \n# done\n")
-    assert q.read_id_list(path) == ["a.jpg", "sub/d.png"]
+    assert selection.read_id_list(path) == ["a.jpg", "sub/d.png"]
     with pytest.raises(NoveltyError, match="id list not found"):
-        q.read_id_list(tmp_path / "nope.txt")
+        selection.read_id_list(tmp_path / "nope.txt")
 
 
 def test_move_then_undo_restores_the_tree_byte_for_byte(setup):
     train, run, qdir = setup
     before = snapshot(train)
-    selected, known = q.select(run, outliers=True, duplicates=True)
+    selected, known = selection.select(run, outliers=True, duplicates=True)
     outcomes = q.curate(train, qdir, selected, known_ids=known)
     assert {o.id: o.result for o in outcomes} == dict.fromkeys(selected, "moved")
     for ident in selected:
@@ -248,20 +249,20 @@ def test_folders_must_not_nest(setup):
 def test_selection_errors(setup, tmp_path):
     _, run, _ = setup
     with pytest.raises(NoveltyError, match="nothing selected"):
-        q.select(run)
+        selection.select(run)
     with pytest.raises(NoveltyError, match="give --run RUN"):
-        q.select(None, outliers=True)
+        selection.select(None, outliers=True)
     (run / "training.csv").write_text("id,is_outlier\na.jpg,maybe\n")
     with pytest.raises(NoveltyError, match="is_outlier of 'a.jpg' .* 'maybe'; expected true or false"):
-        q.select(run, outliers=True)
+        selection.select(run, outliers=True)
     with pytest.raises(NoveltyError, match="no 'duplicate_group' column"):
-        q.select(run, duplicates=True)
+        selection.select(run, duplicates=True)
     (run / "training.csv").unlink()
     ids = tmp_path / "ids.txt"
     ids.write_text("a.jpg\n")
-    assert q.select(run, id_list=ids) == ({"a.jpg": "listed in ids.txt"}, None)  # --list works without it
+    assert selection.select(run, id_list=ids) == ({"a.jpg": "listed in ids.txt"}, None)  # --list works without it
     with pytest.raises(NoveltyError, match="training table not found"):
-        q.select(run, outliers=True)
+        selection.select(run, outliers=True)
 
 
 def invoke(*args):

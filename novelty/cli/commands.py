@@ -30,7 +30,7 @@ from novelty.cli.options import (
     bounded,
     options,
 )
-from novelty.curate import morelike
+from novelty.curate import morelike, selection
 from novelty.curate import quarantine as q
 from novelty.errors import NoveltyError
 from novelty.gan import generate as gan_generate
@@ -337,8 +337,8 @@ def curate(run: Path | None, train: Path | None, qdir: Path | None, outliers: bo
         elif resume_dir:
             outcomes = q.resume(resume_dir, progress=True)
         else:
-            selected, known = q.select(run, outliers=outliers, duplicates=duplicates, id_list=id_list)
-            outcomes = q.curate(q.training_folder(run, train), qdir, selected, known_ids=known,
+            selected, known = selection.select(run, outliers=outliers, duplicates=duplicates, id_list=id_list)
+            outcomes = q.curate(selection.training_folder(run, train), qdir, selected, known_ids=known,
                                 dry_run=dry_run, progress=True)
     except KeyboardInterrupt:
         raise NoveltyError(f"interrupted; nothing is lost: finish with `novelty curate --resume {folder}` "
@@ -359,7 +359,7 @@ def more_like_command(run: Path, examples: Path, not_list: Path | None, out: Pat
 
     Both layers count; examples and --not ids are left out of the ranking. Prints the top ten.
     """
-    ranked = morelike.more_like(run, q.read_id_list(examples), q.read_id_list(not_list) if not_list else ())
+    ranked = morelike.more_like(run, selection.read_id_list(examples), selection.read_id_list(not_list) if not_list else ())
     path = morelike.write_ranked(out or Path(run) / morelike.RANKED_FILE, ranked)
     for row in ranked.rows(10):
         click.echo(f"{row['rank']:>3}  {row['score']:8.3f}  {row['id']}")

@@ -32,15 +32,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from novelty.curate.selection import (  # noqa: F401  (re-exported: the CLI and tests select through here)
-    combine,
-    read_id_list,
-    read_training_table,
-    select,
-    select_duplicates,
-    select_outliers,
-    training_folder,
-)
 from novelty.errors import NoveltyError
 from novelty.files import sha256_file, write_text
 
