@@ -159,13 +159,18 @@ def mode_shares(path: str | os.PathLike, table: Sequence[Mapping], effective: Ma
     low, high = (np.array([r["generated_ci"][i] for r in rows]) for i in (0, 1))
     ax.bar(x + 0.2, generated, 0.4, color=[colours.get(r["status"], "#3a5bd9") for r in rows],
            yerr=[np.maximum(0, generated - low), np.maximum(0, high - generated)], capsize=2,
-           error_kw={"elinewidth": 0.8}, label="generated share (95% interval)")
-    for status, colour in colours.items():
-        ax.bar([0], [0], color=colour, label=status)
+           error_kw={"elinewidth": 0.8})
+    missed = [i for i, r in enumerate(rows) if r["status"] == "missed"]
+    ax.scatter(x[missed] + 0.2, np.zeros(len(missed)), marker="x", color=colours["missed"], zorder=3, clip_on=False)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color="#9aa5b1", label="training share")]
+    handles += [Patch(color=colour, label=f"samples: {status}") for status, colour in colours.items()]
+    ax.legend(handles=handles, fontsize=7, ncol=2, title="error bars: the samples' 95% interval; x: missed",
+              title_fontsize=7)
     ax.set_xticks(x, [str(r["mode"]) for r in rows], fontsize=7)
     ax.set_xlabel("mode (largest first)")
     ax.set_ylabel("share")
     ax.set_title(f"Modes: samples spread over {effective.get('generated', 0):.1f} effective modes, "
                  f"the training set over {effective.get('training', 0):.1f}", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
     _save(plt, fig, path)
