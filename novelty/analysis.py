@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.metadata
-import importlib.util
 import io
 import os
 from collections.abc import Sequence
@@ -251,10 +250,9 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     ``extractor``: an existing :class:`novelty.embed.features.Extractor` to reuse (its layers, weights and
     preprocessing are used; its input size and fit mode must match ``options``); None builds one.
     """
-    from novelty.embed.features import Extractor
     from novelty.embed.featurestore import FeatureStore
     from novelty.gan.generate import check_request
-    from novelty.search.neighbors import BACKENDS, save_neighbors, top_k
+    from novelty.search.neighbors import BACKENDS
 
     check_request(n, seed)
     run = RunFolder(out)
@@ -265,14 +263,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         raise NoveltyError(f"the run folder {run.root} must not lie inside the training folder {train}")
     watch = Stopwatch()
     lap, timings = watch.lap, watch.timings
-
-    if extractor is None:
-        extractor = Extractor(weights=options.weights, preprocess=options.preprocess,
-                              input_size=options.input_size, layers=options.layers,
-                              block1_reduce=options.block1_reduce, seed=seed, fit_mode=options.fit_mode)
-    elif (extractor.input_size, extractor.fit_mode) != (options.input_size, options.fit_mode):
-        raise NoveltyError(f"the extractor embeds at {extractor.input_size} px ({extractor.fit_mode}) but the "
-                           f"options ask for {options.input_size} px ({options.fit_mode})")
+    extractor = _extractor(options, seed, extractor)
     lap("weights")
     generated_dir = resolve_generated(run.root, generated, checkpoint, n, seed)
     if not generated_dir.is_dir():
@@ -298,19 +289,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
                                                 image_set.images, extractor, options.batch_size,
                                                 options.progress)
         lap(f"embed_{image_set.name}")
-
-    previous = _previous_search(run)
-    search_keys = {}
-    for layer in extractor.layers:
-        search_keys[layer] = {"training": store.meta(TRAINING, layer)["data"], "k": options.k,
-                              "generated": store.meta(GENERATED, layer)["data"], "index": options.index}
-        if previous.get(layer) == search_keys[layer] and run.neighbors(layer).is_file():
-            continue  # same features (data files are renamed on every change), same k: still valid
-        training_ids, training_features = store.load(TRAINING, layer)
-        generated_ids, generated_features = store.load(GENERATED, layer)
-        indices, similarities = top_k(generated_features, training_features, options.k,
-                                      backend=options.index, progress=options.progress)
-        save_neighbors(run.neighbors(layer), generated_ids, training_ids, indices, similarities)
+    search_keys = _search(run, store, extractor.layers, options)
     lap("search")
 
     counts = {"training": len(training.ids), "generated": len(generated_set.ids),
@@ -344,16 +323,52 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         "versions": versions(),
     }
     write_json(run.run_json, manifest)
-    summary = None
-    if options.verdicts and importlib.util.find_spec("novelty.judge.verdicts") is not None:
-        from novelty.judge import verdicts
-
-        judged = verdicts.judge_run(run.root, holdout_fraction=options.holdout_fraction, fpr=options.fpr,
-                                    mirror=options.mirror, align=options.align,
-                                    progress=options.progress)
-        summary = getattr(judged, "summary", None)
-        lap("verdicts")
-        manifest = read_json(run.run_json)  # keep anything judge_run added
-        manifest["timings"] = timings
-        write_json(run.run_json, manifest)
+    summary = _judge(run, options, watch) if options.verdicts else None
     return AnalyzeResult(run.root, counts, timings, embedded, summary, warnings)
+
+
+def _extractor(options: AnalyzeOptions, seed: int, extractor=None):
+    """``extractor`` checked against ``options``, or a new one built from them."""
+    from novelty.embed.features import Extractor
+
+    if extractor is None:
+        return Extractor(weights=options.weights, preprocess=options.preprocess, input_size=options.input_size,
+                         layers=options.layers, block1_reduce=options.block1_reduce, seed=seed,
+                         fit_mode=options.fit_mode)
+    if (extractor.input_size, extractor.fit_mode) != (options.input_size, options.fit_mode):
+        raise NoveltyError(f"the extractor embeds at {extractor.input_size} px ({extractor.fit_mode}) but the "
+                           f"options ask for {options.input_size} px ({options.fit_mode})")
+    return extractor
+
+
+def _search(run: RunFolder, store, layers: Sequence[str], options: AnalyzeOptions) -> dict[str, dict]:
+    """Write each layer's neighbour file unless the previous one came from the same features and k;
+    returns the search keys recorded in ``run.json``."""
+    from novelty.search.neighbors import save_neighbors, top_k
+
+    previous = _previous_search(run)
+    search_keys = {}
+    for layer in layers:
+        search_keys[layer] = {"training": store.meta(TRAINING, layer)["data"], "k": options.k,
+                              "generated": store.meta(GENERATED, layer)["data"], "index": options.index}
+        if previous.get(layer) == search_keys[layer] and run.neighbors(layer).is_file():
+            continue  # same features (data files are renamed on every change), same k: still valid
+        training_ids, training_features = store.load(TRAINING, layer)
+        generated_ids, generated_features = store.load(GENERATED, layer)
+        indices, similarities = top_k(generated_features, training_features, options.k,
+                                      backend=options.index, progress=options.progress)
+        save_neighbors(run.neighbors(layer), generated_ids, training_ids, indices, similarities)
+    return search_keys
+
+
+def _judge(run: RunFolder, options: AnalyzeOptions, watch: Stopwatch) -> dict:
+    """The verdict stage on the written run; its summary. ``run.json`` gets the final timings."""
+    from novelty.judge import verdicts
+
+    judged = verdicts.judge_run(run.root, holdout_fraction=options.holdout_fraction, fpr=options.fpr,
+                                mirror=options.mirror, align=options.align, progress=options.progress)
+    watch.lap("verdicts")
+    manifest = read_json(run.run_json)  # keep anything judge_run added
+    manifest["timings"] = watch.timings
+    write_json(run.run_json, manifest)
+    return judged.summary
