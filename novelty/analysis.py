@@ -18,10 +18,8 @@ Steps (each timed into ``run.json`` "timings"):
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import importlib.metadata
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,10 +32,10 @@ from novelty import __version__, bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import is_inside, open_regular, read_json, write_json, write_text
 from novelty.images.decode import ImageError, decode, fit, iter_folder
+from novelty.run import tables
 from novelty.run.folder import RunFolder
 from novelty.stopwatch import Stopwatch
 
-FILES_COLUMNS = ("set", "id", "sha256", "width", "height", "mode", "status", "reason")
 VERSION_PACKAGES = ("numpy", "pillow", "keras", "tensorflow", "tensorflow-cpu", "onnx", "faiss-cpu")
 TRAINING, GENERATED = "training", "generated"
 
@@ -198,12 +196,8 @@ def prepared_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_
 
 
 def files_csv(sets: Sequence[ImageSet]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FILES_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for image_set in sets:
-        writer.writerows(image_set.rows)
-    return buffer.getvalue()
+    """``files.csv``: one row per file of every set, as :data:`novelty.run.tables.FILES` declares."""
+    return tables.table_text(tables.FILES, [row for image_set in sets for row in image_set.rows])
 
 
 def versions() -> dict[str, str]:

@@ -134,10 +134,8 @@ def test_documents_name_their_keys_and_format(tmp_path):
 
 
 def test_the_run_writers_keep_to_the_declarations(tmp_path):
-    from novelty.analysis import FILES_COLUMNS
     from novelty.search.neighbors import load_neighbors
 
-    assert FILES_COLUMNS == tuple(part.name for part in tables.FILES.parts)
     fixture = make_run(tmp_path)
     lists = load_neighbors(fixture.root / "neighbors" / "block5_pool.json")
     assert {tuple(entry) for entries in lists.values() for entry in entries} == {tuple(tables.NEIGHBORS.keys)}
