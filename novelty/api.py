@@ -26,8 +26,8 @@ from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.images.decode import ImageError, decode
 from novelty.run import tables
-from novelty.run.browse import file_inside
 from novelty.run.folder import RunFolder
+from novelty.run.imagefiles import file_inside
 from novelty.search.neighbors import load_neighbors
 
 

@@ -26,7 +26,8 @@ from typing import Any
 from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import write_json, write_text
-from novelty.run.browse import RunView, thumbnail_png
+from novelty.run.browse import RunView
+from novelty.run.imagefiles import thumbnail_png
 from webdemo.paths import STATIC_DIR
 
 MARKER = ".novelty-export"  # an export folder is recognised by this file, so it can be refreshed

@@ -24,6 +24,7 @@ from novelty.errors import NoveltyError
 from novelty.judge.alignment import ALIGNED, EVIDENT_MATCH
 from novelty.run import tables
 from novelty.run.folder import RunFolder
+from novelty.run.imagefiles import file_inside
 
 # What each VGG16 layer's neighbours mean to a person looking at them.
 LAYER_INFO: dict[str, dict[str, str]] = {
@@ -399,20 +400,6 @@ def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def file_inside(folder: Path, relative: str) -> Path | None:
-    """``folder / relative`` when it is an existing file that stays inside ``folder``."""
-    if not relative or relative.startswith("/") or os.path.isabs(relative):
-        return None
-    try:
-        base = folder.resolve()
-        path = (base / relative).resolve()
-    except (OSError, RuntimeError, ValueError):
-        return None
-    if not path.is_relative_to(base) or not path.is_file():
-        return None
-    return path
-
-
 def _read_neighbours(path: Path) -> dict[str, list[Neighbour]]:
     from novelty.search.neighbors import load_neighbors
 
@@ -420,25 +407,3 @@ def _read_neighbours(path: Path) -> dict[str, list[Neighbour]]:
         raise NoveltyError(f"missing neighbours file {path}; run `novelty analyze`")
     return {str(sample): [Neighbour(item["id"], float(item["score"])) for item in items]
             for sample, items in load_neighbors(path).items()}
-
-
-def thumbnail_png(path: str | os.PathLike, size: int) -> bytes | None:
-    """A PNG of the image at ``path`` whose longer side is ``size`` pixels, keeping its aspect.
-
-    None when the image is already that small (serve the file itself) or cannot be decoded.
-    """
-    from PIL import Image
-
-    from novelty.images.decode import ImageError, decode, to_png_bytes
-
-    try:
-        arr, info = decode(path)
-    except ImageError:
-        return None
-    if max(info.original_size) <= size:
-        return None
-    thumb = Image.fromarray(arr)
-    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    import numpy as np
-
-    return to_png_bytes(np.asarray(thumb))

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from novelty.files import write_bytes
-from novelty.run.browse import thumbnail_png
+from novelty.run.imagefiles import thumbnail_png
 from webdemo.errors import ERROR_RESPONSES, not_found
 from webdemo.state import app_state
 
