@@ -17,6 +17,7 @@ import base64
 import html
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,18 @@ class Run:
         """
         table = (self.summary.get("modes") or {}).get("modes") or []
         return pd.DataFrame(table).set_index("mode") if table else pd.DataFrame()
+
+    def more_like(self, examples: Sequence[str], not_ids: Sequence[str] = (), limit: int | None = None
+                  ) -> pd.DataFrame:
+        """The other training images ranked by likeness to the ``examples`` (training ids) and unlikeness
+        to ``not_ids``, both layers, as ``novelty more-like`` ranks them: id, score, rank (best first).
+
+        >>> run.more_like(["logo_01.png", "logo_07.png", "logo_12.png"]).head(20)  # doctest: +SKIP
+        """
+        from novelty.curate.morelike import more_like
+
+        return pd.DataFrame(more_like(self.path, list(examples), list(not_ids)).rows(limit),
+                            columns=["id", "score", "rank"])
 
     @property
     def layers(self) -> list[str]:

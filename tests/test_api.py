@@ -89,3 +89,17 @@ def test_modes_of_a_set_too_small_are_off_with_a_reason(planted):
     run, _ = planted
     assert run.modes.empty and run.training["mode"].isna().all() and run.samples["mode"].isna().all()
     assert "modes off: modes need at least 80 training images; the set has 60" in run.summary["warnings"]
+
+
+def test_more_like_ranks_the_other_training_images_as_the_cli_does(planted):
+    run, path = planted
+    from novelty.curate.morelike import more_like
+
+    ranked = run.more_like(["t001.png", "t002.png"], not_ids=["t003.png"])
+    assert list(ranked.columns) == ["id", "score", "rank"] and len(ranked) == N_TRAIN - 3
+    assert not {"t001.png", "t002.png", "t003.png"} & set(ranked.id)
+    assert ranked.to_dict("records") == more_like(path, ["t001.png", "t002.png"], ["t003.png"]).rows()
+    assert list(ranked["rank"]) == list(range(1, N_TRAIN - 2)) and ranked.score.is_monotonic_decreasing
+    assert len(run.more_like(["t001.png"], limit=5)) == 5
+    with pytest.raises(novelty.NoveltyError, match="unknown training ids"):
+        run.more_like(["nope.png"])
