@@ -55,7 +55,7 @@ class AnalyzeOptions:
     block1_reduce: str = defaults.BLOCK1_REDUCE
     index: str = defaults.INDEX
     progress: bool = True
-    verdicts: bool = True  # run novelty.judge.verdicts.judge_run at the end, when that module exists
+    verdicts: bool = True  # run novelty.judge.verdicts.judge_run at the end
     holdout_fraction: float = defaults.HOLDOUT_FRACTION  # the verdicts' settings (judge_run; in summary.json)
     fpr: float = defaults.FALSE_POSITIVE_RATE
     mirror: bool = True

@@ -489,13 +489,10 @@ def test_schemathesis_finds_no_server_errors(web):
 
 
 @pytest.mark.slow
-def test_query_embeds_with_the_runs_own_extractor(tmp_path, monkeypatch):
+def test_query_embeds_with_the_runs_own_extractor(tmp_path):
     """The real path: `novelty analyze` with random VGG16 weights, then a query through the app
     builds the same extractor from run.json and finds the copied training image first."""
-    import novelty.judge.verdicts
     from novelty.analysis import AnalyzeOptions, analyze
-
-    monkeypatch.setattr(novelty.judge.verdicts, "judge_run", lambda *args, **kwargs: None)  # not needed here
 
     rng = np.random.default_rng(1)
     train, generated = tmp_path / "train", tmp_path / "generated"
@@ -506,7 +503,8 @@ def test_query_embeds_with_the_runs_own_extractor(tmp_path, monkeypatch):
         (train / f"t{i}.png").write_bytes(png_bytes(image))
     (generated / "g0.png").write_bytes(png_bytes(images[5]))
     analyze(train, tmp_path / "run", generated=generated,
-            options=AnalyzeOptions(weights="none", input_size=32, k=3, batch_size=8, progress=False))
+            options=AnalyzeOptions(weights="none", input_size=32, k=3, batch_size=8, progress=False,
+                                   verdicts=False))  # not needed here
     client = TestClient(create_app(Settings(run=tmp_path / "run")), raise_server_exceptions=False)
     body = client.post("/api/query", files={"file": ("q.png", png_bytes(images[5]))}).json()
     for layer in LAYERS:
