@@ -32,11 +32,18 @@ TensorBoard curves of whatever :meth:`distributed_step` returns and the sample g
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+
+from novelty.errors import NoveltyError
+
+CONFIG_FILE = "config.json"  # a family's network config, in a training folder and in each checkpoint
 
 
 class GeneratorFamily(ABC):
@@ -117,3 +124,42 @@ def to_uint8(images) -> np.ndarray:
     """Generator output in [-1, 1], ``(N, H, W, 3)`` -> uint8 with the same layout."""
     arr = np.asarray(images, dtype=np.float32)
     return np.clip(np.rint((arr + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def read_config(cls, folder: str | os.PathLike, architecture: str, format_version: int):
+    """A family's config dataclass ``cls`` from ``folder/config.json``: one-line errors for a missing or
+    unreadable file, another architecture, unknown or missing fields, or a newer format."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NoveltyError(f"not a novelty checkpoint: {path} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise NoveltyError(f"unreadable checkpoint config {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("architecture") != architecture:
+        found = data.get("architecture") if isinstance(data, dict) else type(data).__name__
+        raise NoveltyError(f"checkpoint {folder} holds architecture {found!r}; this version reads {architecture!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise NoveltyError(f"checkpoint config {path} has unknown fields: {', '.join(unknown)}")
+    missing = sorted(known - set(data))  # never fill a saved network's shape from today's defaults
+    if missing:
+        raise NoveltyError(f"checkpoint config {path} lacks fields: {', '.join(missing)}")
+    version = data["format_version"]
+    if isinstance(version, int) and version > format_version:
+        raise NoveltyError(f"checkpoint config {path} has format_version {version}; this version "
+                           f"of novelty reads up to {format_version}: upgrade novelty")
+    try:
+        return cls(**data)
+    except NoveltyError as exc:
+        raise NoveltyError(f"checkpoint config {path}: {exc}") from None
+
+
+def config_architecture(folder: str | os.PathLike) -> str | None:
+    """The "architecture" a checkpoint's config names (which family made it), None when unreadable."""
+    try:
+        data = json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("architecture") if isinstance(data, dict) else None

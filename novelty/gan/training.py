@@ -33,6 +33,7 @@ from novelty.gan.loop import (
     latest_step,
     make_strategy,
 )
+from novelty.gan.pix2pix_family import Pix2Pix
 from novelty.gan.recipe import parse_diffaugment
 from novelty.gan.tracking import QualityHook
 
@@ -40,7 +41,7 @@ __all__ = ["DATA_POSITION", "FAMILIES", "KEEP_CHECKPOINTS", "RESULT_OPTIONS", "S
            "TRAINING_GENERATOR_FILE", "TrainOptions", "check_resume", "fixed_noise", "latest_step",
            "make_strategy", "to_uint8", "train"]
 
-FAMILIES: dict[str, type[GeneratorFamily]] = {DCGAN.name: DCGAN}  # by the config's ``architecture``
+FAMILIES: dict[str, type[GeneratorFamily]] = {DCGAN.name: DCGAN, Pix2Pix.name: Pix2Pix}  # by config ``architecture``
 RESULT_OPTIONS = DCGAN.result_options
 _Trainer = DCGAN  # the name benchmarks and tests reach the built DCGAN by
 
