@@ -17,6 +17,7 @@ from novelty.cli.options import (
     ALIGN_OPTION,
     BATCH_SIZE_OPTION,
     BLOCK1_REDUCE_OPTION,
+    DIRECTION,
     FIT,
     FPR_OPTION,
     HOLDOUT_OPTION,
@@ -25,7 +26,7 @@ from novelty.cli.options import (
     MIRROR_OPTION,
     PREPROCESS_OPTION,
     SEED,
-    SIZE,
+    TRAIN_SIZE,
     WEIGHTS_OPTION,
     bounded,
     options,
@@ -37,6 +38,7 @@ from novelty.gan import generate as gan_generate
 from novelty.gan import training
 from novelty.gan.dcgan import GanConfig
 from novelty.images import records
+from novelty.images.pairs import PAIR_LAYOUTS, prepare_pairs
 from novelty.images.pipeline import training_images
 from novelty.judge import validate as judge_validate
 
@@ -64,19 +66,37 @@ def main() -> None:
 @click.argument("images", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Folder for the shards, manifest.json and skipped.csv (replaces an earlier prepare).")
-@SIZE
+@TRAIN_SIZE
 @FIT
 @click.option("--shard-size", type=bounded("shard_size"), default=defaults.SHARD_SIZE,
               help="Images per TFRecord shard.")
-def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int) -> None:
-    """Decode an image folder once into TFRecord shards that `novelty train` streams."""
-    result = records.prepare(images, out, size, fit_mode, shard_size)
+@click.option("--pairs", type=click.Choice(["none", *PAIR_LAYOUTS]), default="none",
+              help="Paired images for pix2pix: side-by-side A|B files, or folders A/ and B/ matched by file name.")
+@DIRECTION
+def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int, pairs: str, direction: str) -> None:
+    """Decode an image folder (or a folder of pairs) once into TFRecord shards that `novelty train` streams."""
+    if pairs == "none":
+        _given_only_with(("direction",), "--pairs side-by-side or --pairs folders")
+        result = records.prepare(images, out, size, fit_mode, shard_size)
+    else:
+        result = prepare_pairs(images, out, pairs, size, fit_mode, direction, shard_size)
     click.echo(result.summary())
+
+
+def _given_only_with(names: tuple[str, ...], needed: str) -> None:
+    """Refuse flags the user gave (not left at their defaults) that apply only with ``needed``."""
+    ctx = click.get_current_context()
+    given = [f"--{name.replace('_', '-')}" for name in names
+             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+    if given:
+        raise NoveltyError(f"{', '.join(given)} applies only with {needed}")
 
 
 TRAIN_OPTIONS = options(
     click.option("--out", required=True, type=click.Path(path_type=Path), help="Training folder (resumed if it exists)."),
-    SIZE,
+    click.option("--model", type=click.Choice(["dcgan", "pix2pix"]), default="dcgan",
+                 help="dcgan: images from noise; pix2pix: image-to-image, trained on pairs."),
+    TRAIN_SIZE,
     FIT,
     click.option("--steps", type=bounded("steps"), default=defaults.STEPS),
     click.option("--batch-size", type=bounded("batch_size"), default=defaults.BATCH_SIZE, help="Global batch, split over replicas."),
@@ -103,25 +123,48 @@ TRAIN_OPTIONS = options(
     click.option("--quality-samples", type=bounded("quality_samples"), default=defaults.QUALITY_SAMPLES,
                  help="Fixed-noise samples, and training images, per PRDC evaluation."),
 )
+PIX2PIX_OPTIONS = options(
+    click.option("--pairs", type=click.Choice(["auto", *PAIR_LAYOUTS]), default="auto",
+                 help="pix2pix, DATA a pair folder: its layout (auto: folders if it holds A/ and B/)."),
+    DIRECTION,
+    click.option("--l1-lambda", type=bounded("l1_lambda"), default=defaults.L1_LAMBDA,
+                 help="pix2pix: weight of the L1 term of the generator's loss."),
+    click.option("--bottleneck-dense", type=bounded("bottleneck_dense"), default=defaults.BOTTLENECK_DENSE,
+                 help="pix2pix: fully connected layers at the U-Net's bottleneck."),
+    click.option("--cross-flip/--no-cross-flip", default=False,
+                 help="pix2pix: also flip the input alone at random, pairing a flipped input with its unflipped target."),
+    click.option("--holdout", "pair_holdout", type=bounded("pair_holdout"), default=defaults.PAIR_HOLDOUT,
+                 help="pix2pix: share of the pairs kept aside for judging, never trained on (ids in OUT/holdout.json)."),
+)
+DCGAN_ONLY = ("z_dim", "ema", "diffaugment", "label_smoothing", "quality_every", "quality_samples", "weights")
+PIX2PIX_ONLY = ("pairs", "direction", "l1_lambda", "bottleneck_dense", "cross_flip", "pair_holdout")
 
 
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @TRAIN_OPTIONS
+@PIX2PIX_OPTIONS
 @WEIGHTS_OPTION
 @SEED
-def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_size: int,
-          learning_rate: float, beta_1: float, z_dim: int, base_filters: int, checkpoint_every: int,
-          log_every: int, flip: bool, jitter: bool, strategy: str, tpu: str | None, ema: float,
-          diffaugment: str, label_smoothing: float, quality_every: int, quality_samples: int, weights: str,
-          seed: int) -> None:
-    """Train a DCGAN on DATA: an image folder or a folder written by `novelty prepare`."""
+def train(data: Path, model: str, **settings) -> None:
+    """Train a DCGAN (or with --model pix2pix, an image-to-image pix2pix) on DATA: an image folder (a pair
+    folder), or a folder written by `novelty prepare` (with --pairs for pix2pix)."""
+    _given_only_with(DCGAN_ONLY if model == "pix2pix" else PIX2PIX_ONLY, f"--model {'dcgan' if model == 'pix2pix' else 'pix2pix'}")
+    (_train_pix2pix if model == "pix2pix" else _train_dcgan)(data, **settings)
+
+
+def _loop_settings(settings: dict) -> dict:
+    names = ("steps", "batch_size", "learning_rate", "beta_1", "checkpoint_every", "log_every", "seed", "flip",
+             "jitter", "strategy", "tpu")
+    return {name: settings[name] for name in names}
+
+
+def _train_dcgan(data: Path, out: Path, size: int, fit_mode: str, z_dim: int, base_filters: int, **settings) -> None:
     config = GanConfig(image_size=size, z_dim=z_dim, base_filters=base_filters)
-    options = training.TrainOptions(steps=steps, batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1,
-                           checkpoint_every=checkpoint_every, log_every=log_every, seed=seed, flip=flip,
-                           jitter=jitter, strategy=strategy, tpu=tpu, ema=ema, diffaugment=diffaugment,
-                           label_smoothing=label_smoothing, quality_every=quality_every,
-                           quality_samples=quality_samples, weights=weights)
+    options = training.TrainOptions(**_loop_settings(settings), ema=settings["ema"],
+                                    diffaugment=settings["diffaugment"], label_smoothing=settings["label_smoothing"],
+                                    quality_every=settings["quality_every"],
+                                    quality_samples=settings["quality_samples"], weights=settings["weights"])
     training.check_resume(out, config, options)  # before decoding DATA, which can take minutes
     dataset, description = training_images(data, size, fit_mode)
     click.echo(f"Training on {description}", err=True)
@@ -132,14 +175,42 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
         click.echo(f"Quality (block5_pool PRDC by step): {out / 'quality.csv'}, {out / 'quality.png'}")
 
 
+def _train_pix2pix(data: Path, out: Path, size: int, fit_mode: str, base_filters: int, **settings) -> None:
+    from novelty.gan.pix2pix import Pix2PixConfig
+    from novelty.gan.pix2pix_family import HOLDOUT_FILE, Pix2PixOptions, train_pairs
+    from novelty.images.pairs import pair_dataset
+
+    config = Pix2PixConfig(image_size=size, base_filters=base_filters, bottleneck_dense=settings["bottleneck_dense"])
+    options = Pix2PixOptions(**_loop_settings(settings), l1_lambda=settings["l1_lambda"],
+                             cross_flip=settings["cross_flip"], holdout=settings["pair_holdout"])
+    training.check_resume(out, config, options)  # before decoding DATA
+    layout = None if settings["pairs"] == "auto" else settings["pairs"]
+    dataset, ids, description = pair_dataset(data, size, fit_mode, layout, settings["direction"])
+    click.echo(f"Training on {description}", err=True)
+    last = train_pairs(dataset, ids, out, config, options, source=str(data))
+    click.echo(f"Latest checkpoint: {last}")
+    click.echo(f"Samples (input | generated | target): {out / 'samples'}")
+    click.echo(f"Held-out pairs: {out / HOLDOUT_FILE}")
+
+
 @main.command()
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
               help="A checkpoint folder or a training folder (its latest checkpoint).")
 @click.option("--n", "n", type=bounded("n_samples"), default=defaults.N_SAMPLES, help="Number of samples.")
 @SEED
+@click.option("--inputs", type=click.Path(path_type=Path), default=None,
+              help="pix2pix: a folder of input images; one output each, named after it.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
-    """Generate N seeded PNG samples and a grid from a checkpoint."""
+def generate(checkpoint: Path, n: int, seed: int, inputs: Path | None, out: Path) -> None:
+    """Generate N seeded PNG samples and a grid from a DCGAN checkpoint, or translate --inputs with a pix2pix one."""
+    if inputs is not None:
+        _given_only_with(("n", "seed"), "a DCGAN checkpoint (without --inputs)")
+        manifest = gan_generate.translate(checkpoint, inputs, out)
+        skipped = f"; {manifest['skipped']} inputs skipped, reasons in {out / records.SKIPPED_FILE}" \
+            if manifest["skipped"] else ""
+        click.echo(f"Wrote {len(manifest['files'])} outputs to {out / gan_generate.SAMPLES_DIR} and a grid "
+                   f"(input | output) to {out / gan_generate.GRID_FILE}{skipped}")
+        return
     gan_generate.generate(checkpoint, out, n=n, seed=seed)
     click.echo(f"Wrote {n} samples to {out / gan_generate.SAMPLES_DIR} and a grid to {out / gan_generate.GRID_FILE}")
 

@@ -48,6 +48,11 @@ def bounded(key: str) -> click.ParamType:
 SIZE = click.option("--size", type=click.Choice([str(s) for s in defaults.IMAGE_SIZES]),
                     default=str(defaults.IMAGE_SIZE), callback=lambda c, p, v: int(v),
                     help="Square image size in pixels.")
+TRAIN_SIZE = click.option(  # pix2pix also trains at 256 px; a DCGAN refuses it with a one-line error
+    "--size", type=click.Choice([str(s) for s in sorted({*defaults.IMAGE_SIZES, *defaults.PAIR_IMAGE_SIZES})]),
+    default=str(defaults.IMAGE_SIZE), callback=lambda c, p, v: int(v), help="Square image size in pixels.")
+DIRECTION = click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=defaults.PAIR_DIRECTION,
+                         help="Pairs: which half is the generator's input (A: the left half, or folder A/).")
 FIT = click.option("--fit", "fit_mode", type=click.Choice(defaults.FIT_MODES), default=defaults.FIT_MODE,
                    help="crop: fill the square and cut the overflow; pad: keep everything, pad with white.")
 SEED = click.option("--seed", type=bounded("seed"), default=defaults.SEED, help="Random seed (recorded).")

@@ -117,12 +117,13 @@ def _pair(ident: str, halves: tuple, size: int, fit_mode: str, direction: str,
         a, b = arr[:, : width // 2], arr[:, width // 2:]
         entry = {"sha256": sha, "width": width, "height": height}
     else:
-        found = []
         for name, half, other in (("A", halves[0], "B"), ("B", halves[1], "A")):
             if isinstance(half, str):
                 return PairFile(ident, None, None, half, {})
             if half is None:
-                return PairFile(ident, None, None, f"no file in {other}/ matches it: unpaired in {name}/", {})
+                return PairFile(ident, None, None, f"no file in {name}/ matches it: unpaired in {other}/", {})
+        found = []
+        for name, half in zip("AB", halves, strict=True):
             arr, _, reason, sha = read_file(half, max_pixels=max_pixels)
             if arr is None:
                 return PairFile(ident, None, None, f"{name}: {reason}", {})

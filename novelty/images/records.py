@@ -138,7 +138,7 @@ def write_prepared(source: Path, out: str | os.PathLike, records, shard_size: in
                 continue
             entries.append({**entry, "shard": _write_record(writer, record, out)})
         with _writing(out):
-            write_text(out / SKIPPED_FILE, _skipped_csv(skipped))
+            write_text(out / SKIPPED_FILE, skipped_csv(skipped))
         if not entries:
             raise NoveltyError(f"no usable images in {source}: all {len(skipped)} files skipped "
                                f"(reasons in {out / SKIPPED_FILE})")
@@ -198,7 +198,7 @@ def _write_record(writer: _ShardWriter, record: bytes, out: Path) -> int:
         raise NoveltyError(f"cannot write shards to {out}: {message}") from None
 
 
-def _skipped_csv(skipped: list[tuple[str, str]]) -> str:
+def skipped_csv(skipped: list[tuple[str, str]]) -> str:
     buffer = io.StringIO()
     table = csv.writer(buffer, lineterminator="\n")
     table.writerow(["id", "reason"])
