@@ -13,7 +13,14 @@ from test_prepare import _assert_one_line_error
 from novelty.cli import main
 from novelty.errors import NoveltyError
 from novelty.files import read_json
-from novelty.images.pairs import holdout_ids, iter_pairs, load_pairs, pair_dataset, prepare_pairs, without_ids
+from novelty.images.pairs import (
+    holdout_ids,
+    iter_pairs,
+    load_pairs,
+    pair_dataset,
+    prepare_pairs,
+    without_ids,
+)
 from novelty.images.records import read_shards
 
 SIZE = 32

@@ -20,7 +20,12 @@ from novelty.cli import main
 from novelty.errors import NoveltyError
 from novelty.files import read_json
 from novelty.gan.dcgan import GanConfig
-from novelty.gan.pix2pix import Pix2PixConfig, build_patch_discriminator, build_unet, load_translator
+from novelty.gan.pix2pix import (
+    Pix2PixConfig,
+    build_patch_discriminator,
+    build_unet,
+    load_translator,
+)
 from novelty.gan.pix2pix_family import HOLDOUT_FILE, Pix2PixOptions, read_holdout, train_pairs
 from novelty.gan.training import check_resume
 from novelty.images.pairs import pair_dataset
@@ -181,3 +186,21 @@ def test_the_wrong_family_for_the_request_is_a_one_line_error(trained, inputs, t
     result = _generate("--checkpoint", trained, "--inputs", inputs, "--n", "5", "--out", tmp_path / "n")
     _assert_one_line_error(result, "--n applies only with a DCGAN checkpoint")
     assert not any((tmp_path / name).exists() for name in ("noise", "translated", "n"))
+
+
+def test_data_that_is_not_pairs_of_the_size_is_refused_before_training(tmp_path) -> None:
+    import tensorflow as tf
+
+    from novelty.gan import loop
+    from novelty.gan.pix2pix_family import Pix2Pix
+
+    images = np.zeros((4, SIZE, SIZE, 3), np.uint8)
+    for data, message in [
+        (tf.data.Dataset.from_tensor_slices(images), r"pix2pix trains on \(input, target\) pairs"),
+        (tf.data.Dataset.from_tensor_slices((images, images.astype(np.float32))), "pair images must be uint8"),
+        (tf.data.Dataset.from_tensor_slices((images, np.zeros((4, 16, 16, 3), np.uint8))),
+         r"pair images must be \(32, 32, 3\) for a 32 px network, received \(16, 16, 3\)"),
+    ]:
+        with pytest.raises(NoveltyError, match=message):
+            loop.train(Pix2Pix, data, tmp_path / "run", CONFIG, _options(steps=1), progress=False)
+    assert not (tmp_path / "run").exists()

@@ -22,7 +22,16 @@ from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import write_json
 from novelty.gan.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE
-from novelty.gan.family import GeneratorFamily, TrainingHook, to_uint8
+from novelty.gan.family import (
+    GeneratorFamily,
+    LoopOptions,
+    TrainingHook,
+    adam_optimizers,
+    check_image_spec,
+    load_variables_state,
+    to_uint8,
+    variables_state,
+)
 from novelty.gan.pix2pix import ARCHITECTURE, Pix2PixConfig, build_patch_discriminator, build_unet
 from novelty.images.decode import grid
 from novelty.images.pipeline import augment_pairs_and_batch
@@ -31,37 +40,18 @@ HOLDOUT_FILE = "holdout.json"
 
 
 @dataclass(frozen=True)
-class Pix2PixOptions:
-    """How to train pix2pix: the loop's fields, the optimiser, the L1 weight, augmentation, the held-out share."""
+class Pix2PixOptions(LoopOptions):
+    """How to train pix2pix: the loop's fields, the L1 weight, cross-flip, the held-out share."""
 
-    steps: int = defaults.STEPS
-    batch_size: int = defaults.BATCH_SIZE  # global: split over replicas
-    learning_rate: float = defaults.LEARNING_RATE
-    beta_1: float = defaults.BETA_1
-    checkpoint_every: int = defaults.CHECKPOINT_EVERY
-    log_every: int = defaults.LOG_EVERY
-    seed: int = defaults.SEED
     l1_lambda: float = defaults.L1_LAMBDA
-    flip: bool = False
-    jitter: bool = False
     cross_flip: bool = False
     holdout: float = defaults.PAIR_HOLDOUT
-    strategy: str = "auto"
-    tpu: str | None = None
-    devices: tuple[str, ...] | None = None
     grid_size: int = defaults.PAIR_GRID_ROWS
 
     def __post_init__(self) -> None:
-        from novelty.gan.loop import STRATEGIES
-
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "learning_rate", "beta_1", "seed",
-                     "l1_lambda"):
-            bounds.check(name, getattr(self, name))
+        super().__post_init__()
+        bounds.check("l1_lambda", self.l1_lambda)
         bounds.check("pair_holdout", self.holdout, "holdout")
-        if self.grid_size < 1:
-            raise NoveltyError(f"grid_size must be positive, received: {self.grid_size}")
-        if self.strategy not in STRATEGIES:
-            raise NoveltyError(f"unknown strategy {self.strategy!r}; must be one of: {', '.join(STRATEGIES)}")
 
 
 class Pix2Pix(GeneratorFamily):
@@ -80,10 +70,7 @@ class Pix2Pix(GeneratorFamily):
         with strategy.scope():
             self.generator = build_unet(config)
             self.discriminator = build_patch_discriminator(config)
-            self.g_opt = keras.optimizers.Adam(options.learning_rate, beta_1=options.beta_1)
-            self.d_opt = keras.optimizers.Adam(options.learning_rate, beta_1=options.beta_1)
-            self.g_opt.build(self.generator.trainable_variables)
-            self.d_opt.build(self.discriminator.trainable_variables)
+            self.g_opt, self.d_opt = adam_optimizers(options, self.generator, self.discriminator)
         # dropout's random state: not in the weights files, so saved with the optimisers for exact resume
         self.dropout_states = [layer.seed_generator.state for layer in self.generator.layers
                                if isinstance(layer, keras.layers.Dropout)]
@@ -135,13 +122,9 @@ class Pix2Pix(GeneratorFamily):
         if not isinstance(spec, tuple) or len(spec) != 2:
             raise NoveltyError(f"pix2pix trains on (input, target) pairs of images, received {spec!r}")
         for part in spec:
-            dtype, shape = getattr(part, "dtype", None), getattr(part, "shape", None)
-            if dtype is None or dtype.name != "uint8":
-                raise NoveltyError(f"pair images must be uint8 (0-255), received {getattr(dtype, 'name', dtype)}")
-            dims = tuple(shape.as_list()) if shape is not None and shape.rank is not None else None
-            if dims is not None and (len(dims) != 3 or any(d not in (None, w) for d, w in
-                                                           zip(dims, (size, size, 3), strict=True))):
-                raise NoveltyError(f"pair images must be {(size, size, 3)} for a {size} px network, received {dims}")
+            if getattr(part, "dtype", None) is None or getattr(part, "shape", None) is None:
+                raise NoveltyError(f"pix2pix trains on (input, target) pairs of images, received {spec!r}")
+            check_image_spec(part, size, "pair images")
 
     def input_stream(self, dataset, skip: int):
         """Shuffled global batches of ``(inputs, targets)`` in [-1, 1], both halves jittered and flipped alike."""
@@ -169,19 +152,14 @@ class Pix2Pix(GeneratorFamily):
         self.generator.load_weights(folder / GENERATOR_FILE)
         self.discriminator.load_weights(folder / DISCRIMINATOR_FILE)
 
+    def _state_groups(self) -> dict[str, list]:
+        return {"g_opt": self.g_opt.variables, "d_opt": self.d_opt.variables, "dropout": self.dropout_states}
+
     def state_arrays(self) -> dict[str, np.ndarray]:
-        state = {f"g_opt/{i}": np.asarray(v) for i, v in enumerate(self.g_opt.variables)}
-        state.update({f"d_opt/{i}": np.asarray(v) for i, v in enumerate(self.d_opt.variables)})
-        state.update({f"dropout/{i}": np.asarray(v) for i, v in enumerate(self.dropout_states)})
-        return state
+        return variables_state(self._state_groups())
 
     def load_state(self, state) -> None:
-        for i, v in enumerate(self.g_opt.variables):
-            v.assign(state[f"g_opt/{i}"])
-        for i, v in enumerate(self.d_opt.variables):
-            v.assign(state[f"d_opt/{i}"])
-        for i, v in enumerate(self.dropout_states):
-            v.assign(state[f"dropout/{i}"])
+        load_variables_state(self._state_groups(), state)
 
     def sample_grid(self) -> np.ndarray:
         """Rows of input | generated | target for the first ``grid_size`` training pairs (not augmented)."""
