@@ -185,7 +185,9 @@ def test_the_wrong_family_for_the_request_is_a_one_line_error(trained, inputs, t
     _assert_one_line_error(result, "is a DCGAN checkpoint", "takes no --inputs")
     result = _generate("--checkpoint", trained, "--inputs", inputs, "--n", "5", "--out", tmp_path / "n")
     _assert_one_line_error(result, "--n applies only with a DCGAN checkpoint")
-    assert not any((tmp_path / name).exists() for name in ("noise", "translated", "n"))
+    result = _generate("--checkpoint", dcgan, "--fit", "pad", "--out", tmp_path / "fit")
+    _assert_one_line_error(result, "--fit applies only with --inputs")
+    assert not any((tmp_path / name).exists() for name in ("noise", "translated", "n", "fit"))
 
 
 def test_data_that_is_not_pairs_of_the_size_is_refused_before_training(tmp_path) -> None:

@@ -86,7 +86,7 @@ def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int, 
 def _given_only_with(names: tuple[str, ...], needed: str) -> None:
     """Refuse flags the user gave (not left at their defaults) that apply only with ``needed``."""
     ctx = click.get_current_context()
-    given = [f"--{name.replace('_', '-')}" for name in names
+    given = [f"--{name.removesuffix('_mode').replace('_', '-')}" for name in names
              if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
     if given:
         raise NoveltyError(f"{', '.join(given)} applies only with {needed}")
@@ -200,12 +200,15 @@ def _train_pix2pix(data: Path, out: Path, size: int, fit_mode: str, base_filters
 @SEED
 @click.option("--inputs", type=click.Path(path_type=Path), default=None,
               help="pix2pix: a folder of input images; one output each, named after it.")
+@FIT
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-def generate(checkpoint: Path, n: int, seed: int, inputs: Path | None, out: Path) -> None:
+def generate(checkpoint: Path, n: int, seed: int, inputs: Path | None, fit_mode: str, out: Path) -> None:
     """Generate N seeded PNG samples and a grid from a DCGAN checkpoint, or translate --inputs with a pix2pix one."""
-    if inputs is not None:
+    if inputs is None:
+        _given_only_with(("fit_mode",), "--inputs")
+    else:
         _given_only_with(("n", "seed"), "a DCGAN checkpoint (without --inputs)")
-        manifest = gan_generate.translate(checkpoint, inputs, out)
+        manifest = gan_generate.translate(checkpoint, inputs, out, fit_mode=fit_mode)
         skipped = f"; {manifest['skipped']} inputs skipped, reasons in {out / records.SKIPPED_FILE}" \
             if manifest["skipped"] else ""
         click.echo(f"Wrote {len(manifest['files'])} outputs to {out / gan_generate.SAMPLES_DIR} and a grid "

@@ -132,11 +132,12 @@ def output_names(ids: list[str]) -> list[str]:
 
 
 def translate(checkpoint: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, *,
-              batch_size: int = 64, progress: bool = True) -> dict:
+              fit_mode: str = defaults.FIT_MODE, batch_size: int = 64, progress: bool = True) -> dict:
     """``novelty generate --inputs``: one PNG per input image under ``out/samples/``, named after it, by a
     pix2pix checkpoint's generator; a grid of input | output rows and a manifest. Deterministic: the
     generator runs in inference mode (no dropout, batch norm's moving statistics), one image at a time
-    as far as the result goes. Unusable inputs are listed with their reasons in ``out/skipped.csv``.
+    as far as the result goes. Each input is fitted to the checkpoint's size by ``fit_mode`` (crop or pad,
+    as for training). Unusable inputs are listed with their reasons in ``out/skipped.csv``.
 
     Returns the manifest written (``generated.json``).
     """
@@ -151,7 +152,7 @@ def translate(checkpoint: str | os.PathLike, inputs: str | os.PathLike, out: str
         raise NoveltyError(f"--out must be a folder, received a file: {out}")
     model, config = load_translator(folder)
     ids, images, skipped = [], [], []
-    for item in iter_folder(inputs, config.image_size, defaults.FIT_MODE, progress, desc="inputs"):
+    for item in iter_folder(inputs, config.image_size, fit_mode, progress, desc="inputs"):
         if item.image is None:
             skipped.append((item.id, item.reason))
         else:
@@ -171,7 +172,7 @@ def translate(checkpoint: str | os.PathLike, inputs: str | os.PathLike, out: str
     save_png(grid(np.stack([sources[:shown], outputs[:shown]], axis=1).reshape(-1, *sources.shape[1:]), columns=2),
              out / GRID_FILE)
     write_text(out / SKIPPED_FILE, skipped_csv(skipped))
-    manifest = {"checkpoint": str(folder), "inputs": str(inputs), "config": config.to_dict(),
+    manifest = {"checkpoint": str(folder), "inputs": str(inputs), "fit": fit_mode, "config": config.to_dict(),
                 "files": dict(zip(ids, names, strict=True)), "skipped": len(skipped)}
     write_json(out / MANIFEST_FILE, manifest)
     return manifest
