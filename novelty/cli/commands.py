@@ -32,6 +32,7 @@ from novelty.cli.options import (
 )
 from novelty.curate import morelike, selection
 from novelty.curate import quarantine as q
+from novelty.embed import runners
 from novelty.errors import NoveltyError
 from novelty.gan import generate as gan_generate
 from novelty.gan import training
@@ -216,6 +217,45 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(f"Run folder: {out}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("images", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Run folder whose feature store is filled (`novelty analyze --out` it later).")
+@click.option("--set", "set_name", type=click.Choice(runners.SETS), default="training",
+              help="Which side of a later `novelty analyze` the images are.")
+@click.option("--runner", type=click.Choice(runners.BEAM_RUNNERS),
+              default="DirectRunner", help="Apache Beam runner.")
+@LAYERS_OPTION
+@WEIGHTS_OPTION
+@PREPROCESS_OPTION
+@INPUT_SIZE_OPTION
+@FIT
+@BATCH_SIZE_OPTION
+@click.option("--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
+              help="Feature-store storage, as for `novelty analyze`.")
+@BLOCK1_REDUCE_OPTION
+@SEED
+@click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED, metavar="[BEAM OPTIONS]...")
+def embed(images: Path, out: Path, set_name: str, runner: str, layers: tuple[str, ...], weights: str,
+          preprocess: str, input_size: int, fit_mode: str, batch_size: int, feature_dtype: str,
+          block1_reduce: str, seed: int, pipeline_args: tuple[str, ...]) -> None:
+    """Embed IMAGES (a folder or a `novelty prepare` output) on Apache Beam into RUN's feature store.
+
+    Any other options go to Beam (e.g. --direct_running_mode multi_processing --direct_num_workers 2).
+    Run `novelty analyze --out RUN` with the same embedding options afterwards: it embeds none of them.
+    """
+    options = analysis.AnalyzeOptions(layers=layers, weights=weights, preprocess=preprocess, input_size=input_size,
+                                      fit_mode=fit_mode, batch_size=batch_size, feature_dtype=feature_dtype,
+                                      block1_reduce=block1_reduce)
+    click.echo(f"Embedding {images} on Beam's {runner}...", err=True)
+    result = runners.embed_on_beam(images, out, set_name=set_name, options=options, seed=seed, runner=runner,
+                           pipeline_args=pipeline_args)
+    click.echo(f"Embedded {result.embedded} images on {runner} ({result.used} usable {set_name} images, "
+               f"{result.used - result.stored} of them already in the store; {result.skipped} files skipped, "
+               f"see {out / 'files.csv'})")
+    click.echo(f"Feature store: {out / 'features' / set_name}")
 
 
 @main.command()

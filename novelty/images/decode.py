@@ -301,34 +301,34 @@ def iter_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MOD
 
     check_fit(size, mode)
     root = Path(root)
-    paths = find_images(root)
-    for path in tqdm(paths, desc=desc, unit="img", disable=not progress, file=None):
-        ident = image_id(path, root)
-        escaped = _unencodable_name(ident)
-        if escaped is not None:
-            yield FolderFile(escaped, path, None, None, "file name is not valid UTF-8; rename the file", "")
-            continue
-        sha = ""
-        try:
-            with open_regular(path) as handle:
-                sha = sha256_stream(handle, os.fstat(handle.fileno()).st_size)
-                handle.seek(0)
-                arr, info = decode(handle, max_pixels=max_pixels)
-            fitted = fit(arr, size, mode)
-        except NotRegularFile as exc:
-            yield FolderFile(ident, path, None, None, exc.strerror, sha)
-            continue
-        except OSError as exc:
-            yield FolderFile(ident, path, None, None, f"cannot read file: {exc.strerror or exc}", sha)
-            continue
-        except ImageError as exc:
-            yield FolderFile(ident, path, None, None, str(exc), sha)
-            continue
-        except Exception as exc:  # never stop a folder halfway for one file
-            yield FolderFile(ident, path, None, None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}",
-                             sha)
-            continue
-        yield FolderFile(ident, path, fitted, info, None, sha)
+    for path in tqdm(find_images(root), desc=desc, unit="img", disable=not progress, file=None):
+        yield read_file(path, root, size, mode, max_pixels=max_pixels)
+
+
+def read_file(path: Path, root: Path, size: int, mode: str = defaults.FIT_MODE, *,
+              max_pixels: int | None = None) -> FolderFile:
+    """One file of an image folder as :func:`iter_folder` reads it (its id relative to ``root``): never
+    raises for a bad file. What a worker of a distributed embedding calls on each file it is given."""
+    ident = image_id(path, root)
+    escaped = _unencodable_name(ident)
+    if escaped is not None:
+        return FolderFile(escaped, path, None, None, "file name is not valid UTF-8; rename the file", "")
+    sha = ""
+    try:
+        with open_regular(path) as handle:
+            sha = sha256_stream(handle, os.fstat(handle.fileno()).st_size)
+            handle.seek(0)
+            arr, info = decode(handle, max_pixels=max_pixels)
+        fitted = fit(arr, size, mode)
+    except NotRegularFile as exc:
+        return FolderFile(ident, path, None, None, exc.strerror, sha)
+    except OSError as exc:
+        return FolderFile(ident, path, None, None, f"cannot read file: {exc.strerror or exc}", sha)
+    except ImageError as exc:
+        return FolderFile(ident, path, None, None, str(exc), sha)
+    except Exception as exc:  # never stop a folder halfway for one file
+        return FolderFile(ident, path, None, None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}", sha)
+    return FolderFile(ident, path, fitted, info, None, sha)
 
 
 def load_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE,
