@@ -17,6 +17,7 @@ from novelty.cli.options import (
     ALIGN_OPTION,
     BATCH_SIZE_OPTION,
     BLOCK1_REDUCE_OPTION,
+    EMBEDDING_OPTIONS,
     FIT,
     FPR_OPTION,
     HOLDOUT_OPTION,
@@ -159,13 +160,7 @@ def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
               help="Run folder (a re-run reuses its cached features).")
 @LAYERS_OPTION
 @click.option("--k", "k", type=bounded("top_k"), default=defaults.TOP_K, help="Neighbours per sample.")
-@WEIGHTS_OPTION
-@PREPROCESS_OPTION
-@INPUT_SIZE_OPTION
-@FIT
-@BATCH_SIZE_OPTION
-@click.option("--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
-              help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
+@EMBEDDING_OPTIONS
 @BLOCK1_REDUCE_OPTION
 @click.option("--index", type=click.Choice(["exact", "faiss"]), default=defaults.INDEX,
               help="Neighbour search backend (both exact).")
@@ -228,13 +223,7 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
 @click.option("--runner", type=click.Choice(runners.BEAM_RUNNERS),
               default="DirectRunner", help="Apache Beam runner.")
 @LAYERS_OPTION
-@WEIGHTS_OPTION
-@PREPROCESS_OPTION
-@INPUT_SIZE_OPTION
-@FIT
-@BATCH_SIZE_OPTION
-@click.option("--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
-              help="Feature-store storage, as for `novelty analyze`.")
+@EMBEDDING_OPTIONS
 @BLOCK1_REDUCE_OPTION
 @SEED
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED, metavar="[BEAM OPTIONS]...")

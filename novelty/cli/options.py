@@ -78,6 +78,12 @@ INPUT_SIZE_OPTION = click.option("--input-size", type=bounded("input_size"), def
                                  help="Every image is fitted to this square before VGG16.")
 BATCH_SIZE_OPTION = click.option("--batch-size", type=bounded("embed_batch_size"), default=defaults.EMBED_BATCH_SIZE,
                                  help="Images per VGG16 batch.")
+FEATURE_DTYPE_OPTION = click.option(
+    "--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
+    help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
+# What decides the features a run's store holds besides the layers (analyze, embed: the same flags)
+EMBEDDING_OPTIONS = options(WEIGHTS_OPTION, PREPROCESS_OPTION, INPUT_SIZE_OPTION, FIT, BATCH_SIZE_OPTION,
+                            FEATURE_DTYPE_OPTION)
 
 
 def _block1_reduce(ctx: click.Context, param: click.Parameter, value: str) -> str:

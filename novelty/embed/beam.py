@@ -173,7 +173,8 @@ def run(source: dict, handler: VGG16Handler, shard_dir: str, rows_prefix: str, r
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    options = PipelineOptions([f"--runner={runner}", *pipeline_args])
+    # workers log at WARNING unless asked otherwise (a later flag wins): their INFO lines drown the output
+    options = PipelineOptions([f"--runner={runner}", "--default_sdk_harness_log_level=WARNING", *pipeline_args])
     pipeline = beam.Pipeline(options=options)
     build(pipeline, source, handler, shard_dir, rows_prefix)
     result = pipeline.run()

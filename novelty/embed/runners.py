@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +81,9 @@ def embed_on_beam(images: str | os.PathLike, out: str | os.PathLike, *, set_name
         handler = beam_pipeline.VGG16Handler(_settings(extractor, options, seed), extractor.weights.sha256,
                                              options.batch_size)
         try:
-            embedded = beam_pipeline.run(source, handler, str(staging / "shards"), str(staging / "rows"),
-                                         runner, pipeline_args)
+            with _watch(staging / "shards", f"embedding {set_name} on {runner}", progress):
+                embedded = beam_pipeline.run(source, handler, str(staging / "shards"), str(staging / "rows"),
+                                             runner, pipeline_args)
         except NoveltyError:
             raise
         except Exception as exc:  # a worker's error comes back wrapped, with its traceback as text
@@ -97,6 +100,35 @@ def embed_on_beam(images: str | os.PathLike, out: str | os.PathLike, *, set_name
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return EmbedResult(run.root, set_name, len(used), len(rows) - len(used), embedded, stored, runner)
+
+
+@contextlib.contextmanager
+def _watch(folder: Path, desc: str, enabled: bool, every: float = 0.5) -> Iterator[None]:
+    """A progress bar of the images embedded while the pipeline runs: the rows of the finished shards
+    in ``folder``, counted by a thread every ``every`` seconds (the pipeline's workers may be other
+    processes, or other machines)."""
+    from tqdm.auto import tqdm
+
+    from novelty.embed.shards import shard_rows
+
+    stop = threading.Event()
+    seen: set[str] = set()
+
+    def poll(bar) -> None:
+        while True:
+            stopping = stop.wait(every)
+            bar.update(shard_rows(folder, seen))
+            if stopping:
+                return
+
+    with tqdm(desc=desc, unit="img", disable=not enabled) as bar:
+        thread = threading.Thread(target=poll, args=(bar,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
 
 def _check_request(images: Path, run: RunFolder, set_name: str, runner: str) -> None:

@@ -49,6 +49,19 @@ def write_shard(folder: str | os.PathLike, keys: Sequence[str], features: Mappin
     return path
 
 
+def shard_rows(folder: str | os.PathLike, seen: set[str]) -> int:
+    """Rows of the finished shards in ``folder`` not in ``seen`` (their names, updated): a running count."""
+    count = 0
+    for meta in Path(folder).glob("*.json"):
+        if meta.name not in seen:
+            try:
+                count += len(read_json(meta)["keys"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # another process is writing it: counted on the next look
+            seen.add(meta.name)
+    return count
+
+
 class ShardIndex:
     """Every finished shard of a folder: where each key's features are, read by key."""
 
@@ -77,7 +90,7 @@ class ShardIndex:
         absent = [key for key in keys if key not in self.where]
         if absent:
             raise NoveltyError(f"{len(absent)} images were not embedded by the pipeline (first key: "
-                               f"{absent[0]}): did a file change while it ran? Run `novelty embed` again")
+                               f"{absent[0]}): did a file change while it ran, or do the shards of `novelty prepare` lack it? Run `novelty embed` again")
         by_shard: dict[str, list[tuple[int, int]]] = {}
         for slot, key in enumerate(keys):
             shard, row = self.where[key]
