@@ -164,6 +164,13 @@ def test_bad_requests_are_one_line_errors(data, tmp_path: Path) -> None:
         embed_on_beam(data["train"], data["train"] / "run", options=OPTIONS)
     with pytest.raises(NoveltyError, match="unknown Beam runner 'DaskRunner'; must be one of: DirectRunner"):
         embed_on_beam(data["train"], tmp_path / "run", options=OPTIONS, runner="DaskRunner")
+    with pytest.raises(NoveltyError, match="unknown Beam pipeline option: --no_such_flag"):
+        embed_on_beam(data["train"], tmp_path / "run", options=OPTIONS, pipeline_args=["--no_such_flag", "3"])
+    with pytest.raises(NoveltyError, match="invalid Beam pipeline option: argument --direct_running_mode: "
+                                           "invalid choice: 'bogus'"):
+        embed_on_beam(data["train"], tmp_path / "run", options=OPTIONS,
+                      pipeline_args=["--direct_running_mode", "bogus"])
+    assert not (tmp_path / "run").exists()  # refused before any work
 
 
 def test_importing_the_cli_imports_neither_beam_nor_tensorflow() -> None:

@@ -17,6 +17,8 @@ features are those of in-process embedding. Images whose features the store alre
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -166,15 +168,33 @@ def build(pipeline: beam.Pipeline, source: dict, handler: VGG16Handler, shard_di
          | "Write" >> beam.ParDo(WriteShards(shard_dir)))
 
 
-def run(source: dict, handler: VGG16Handler, shard_dir: str, rows_prefix: str, runner: str,
-        pipeline_args: Sequence[str] = ()) -> int:
-    """Run the pipeline to the end on ``runner`` with ``pipeline_args`` (Beam's own flags, e.g.
-    ``--direct_num_workers 2``); returns how many images the workers embedded (Beam's counter)."""
-    from apache_beam.metrics.metric import MetricsFilter
+def pipeline_options(runner: str, pipeline_args: Sequence[str] = ()):
+    """Beam's ``PipelineOptions`` for ``runner`` and ``pipeline_args`` (Beam's own flags, e.g.
+    ``--direct_num_workers 2``), checked before any work: an unknown flag or a bad value is a one-line
+    :class:`NoveltyError` (Beam would drop the one and print its whole usage for the other)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     # workers log at WARNING unless asked otherwise (a later flag wins): their INFO lines drown the output
     options = PipelineOptions([f"--runner={runner}", "--default_sdk_harness_log_level=WARNING", *pipeline_args])
+    usage = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):
+            unknown = set(options.get_all_options(retain_unknown_options=True)) - set(options.get_all_options())
+    except SystemExit:
+        lines = [line for line in usage.getvalue().splitlines() if line.strip()]
+        reason = lines[-1].split("error: ", 1)[-1] if lines else "unreadable"
+        raise NoveltyError(f"invalid Beam pipeline option: {reason}") from None
+    if unknown:
+        raise NoveltyError(f"unknown Beam pipeline option: --{sorted(unknown)[0]} (see Beam's pipeline options "
+                           "for the runner)")
+    return options
+
+
+def run(source: dict, handler: VGG16Handler, shard_dir: str, rows_prefix: str, options) -> int:
+    """Run the pipeline to the end with ``options`` (:func:`pipeline_options`); returns how many images
+    the workers embedded (Beam's counter)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
     pipeline = beam.Pipeline(options=options)
     build(pipeline, source, handler, shard_dir, rows_prefix)
     result = pipeline.run()

@@ -71,6 +71,7 @@ def embed_on_beam(images: str | os.PathLike, out: str | os.PathLike, *, set_name
         from novelty.embed import beam as beam_pipeline
     except ImportError as exc:
         raise NoveltyError(f"novelty embed needs Apache Beam ({exc}); pip install 'novelty[beam]'") from None
+    beam_options = beam_pipeline.pipeline_options(runner, pipeline_args)
     extractor = extractor_for(options, seed)
     store = FeatureStore(run.features_dir, options.feature_dtype)
     cached = _cached_keys(store, set_name, extractor)
@@ -83,7 +84,7 @@ def embed_on_beam(images: str | os.PathLike, out: str | os.PathLike, *, set_name
         try:
             with _watch(staging / "shards", f"embedding {set_name} on {runner}", progress):
                 embedded = beam_pipeline.run(source, handler, str(staging / "shards"), str(staging / "rows"),
-                                             runner, pipeline_args)
+                                             beam_options)
         except NoveltyError:
             raise
         except Exception as exc:  # a worker's error comes back wrapped, with its traceback as text
