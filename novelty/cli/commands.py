@@ -18,6 +18,7 @@ from novelty.cli.options import (
     BATCH_SIZE_OPTION,
     BLOCK1_REDUCE_OPTION,
     DIRECTION,
+    EMBEDDING_OPTIONS,
     FIT,
     FPR_OPTION,
     HOLDOUT_OPTION,
@@ -29,17 +30,23 @@ from novelty.cli.options import (
     TRAIN_SIZE,
     WEIGHTS_OPTION,
     bounded,
-    options,
+    given_only_with,
+)
+from novelty.cli.training import (
+    DCGAN_ONLY,
+    PIX2PIX_ONLY,
+    PIX2PIX_OPTIONS,
+    TRAIN_OPTIONS,
+    train_dcgan,
+    train_pix2pix,
 )
 from novelty.curate import morelike, selection
 from novelty.curate import quarantine as q
+from novelty.embed import runners
 from novelty.errors import NoveltyError
 from novelty.gan import generate as gan_generate
-from novelty.gan import training
-from novelty.gan.dcgan import GanConfig
 from novelty.images import records
 from novelty.images.pairs import PAIR_LAYOUTS, prepare_pairs
-from novelty.images.pipeline import training_images
 from novelty.judge import validate as judge_validate
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off stderr
@@ -76,68 +83,11 @@ def main() -> None:
 def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int, pairs: str, direction: str) -> None:
     """Decode an image folder (or a folder of pairs) once into TFRecord shards that `novelty train` streams."""
     if pairs == "none":
-        _given_only_with(("direction",), "--pairs side-by-side or --pairs folders")
+        given_only_with(("direction",), "--pairs side-by-side or --pairs folders")
         result = records.prepare(images, out, size, fit_mode, shard_size)
     else:
         result = prepare_pairs(images, out, pairs, size, fit_mode, direction, shard_size)
     click.echo(result.summary())
-
-
-def _given_only_with(names: tuple[str, ...], needed: str) -> None:
-    """Refuse flags the user gave (not left at their defaults) that apply only with ``needed``."""
-    ctx = click.get_current_context()
-    given = [f"--{name.removesuffix('_mode').replace('_', '-')}" for name in names
-             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
-    if given:
-        raise NoveltyError(f"{', '.join(given)} applies only with {needed}")
-
-
-TRAIN_OPTIONS = options(
-    click.option("--out", required=True, type=click.Path(path_type=Path), help="Training folder (resumed if it exists)."),
-    click.option("--model", type=click.Choice(["dcgan", "pix2pix"]), default="dcgan",
-                 help="dcgan: images from noise; pix2pix: image-to-image, trained on pairs."),
-    TRAIN_SIZE,
-    FIT,
-    click.option("--steps", type=bounded("steps"), default=defaults.STEPS),
-    click.option("--batch-size", type=bounded("batch_size"), default=defaults.BATCH_SIZE, help="Global batch, split over replicas."),
-    click.option("--lr", "learning_rate", type=bounded("learning_rate"), default=defaults.LEARNING_RATE),
-    click.option("--beta1", "beta_1", type=bounded("beta_1"), default=defaults.BETA_1),
-    click.option("--z-dim", type=bounded("z_dim"), default=defaults.Z_DIM),
-    click.option("--base-filters", type=bounded("base_filters"), default=defaults.BASE_FILTERS, help="Network width."),
-    click.option("--checkpoint-every", type=bounded("checkpoint_every"), default=defaults.CHECKPOINT_EVERY),
-    click.option("--log-every", type=bounded("log_every"), default=defaults.LOG_EVERY),
-    click.option("--flip/--no-flip", default=False, help="Random horizontal flips."),
-    click.option("--jitter/--no-jitter", default=False, help="Random jitter: upscale, then random crop."),
-    click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "tpu"]), default="auto",
-                 help="tf.distribute strategy; auto picks TPU if --tpu is given, mirrored for several GPUs."),
-    click.option("--tpu", default=None, help="TPU name or grpc:// address."),
-    click.option("--ema", type=bounded("ema"), default=defaults.EMA,
-                 help="Decay of a moving average of the generator, sampled and saved (0: off; e.g. 0.999)."),
-    click.option("--diffaugment", default=defaults.DIFFAUGMENT, metavar="POLICIES",
-                 help="DiffAugment of real and generated images before the discriminator: a comma-separated "
-                      "list of color, translation, cutout (empty: off)."),
-    click.option("--label-smoothing", type=bounded("label_smoothing"), default=defaults.LABEL_SMOOTHING,
-                 help="One-sided: the discriminator's target for real images is 1 - this."),
-    click.option("--quality-every", type=bounded("quality_every"), default=defaults.QUALITY_EVERY,
-                 help="Steps between block5_pool PRDC evaluations, written to quality.csv/png (0: off)."),
-    click.option("--quality-samples", type=bounded("quality_samples"), default=defaults.QUALITY_SAMPLES,
-                 help="Fixed-noise samples, and training images, per PRDC evaluation."),
-)
-PIX2PIX_OPTIONS = options(
-    click.option("--pairs", type=click.Choice(["auto", *PAIR_LAYOUTS]), default="auto",
-                 help="pix2pix, DATA a pair folder: its layout (auto: folders if it holds A/ and B/)."),
-    DIRECTION,
-    click.option("--l1-lambda", type=bounded("l1_lambda"), default=defaults.L1_LAMBDA,
-                 help="pix2pix: weight of the L1 term of the generator's loss."),
-    click.option("--bottleneck-dense", type=bounded("bottleneck_dense"), default=defaults.BOTTLENECK_DENSE,
-                 help="pix2pix: fully connected layers at the U-Net's bottleneck."),
-    click.option("--cross-flip/--no-cross-flip", default=False,
-                 help="pix2pix: also flip the input alone at random, pairing a flipped input with its unflipped target."),
-    click.option("--holdout", "pair_holdout", type=bounded("pair_holdout"), default=defaults.PAIR_HOLDOUT,
-                 help="pix2pix: share of the pairs kept aside for judging, never trained on (ids in OUT/holdout.json)."),
-)
-DCGAN_ONLY = ("z_dim", "ema", "diffaugment", "label_smoothing", "quality_every", "quality_samples", "weights")
-PIX2PIX_ONLY = ("pairs", "direction", "l1_lambda", "bottleneck_dense", "cross_flip", "pair_holdout")
 
 
 @main.command()
@@ -149,48 +99,8 @@ PIX2PIX_ONLY = ("pairs", "direction", "l1_lambda", "bottleneck_dense", "cross_fl
 def train(data: Path, model: str, **settings) -> None:
     """Train a DCGAN (or with --model pix2pix, an image-to-image pix2pix) on DATA: an image folder (a pair
     folder), or a folder written by `novelty prepare` (with --pairs for pix2pix)."""
-    _given_only_with(DCGAN_ONLY if model == "pix2pix" else PIX2PIX_ONLY, f"--model {'dcgan' if model == 'pix2pix' else 'pix2pix'}")
-    (_train_pix2pix if model == "pix2pix" else _train_dcgan)(data, **settings)
-
-
-def _loop_settings(settings: dict) -> dict:
-    names = ("steps", "batch_size", "learning_rate", "beta_1", "checkpoint_every", "log_every", "seed", "flip",
-             "jitter", "strategy", "tpu")
-    return {name: settings[name] for name in names}
-
-
-def _train_dcgan(data: Path, out: Path, size: int, fit_mode: str, z_dim: int, base_filters: int, **settings) -> None:
-    config = GanConfig(image_size=size, z_dim=z_dim, base_filters=base_filters)
-    options = training.TrainOptions(**_loop_settings(settings), ema=settings["ema"],
-                                    diffaugment=settings["diffaugment"], label_smoothing=settings["label_smoothing"],
-                                    quality_every=settings["quality_every"],
-                                    quality_samples=settings["quality_samples"], weights=settings["weights"])
-    training.check_resume(out, config, options)  # before decoding DATA, which can take minutes
-    dataset, description = training_images(data, size, fit_mode)
-    click.echo(f"Training on {description}", err=True)
-    last = training.train(dataset, out, config, options, source=str(data))
-    click.echo(f"Latest checkpoint: {last}")
-    click.echo(f"Samples: {out / 'samples'}")
-    if (out / "quality.csv").is_file():
-        click.echo(f"Quality (block5_pool PRDC by step): {out / 'quality.csv'}, {out / 'quality.png'}")
-
-
-def _train_pix2pix(data: Path, out: Path, size: int, fit_mode: str, base_filters: int, **settings) -> None:
-    from novelty.gan.pix2pix import Pix2PixConfig
-    from novelty.gan.pix2pix_family import HOLDOUT_FILE, Pix2PixOptions, train_pairs
-    from novelty.images.pairs import pair_dataset
-
-    config = Pix2PixConfig(image_size=size, base_filters=base_filters, bottleneck_dense=settings["bottleneck_dense"])
-    options = Pix2PixOptions(**_loop_settings(settings), l1_lambda=settings["l1_lambda"],
-                             cross_flip=settings["cross_flip"], holdout=settings["pair_holdout"])
-    training.check_resume(out, config, options)  # before decoding DATA
-    layout = None if settings["pairs"] == "auto" else settings["pairs"]
-    dataset, ids, description = pair_dataset(data, size, fit_mode, layout, settings["direction"])
-    click.echo(f"Training on {description}", err=True)
-    last = train_pairs(dataset, ids, out, config, options, source=str(data))
-    click.echo(f"Latest checkpoint: {last}")
-    click.echo(f"Samples (input | generated | target): {out / 'samples'}")
-    click.echo(f"Held-out pairs: {out / HOLDOUT_FILE}")
+    given_only_with(DCGAN_ONLY if model == "pix2pix" else PIX2PIX_ONLY, f"--model {'dcgan' if model == 'pix2pix' else 'pix2pix'}")
+    (train_pix2pix if model == "pix2pix" else train_dcgan)(data, **settings)
 
 
 @main.command()
@@ -205,9 +115,9 @@ def _train_pix2pix(data: Path, out: Path, size: int, fit_mode: str, base_filters
 def generate(checkpoint: Path, n: int, seed: int, inputs: Path | None, fit_mode: str, out: Path) -> None:
     """Generate N seeded PNG samples and a grid from a DCGAN checkpoint, or translate --inputs with a pix2pix one."""
     if inputs is None:
-        _given_only_with(("fit_mode",), "--inputs")
+        given_only_with(("fit_mode",), "--inputs")
     else:
-        _given_only_with(("n", "seed"), "a DCGAN checkpoint (without --inputs)")
+        given_only_with(("n", "seed"), "a DCGAN checkpoint (without --inputs)")
         manifest = gan_generate.translate(checkpoint, inputs, out, fit_mode=fit_mode)
         skipped = f"; {manifest['skipped']} inputs skipped, reasons in {out / records.SKIPPED_FILE}" \
             if manifest["skipped"] else ""
@@ -232,13 +142,7 @@ def generate(checkpoint: Path, n: int, seed: int, inputs: Path | None, fit_mode:
               help="Run folder (a re-run reuses its cached features).")
 @LAYERS_OPTION
 @click.option("--k", "k", type=bounded("top_k"), default=defaults.TOP_K, help="Neighbours per sample.")
-@WEIGHTS_OPTION
-@PREPROCESS_OPTION
-@INPUT_SIZE_OPTION
-@FIT
-@BATCH_SIZE_OPTION
-@click.option("--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
-              help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
+@EMBEDDING_OPTIONS
 @BLOCK1_REDUCE_OPTION
 @click.option("--index", type=click.Choice(["exact", "faiss"]), default=defaults.INDEX,
               help="Neighbour search backend (both exact).")
@@ -290,6 +194,39 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     click.echo(f"Run folder: {out}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("images", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Run folder whose feature store is filled (`novelty analyze --out` it later).")
+@click.option("--set", "set_name", type=click.Choice(runners.SETS), default="training",
+              help="Which side of a later `novelty analyze` the images are.")
+@click.option("--runner", type=click.Choice(runners.BEAM_RUNNERS),
+              default="DirectRunner", help="Apache Beam runner.")
+@LAYERS_OPTION
+@EMBEDDING_OPTIONS
+@BLOCK1_REDUCE_OPTION
+@SEED
+@click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED, metavar="[BEAM OPTIONS]...")
+def embed(images: Path, out: Path, set_name: str, runner: str, layers: tuple[str, ...], weights: str,
+          preprocess: str, input_size: int, fit_mode: str, batch_size: int, feature_dtype: str,
+          block1_reduce: str, seed: int, pipeline_args: tuple[str, ...]) -> None:
+    """Embed IMAGES (a folder or a `novelty prepare` output) on Apache Beam into RUN's feature store.
+
+    Any other options go to Beam (e.g. --direct_running_mode multi_processing --direct_num_workers 2).
+    Run `novelty analyze --out RUN` with the same embedding options afterwards: it embeds none of them.
+    """
+    options = analysis.AnalyzeOptions(layers=layers, weights=weights, preprocess=preprocess, input_size=input_size,
+                                      fit_mode=fit_mode, batch_size=batch_size, feature_dtype=feature_dtype,
+                                      block1_reduce=block1_reduce)
+    click.echo(f"Embedding {images} on Beam's {runner}...", err=True)
+    result = runners.embed_on_beam(images, out, set_name=set_name, options=options, seed=seed, runner=runner,
+                           pipeline_args=pipeline_args)
+    click.echo(f"Embedded {result.embedded} images on {runner} ({result.used} usable {set_name} images, "
+               f"{result.used - result.stored} of them already in the store; {result.skipped} files skipped, "
+               f"see {out / 'files.csv'})")
+    click.echo(f"Feature store: {out / 'features' / set_name}")
 
 
 @main.command()

@@ -83,6 +83,12 @@ INPUT_SIZE_OPTION = click.option("--input-size", type=bounded("input_size"), def
                                  help="Every image is fitted to this square before VGG16.")
 BATCH_SIZE_OPTION = click.option("--batch-size", type=bounded("embed_batch_size"), default=defaults.EMBED_BATCH_SIZE,
                                  help="Images per VGG16 batch.")
+FEATURE_DTYPE_OPTION = click.option(
+    "--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
+    help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
+# What decides the features a run's store holds besides the layers (analyze, embed: the same flags)
+EMBEDDING_OPTIONS = options(WEIGHTS_OPTION, PREPROCESS_OPTION, INPUT_SIZE_OPTION, FIT, BATCH_SIZE_OPTION,
+                            FEATURE_DTYPE_OPTION)
 
 
 def _block1_reduce(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -110,3 +116,12 @@ MIRROR_OPTION = click.option("--mirror/--no-mirror", default=True,
 ALIGN_OPTION = click.option("--align/--no-align", default=True,
                             help="Copy verdict: also match pixels of every sample, aligned over crops and "
                                  "scales, with its nearest training images (catches crops).")
+
+
+def given_only_with(names: tuple[str, ...], needed: str) -> None:
+    """Refuse flags the user gave (not left at their defaults) that apply only with ``needed``."""
+    ctx = click.get_current_context()
+    given = [f"--{name.removesuffix('_mode').replace('_', '-')}" for name in names
+             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+    if given:
+        raise NoveltyError(f"{', '.join(given)} applies only with {needed}")

@@ -301,26 +301,33 @@ def iter_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MOD
 
     check_fit(size, mode)
     root = Path(root)
-    paths = find_images(root)
-    for path in tqdm(paths, desc=desc, unit="img", disable=not progress, file=None):
-        ident = image_id(path, root)
-        escaped = _unencodable_name(ident)
-        if escaped is not None:
-            yield FolderFile(escaped, path, None, None, "file name is not valid UTF-8; rename the file", "")
-            continue
-        arr, info, reason, sha = read_file(path, max_pixels=max_pixels)
-        if arr is not None:
-            try:
-                arr = fit(arr, size, mode)
-            except Exception as exc:  # never stop a folder halfway for one file
-                arr, reason = None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}"
-        yield FolderFile(ident, path, arr, info if arr is not None else None, reason, sha)
+    for path in tqdm(find_images(root), desc=desc, unit="img", disable=not progress, file=None):
+        yield read_file(path, root, size, mode, max_pixels=max_pixels)
 
 
-def read_file(path: Path, *, max_pixels: int | None = None
-              ) -> tuple[np.ndarray | None, ImageInfo | None, str | None, str]:
+def read_file(path: Path, root: Path, size: int, mode: str = defaults.FIT_MODE, *,
+              max_pixels: int | None = None) -> FolderFile:
+    """One file of an image folder as :func:`iter_folder` reads it (its id relative to ``root``): never
+    raises for a bad file. What a worker of a distributed embedding calls on each file it is given."""
+    ident = image_id(path, root)
+    escaped = _unencodable_name(ident)
+    if escaped is not None:
+        return FolderFile(escaped, path, None, None, "file name is not valid UTF-8; rename the file", "")
+    arr, info, reason, sha = read_source(path, max_pixels=max_pixels)
+    if arr is None:
+        return FolderFile(ident, path, None, None, reason, sha)
+    try:
+        fitted = fit(arr, size, mode)
+    except Exception as exc:  # never stop a folder halfway for one file
+        return FolderFile(ident, path, None, None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}", sha)
+    return FolderFile(ident, path, fitted, info, None, sha)
+
+
+def read_source(path: Path, *, max_pixels: int | None = None
+                ) -> tuple[np.ndarray | None, ImageInfo | None, str | None, str]:
     """``(image, info, None, sha256)`` for a usable file at its own size, ``(None, None, reason, sha256)``
-    for any other: the one place a file of a folder is opened, hashed and decoded, never raising.
+    for any other: the one place a file of a folder is opened, hashed and decoded, never raising
+    (:func:`read_file` fits it; a pair folder splits or matches it first).
 
     The file is opened once and read twice, bounded by its size: for its sha256 ("" when it could
     not be read), then to decode it; anything that is not a regular file is refused before opening.

@@ -25,7 +25,7 @@ import numpy as np
 
 from novelty import bounds, defaults
 from novelty.errors import NoveltyError
-from novelty.images.decode import check_fit, find_images, fit, image_id, read_file
+from novelty.images.decode import check_fit, find_images, fit, image_id, read_source
 
 PAIR_LAYOUTS: tuple[str, ...] = ("side-by-side", "folders")
 DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
@@ -107,7 +107,7 @@ def _pair(ident: str, halves: tuple, size: int, fit_mode: str, direction: str,
           max_pixels: int | None) -> PairFile:
     """Decode, split or match, check and fit one pair."""
     if len(halves) == 1:  # side by side
-        arr, _, reason, sha = read_file(halves[0], max_pixels=max_pixels)
+        arr, _, reason, sha = read_source(halves[0], max_pixels=max_pixels)
         if arr is None:
             return PairFile(ident, None, None, reason, {})
         height, width = arr.shape[:2]
@@ -124,7 +124,7 @@ def _pair(ident: str, halves: tuple, size: int, fit_mode: str, direction: str,
                 return PairFile(ident, None, None, f"no file in {name}/ matches it: unpaired in {other}/", {})
         found = []
         for name, half in zip("AB", halves, strict=True):
-            arr, _, reason, sha = read_file(half, max_pixels=max_pixels)
+            arr, _, reason, sha = read_source(half, max_pixels=max_pixels)
             if arr is None:
                 return PairFile(ident, None, None, f"{name}: {reason}", {})
             found.append((arr, sha))

@@ -346,7 +346,7 @@ def load_prepared(folder: str | os.PathLike, size: int, fit_mode: str = defaults
     check_fit(size, fit_mode)
     folder = Path(folder)
     manifest = read_manifest(folder)
-    entries = [entry for entry in manifest.get("images") or [] if isinstance(entry, dict) and entry.get("id")]
+    entries = manifest_entries(manifest)
     dataset, _ = read_shards(folder, manifest["size"], with_ids=True)
     wanted = {entry["id"] for entry in entries}
     pixels = {}
@@ -358,9 +358,19 @@ def load_prepared(folder: str | os.PathLike, size: int, fit_mode: str = defaults
     if absent or not entries:
         raise NoveltyError(f"the shards in {folder} lack {len(absent)} of the {len(entries)} images its manifest "
                            f"lists{f' (first: {absent[0]})' if absent else ''}: run `novelty prepare` again")
+    images = np.stack([pixels[entry["id"]] for entry in entries])
+    return PreparedImages(manifest, entries, images, read_skipped(folder))
+
+
+def manifest_entries(manifest: dict) -> list[dict]:
+    """The image entries of a prepared folder's manifest (id, source sha256, width, height, mode, shard)."""
+    return [entry for entry in manifest.get("images") or [] if isinstance(entry, dict) and entry.get("id")]
+
+
+def read_skipped(folder: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(id, reason)`` of every file ``novelty prepare`` left out of ``folder`` (none if unreadable)."""
     skipped = []
     with contextlib.suppress(OSError, csv.Error):
-        with open(folder / SKIPPED_FILE, newline="", encoding="utf-8") as handle:
+        with open(Path(folder) / SKIPPED_FILE, newline="", encoding="utf-8") as handle:
             skipped = [(row["id"], row.get("reason") or "") for row in csv.DictReader(handle) if row.get("id")]
-    images = np.stack([pixels[entry["id"]] for entry in entries])
-    return PreparedImages(manifest, entries, images, skipped)
+    return skipped
