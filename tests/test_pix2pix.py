@@ -206,3 +206,17 @@ def test_data_that_is_not_pairs_of_the_size_is_refused_before_training(tmp_path)
         with pytest.raises(NoveltyError, match=message):
             loop.train(Pix2Pix, data, tmp_path / "run", CONFIG, _options(steps=1), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_resuming_on_other_data_says_the_held_out_pairs_changed(trained, pair_folder, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    fewer = tmp_path / "fewer"
+    shutil.copytree(pair_folder, fewer)
+    for name in read_holdout(out):
+        (fewer / name).unlink()  # the held-out pairs gone: others are drawn
+    dataset, ids, _ = pair_dataset(fewer, SIZE, progress=False)
+    train_pairs(dataset, ids, out, CONFIG, _options(steps=5, checkpoint_every=5), progress=False)
+    assert "the pairs held out now differ" in capsys.readouterr().err
+    assert not set(read_holdout(out)) & set(read_holdout(trained))

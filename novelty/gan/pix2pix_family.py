@@ -13,6 +13,7 @@ folder holds::
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,6 +177,10 @@ class HoldoutRecord(TrainingHook):
         self.out, self.held, self.options, self.source = out, held, options, source
 
     def start(self, step: int, steps: int) -> None:
+        if step > 0 and (self.out / HOLDOUT_FILE).is_file() and read_holdout(self.out) != self.held:
+            print(f"warning: the pairs held out now differ from those {self.out / HOLDOUT_FILE} recorded (did the "
+                  "data change?): some pairs the run trained on may now be held out; the file is rewritten",
+                  file=sys.stderr, flush=True)
         write_json(self.out / HOLDOUT_FILE, {"fraction": self.options.holdout, "seed": self.options.seed,
                                              "source": self.source, "count": len(self.held), "ids": self.held})
 
