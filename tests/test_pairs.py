@@ -99,6 +99,7 @@ def test_folder_pairs_match_by_name_and_skip_bad_pairs_with_reasons(two_folders)
     _assert_reasons({p.id: p.reason for p in pairs if p.input is None}, reasons)
 
 
+@pytest.mark.slow
 def test_prepared_pairs_hold_both_halves_and_the_manifest_the_pairing(two_folders, side_by_side, tmp_path) -> None:
     for (folder, reasons), layout in ((two_folders, "folders"), (side_by_side, "side-by-side")):
         out = tmp_path / layout
