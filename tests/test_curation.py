@@ -9,12 +9,12 @@ from PIL import Image
 from novelty import defaults
 from novelty.curate.curation import (
     aspect_ratio_score,
+    combined_score,
     duplicate_components,
     duplicate_rule,
     group_numbers,
-    k_occurrence,
-    combined_score,
     hotelling_z,
+    k_occurrence,
     outlier_depth,
     outlier_distance,
     outlier_scales,
