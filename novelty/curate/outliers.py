@@ -40,8 +40,8 @@ of the masks) and up to about 5.5% of a featureless Gaussian blob, whose log dis
 have long upper tails and agree (3.5 to 5.4% over the blobs of tests/test_curation.py and
 tests/test_junk.py; 2 to 2.5% there with the local view alone), and on the masks with 1% planted junk of each kind it flags most of it
 (``benchmarks/bench_junk.py``, :mod:`novelty.curate.junk`; figures in the README's Measured table).
-The global view adds about a second (a PCA of one 2,048-value layer) to the duplicate search the
-local view shares (about 25 s for the masks, two layers).
+The global view adds 1 to 4 s (a PCA of one 2,048-value layer; 3.7 s while other jobs ran) to the
+duplicate search the local view shares (about 25 s idle for the masks, two layers).
 """
 
 from __future__ import annotations
