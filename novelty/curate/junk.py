@@ -11,7 +11,9 @@ N = that kind's count, ranked among the genuine images and that kind only), how 
 false-flag rate on the genuine collection alone.
 
 :data:`HELD_OUT` names the kinds that were not looked at while the outlier score was chosen
-(:mod:`novelty.curate.curation`): their figures are those of unseen junk.
+(:mod:`novelty.curate.outliers`): their figures are those of unseen junk. Product renders and
+screenshots were held out for the first, kNN-only score and looked at when the global view was
+added; charts and landscapes were drawn before that choice and held out from it.
 """
 
 from __future__ import annotations
