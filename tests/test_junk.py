@@ -56,7 +56,7 @@ def test_evaluate_finds_a_planted_batch_alone_and_mixed():
     assert results["none"].precision == {} and results["none"].genuine_flagged <= 0.055  # a blob: the stated rate
 
 
-@pytest.mark.slow  # embeds 66 images twice with a VGG16 (about 5 s idle, 16 s while other jobs ran)
+@pytest.mark.slow  # embeds 66 images with a VGG16 (16 s while other jobs ran)
 def test_run_junk_on_a_tiny_folder(tmp_path):
     rng = np.random.default_rng(0)
     train = tmp_path / "train"
