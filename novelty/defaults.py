@@ -83,7 +83,8 @@ CONFIDENCE = 0.95  # level of every reported interval
 OUTLIER_K = 5  # outlier score's smallest scale: distance to the k-th nearest distinct training image
 OUTLIER_SCALES: tuple[int, ...] = tuple(OUTLIER_K * 2**i for i in range(6))  # outlier score: k = 5 .. 160
 OUTLIER_MAX_SHARE = 0.1  # outlier score: scales up to this share of the set (a larger group is a mode, not junk)
-OUTLIER_Z = 2.5  # is_outlier: largest robust z over layers and scales above this (about 1% without junk)
+OUTLIER_PCA = 32  # outlier score's global view: Hotelling T^2 on this many principal components of the deepest layer
+OUTLIER_Z = 2.5  # is_outlier: outlier_score above this (about 1% of the masks without junk)
 DUPLICATE_Z = 3.5  # near-duplicate pairs: nearest-neighbour log-distance this far below typical
 HUB_FACTOR = 5.0  # hub: retrieved into top-k lists this many times more often than chance
 BORDERLINE_RATE = 0.05  # verdict "borderline": not a copy, but closer than all but this share of unseen images

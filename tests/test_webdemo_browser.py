@@ -226,8 +226,9 @@ def test_the_outliers_tab_says_how_many_and_by_which_rule(page, server):
     page.goto(server + "/#/training")  # the Training view opens on the outliers
     ready(page, "training")
     hint = page.locator("p.hint").first.inner_text()
-    assert "1 image flagged, by this rule: largest robust z of log distance to the k-th nearest distinct " \
-           "training image, over layers and k = 5, above 2.5" in hint, hint
+    assert "1 image flagged, by this rule: max(z_knn, (z_knn + z_T2) / 2) above 2.5, where z_knn = largest " \
+           "robust z of log distance to the k-th nearest distinct training image, over layers and k = 5, and " \
+           "z_T2 = robust z of log Hotelling T^2" in hint, hint
     page.goto(server + "/#/training?filter=duplicates")
     ready(page, "training")
     assert "by this rule" not in page.locator("p.hint").first.inner_text()
