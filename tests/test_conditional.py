@@ -1,0 +1,76 @@
+"""Conditional (pix2pix) verdicts: planted generators written as output folders, judged by the real
+pipeline (``novelty analyze --inputs``) with random VGG weights. Pairs: the embedded masks, each input
+its Canny edge map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from novelty.analysis import AnalyzeOptions
+from novelty.conditional import analyze_conditional
+from novelty.images.decode import save_png
+from novelty.judge import planted
+from novelty.run import tables
+
+MASKS = Path(__file__).resolve().parents[1] / "data" / "masks" / "images"
+PAIRS, HELD = 100, 24
+OPTIONS = AnalyzeOptions(weights="none", input_size=32, holdout_fraction=0.5, fpr=0.1, progress=False, align=False)
+
+
+@pytest.fixture(scope="module")
+def pair_set(tmp_path_factory):
+    """A pair folder (``A/`` edges, ``B/`` masks), the held-out inputs in their own folder, and the arrays."""
+    root = tmp_path_factory.mktemp("pairs")
+    edges, masks, ids = planted.edge_pairs(MASKS, 32, PAIRS)
+    names = [f"{Path(i).stem}.png" for i in ids]
+    for name, edge, mask in zip(names, edges, masks, strict=True):
+        save_png(edge, root / "pairs" / "A" / name)
+        save_png(mask, root / "pairs" / "B" / name)
+    held = np.random.default_rng(0).permutation(PAIRS)[:HELD]
+    train = np.setdiff1d(np.arange(PAIRS), held)
+    for j in held:
+        save_png(edges[j], root / "inputs" / names[j])
+    return {"root": root, "edges": edges, "masks": masks, "names": names, "held": held, "train": train}
+
+
+def _judge(pair_set, kind: str, tmp_path: Path):
+    s = pair_set
+    names = [s["names"][j] for j in s["held"]]
+    out = tmp_path / kind
+    if kind == "truthful":
+        planted.truthful(out, names, s["masks"][s["held"]])
+    else:
+        planted.memorising(out, names, s["edges"][s["held"]], s["edges"][s["train"]], s["masks"][s["train"]],
+                           noise=3 if kind == "memorising-noisy" else 0)
+    analyze_conditional(s["root"] / "pairs", tmp_path / f"run-{kind}", inputs=s["root"] / "inputs", generated=out,
+                        options=OPTIONS)
+    table = tables.read_table(tmp_path / f"run-{kind}" / "samples.csv", tables.SAMPLES)
+    return table.rows, tables.read_document(tmp_path / f"run-{kind}" / "summary.json", tables.SUMMARY)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["memorising", "memorising-noisy"])
+def test_a_memorising_generator_is_flagged(pair_set, tmp_path, kind) -> None:
+    rows, summary = _judge(pair_set, kind, tmp_path)
+    assert len(rows) == HELD
+    flagged = sum(row["is_copy"] for row in rows)
+    assert flagged >= 0.9 * HELD, [(r["id"], r["copy_p_value"], r["follows_truth"]) for r in rows]
+    assert all(row["truth_id"] == row["id"] and row["truth_split"] is None for row in rows)  # no checkpoint: unknown
+    assert summary["conditional"]["with_truth"] == HELD
+    if kind == "memorising":  # the exact copy is the training target itself
+        assert sum(bool(row["identical_id"]) for row in rows) >= 0.9 * HELD
+
+
+@pytest.mark.slow
+def test_a_generator_that_returns_the_truth_is_not_flagged(pair_set, tmp_path) -> None:
+    rows, summary = _judge(pair_set, "truthful", tmp_path)
+    assert sum(row["is_copy"] for row in rows) <= 0.05 * HELD
+    assert all(row["follows_truth"] for row in rows)
+    assert all(row["truth_rank_block5_pool"] == 1 and row["truth_similarity_block5_pool"] > 0.999 for row in rows)
+    assert summary["conditional"]["follows_truth"] == HELD
+    # the output's own truth is not among the training targets searched
+    assert not (tmp_path / "run-truthful" / "targets" / rows[0]["truth_id"]).exists()
+    assert (tmp_path / "run-truthful" / "truth" / rows[0]["truth_id"]).is_file()
