@@ -26,12 +26,21 @@ QUERY_RESPONSES = {**ERROR_RESPONSES, **{status: {"model": ErrorBody} for status
              summary="Nearest training images of an uploaded image")
 async def query(request: Request,
                 k: int | None = Query(None, ge=1, le=10_000, description="At most the run's k")) -> Response:
+    state, k, image, body, started = await _upload(request, k)
+    body["layers"] = await _neighbours(state, image, k)
+    return _answer(body, started)
+
+
+async def _upload(request: Request, k: int | None) -> tuple:
+    """``(state, k checked, the uploaded image, the answer's start, its start time)``."""
     state = app_state(request)
     k = state.check_k(k)
     filename, image, info = await read_image(request, state.settings)
-    started = time.perf_counter()
     body = {"filename": filename, "width": info.original_size[0], "height": info.original_size[1]}
-    body["layers"] = await _neighbours(state, image, k)
+    return state, k, image, body, time.perf_counter()
+
+
+def _answer(body: dict, started: float) -> Response:
     return Response(dumps(body | {"seconds": round(time.perf_counter() - started, 3)}), media_type="application/json")
 
 
@@ -49,18 +58,13 @@ async def _neighbours(state, image, k: int) -> dict:
              summary="A conditional run: the generator's output for an uploaded input, and its neighbours")
 async def generate(request: Request,
                    k: int | None = Query(None, ge=1, le=10_000, description="At most the run's k")) -> Response:
-    state = app_state(request)
-    k = state.check_k(k)
-    filename, image, info = await read_image(request, state.settings)
-    started = time.perf_counter()
+    state, k, image, body, started = await _upload(request, k)
     try:
         translator = await run_in_threadpool(state.translator)
         output = await run_in_threadpool(translator, image)
     except NoveltyError as exc:
         raise ApiError(503, f"generation is unavailable for this run: {exc}", "generate_unavailable") from None
-    generated = time.perf_counter()
-    body = {"filename": filename, "width": info.original_size[0], "height": info.original_size[1],
-            "output": "data:image/png;base64," + base64.b64encode(to_png_bytes(output)).decode("ascii"),
-            "output_size": int(output.shape[0]), "generate_seconds": round(generated - started, 3)}
+    body |= {"output": "data:image/png;base64," + base64.b64encode(to_png_bytes(output)).decode("ascii"),
+             "output_size": int(output.shape[0]), "generate_seconds": round(time.perf_counter() - started, 3)}
     body["layers"] = await _neighbours(state, output, k)
-    return Response(dumps(body | {"seconds": round(time.perf_counter() - started, 3)}), media_type="application/json")
+    return _answer(body, started)
