@@ -8,7 +8,7 @@
    from navigation start until all 1,000 cards are in the page. Goal: < 2 s. Baseline: a gallery of
    10 samples. Skipped when /usr/bin/chromium is missing.
 3. Upload-to-generate (a conditional run at 64 px: ``novelty analyze --inputs`` of a seeded, untrained
-   64 px pix2pix checkpoint on edge -> mask pairs, ImageNet VGG16): one lean keep-alive client posts a
+   64 px pix2pix checkpoint of the default width on edge -> mask pairs, ImageNet VGG16): one lean keep-alive client posts a
    held-out input to POST /api/query/generate (the generator's output, then its neighbours) ``--uploads``
    times after one warm-up upload (which loads generator and VGG16). Goal: median < 1 s. Baseline in
    the same server: POST /api/query with the same image (embedding and search, no generator).
@@ -154,7 +154,9 @@ def generate_part(tmp: Path, uploads: int) -> None:
     from webhelpers import make_conditional_run
 
     started = time.perf_counter()
-    run = make_conditional_run(tmp / "conditional", size=64, weights="imagenet")
+    from novelty import defaults
+
+    run = make_conditional_run(tmp / "conditional", size=64, weights="imagenet", base_filters=defaults.BASE_FILTERS)
     print(f"\nupload-to-generate: conditional run at 64 px written in {time.perf_counter() - started:.1f} s", flush=True)
     data = (run.inputs / run.held[0]).read_bytes()
     server, url = start_server(run.root)

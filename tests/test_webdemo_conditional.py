@@ -78,3 +78,16 @@ def test_a_run_that_is_not_conditional_cannot_generate(tmp_path) -> None:
                          503, "generate_unavailable")
     assert "no pix2pix checkpoint" in error["message"]
     assert_error(client.get("/api/images/input/g000.png"), 404)
+
+
+def test_the_static_export_carries_inputs_and_ground_truths(conditional_run, tmp_path) -> None:
+    import json
+
+    from webdemo.export import export_site
+
+    index = export_site(conditional_run.root, tmp_path / "site", progress=False)
+    text = (index.parent / "data.js").read_text(encoding="utf-8")
+    data = json.loads(text[text.index("{"): text.rindex("}") + 1])
+    for kind in ("input", "truth"):
+        assert set(data["images"][kind]) == set(conditional_run.held)
+        assert all((index.parent / full).is_file() for full, _ in data["images"][kind].values())

@@ -312,10 +312,11 @@ class ConditionalRun:
 
 
 def make_conditional_run(base: Path, *, size: int = SIZE, n_pairs: int = 40, n_held: int = 8,
-                         weights: str = "none") -> ConditionalRun:
+                         weights: str = "none", base_filters: int = 8) -> ConditionalRun:
     """Edge -> mask pairs of the embedded masks (``A/`` Canny edges, ``B/`` masks), a pix2pix checkpoint
     built untrained (seeded) with ``holdout.json`` naming ``n_held`` pairs, and ``novelty analyze --inputs``
-    of its outputs for the held-out inputs (``weights``; random VGG by default)."""
+    of its outputs for the held-out inputs (``weights``; random VGG by default; ``base_filters``: the
+    U-Net's width)."""
     import keras
 
     from novelty.analysis import AnalyzeOptions
@@ -338,7 +339,7 @@ def make_conditional_run(base: Path, *, size: int = SIZE, n_pairs: int = 40, n_h
         save_png(edges[names.index(name)], base / "inputs" / name)
     checkpoint = base / "p2p"
     checkpoint.mkdir(parents=True, exist_ok=True)
-    config = Pix2PixConfig(image_size=size, base_filters=8)
+    config = Pix2PixConfig(image_size=size, base_filters=base_filters)
     config.save(checkpoint)
     keras.utils.set_random_seed(0)
     build_unet(config).save_weights(checkpoint / GENERATOR_FILE)

@@ -202,6 +202,11 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
                        f"effective modes (the training set {spread['training']:.1f}): {counts_['missed']} missed, "
                        f"{counts_['under-produced']} under-produced, {counts_['over-produced']} over-produced; "
                        f"see {out / 'summary.json'} (\"modes\") or the web app's Modes view")
+        conditional = result.verdicts.get("conditional")
+        if conditional:
+            click.echo(f"Conditional: {conditional['with_truth']} of {conditional['outputs']} outputs have a ground "
+                       f"truth ({conditional['heldout_truth']} held out); {conditional['follows_truth']} follow it "
+                       f"(never copies; {conditional['cleared']} of them cleared of a calibrated flag)")
         for note in ((result.verdicts.get("overlap") or {}).get("warning"), copies.get("not_judged")):
             if note:
                 click.echo(f"Warning: {note}", err=True)

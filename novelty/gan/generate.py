@@ -49,7 +49,8 @@ def check_family(checkpoint: str | os.PathLike, *, inputs: bool) -> Path:
     found = config_architecture(folder)
     if found == PIX2PIX and not inputs:
         raise NoveltyError(f"{checkpoint} is a pix2pix checkpoint: it translates input images, give them "
-                           "with --inputs DIR (`novelty generate`); it draws no samples from noise")
+                           "with --inputs DIR (`novelty generate`, or `novelty analyze` to judge the outputs); it "
+                           "draws no samples from noise")
     if found == DCGAN and inputs:
         raise NoveltyError(f"{checkpoint} is a DCGAN checkpoint: it generates from noise and takes no --inputs "
                            "(give --n and --seed instead)")
