@@ -124,7 +124,8 @@ def analyze_conditional(pairs: str | os.PathLike, out: str | os.PathLike, *, inp
     row = {key: j for j, key in enumerate(keys) if keys.count(key) == 1}
     matched = {out_id: row[pair_key(in_id)] for out_id, in_id in output_inputs.items() if pair_key(in_id) in row}
     truths = sorted(set(matched.values()))
-    excluded = set(truths) | {j for j, ident in enumerate(ids) if held and ident in set(held)}
+    held_set = set(held or [])
+    excluded = set(truths) | {j for j, ident in enumerate(ids) if ident in held_set}
     train_rows = [j for j in range(len(ids)) if j not in excluded]
     if len(train_rows) < 4:
         raise NoveltyError(f"only {len(train_rows)} training targets left in {pairs} once the held-out and matched "
@@ -139,7 +140,6 @@ def analyze_conditional(pairs: str | os.PathLike, out: str | os.PathLike, *, inp
         FeatureStore(run.features_dir, options.feature_dtype).update(
             TRUTH_SET, truth_set.ids, truth_set.sha256, truth_set.images, extractor, options.batch_size,
             options.progress)
-    held_set = set(held or [])
     manifest = read_json(run.run_json)
     manifest["checkpoint"] = str(Path(checkpoint).resolve()) if checkpoint is not None else None
     manifest["conditional"] = {

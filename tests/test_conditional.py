@@ -81,3 +81,21 @@ def test_a_generator_that_returns_the_truth_is_not_flagged(pair_set, tmp_path) -
     # the output's own truth is not among the training targets searched
     assert not (tmp_path / "run-truthful" / "targets" / rows[0]["truth_id"]).exists()
     assert (tmp_path / "run-truthful" / "truth" / rows[0]["truth_id"]).is_file()
+
+
+def test_an_output_follows_its_truth_only_when_at_least_as_close_to_it_in_every_layer() -> None:
+    from novelty.judge.conditional import Truth
+
+    truth = Truth(ids=["a.png", "b.png", "c.png", ""], split=["heldout", "trained", "heldout", ""],
+                  similarity={"l1": np.array([0.9, 0.9, 0.5, np.nan]), "l5": np.array([0.95, 0.7, 0.99, np.nan])})
+    nearest = {"l1": np.array([0.8, 0.8, 0.8, 0.1]), "l5": np.array([0.95, 0.8, 0.5, 0.1])}
+    assert truth.follows(nearest).tolist() == [True, False, False, False]  # a tie counts as following
+    lists = np.array([[0.96, 0.95, 0.9], [0.8, 0.75, 0.6], [0.99, 0.98, 0.4], [0.1, 0.1, 0.1]])
+    assert truth.ranks("l5", lists)[:3].tolist() == [2, 3, 1]
+    rows = [{} for _ in range(4)]
+    truth.add_cells(rows, {"l1": lists, "l5": lists}, truth.follows(nearest))
+    assert rows[3]["truth_id"] == "" and rows[3]["truth_rank_l5"] == "" and rows[0]["truth_rank_l5"] == 2
+    flagged = np.array([True, True, False, True])
+    summary = truth.summary(truth.follows(nearest), flagged, flagged & ~truth.follows(nearest),
+                            {"l1": lists, "l5": lists})
+    assert (summary["with_truth"], summary["follows_truth"], summary["cleared"], summary["copies"]) == (3, 1, 1, 2)
