@@ -69,7 +69,7 @@ export async function renderSample(root, id, params = new URLSearchParams()) {
         pValues ? h("th", { class: "help", title: P_HELP }, "p-value") : null,
         h("th", null, "Nearest training image"))),
       h("tbody", null, rows)),
-    truthLine(sample.conditional, layers),
+    truthLine(sample.conditional, layers, summary.run.k),
     agreementLine(sample.agreement),
     alignedLine(sample.aligned));
 
@@ -99,11 +99,12 @@ function conditionalTriptych(sample) {
     figure("input", input, "input"), figure("generated", sample.id, "output"), figure("truth", truth, "ground truth"));
 }
 
-function truthLine(conditional, layers) {
+function truthLine(conditional, layers, k) {
   if (!conditional) return null;
   if (!conditional.truth) return h("p", { class: "truth-line" }, "No ground truth is known for this input: the plain verdict applies.");
+  const place = (rank) => (k && rank > k ? `below all ${k} neighbours` : `rank ${rank} among the neighbours`);
   const parts = layers.map(({ layer }) =>
-    `${layer} ${fmtSimilarity(conditional.truth_similarity[layer])} (rank ${conditional.truth_rank[layer]} among the neighbours)`);
+    `${layer} ${fmtSimilarity(conditional.truth_similarity[layer])} (${place(conditional.truth_rank[layer])})`);
   const split = conditional.truth_split ? ` (a ${conditional.truth_split === "heldout" ? "held-out" : "trained"} pair)` : "";
   return h("p", { class: "truth-line", title: "Similarity of the output to its own ground-truth target, and where that target would rank among the training neighbours below." },
     `Ground truth${split}: `, parts.join(", "), ". ",
