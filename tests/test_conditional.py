@@ -38,7 +38,9 @@ def pair_set(tmp_path_factory):
 
 
 def _judge(pair_set, kind: str, tmp_path: Path):
+    """Judge a planted generator's outputs; every kind in one run folder, so the targets are embedded once."""
     s = pair_set
+    run_dir = s["root"] / "run"
     names = [s["names"][j] for j in s["held"]]
     out = tmp_path / kind
     if kind == "truthful":
@@ -47,15 +49,14 @@ def _judge(pair_set, kind: str, tmp_path: Path):
         planted.memorising(out, names, s["edges"][s["held"]], s["edges"][s["train"]], s["masks"][s["train"]],
                            noise=3 if kind == "memorising-noisy" else 0)
     if kind == "truthful":  # through the Python API, which takes the same inputs
-        run = novelty.analyze(s["root"] / "pairs", out=tmp_path / f"run-{kind}", inputs=s["root"] / "inputs",
+        run = novelty.analyze(s["root"] / "pairs", out=run_dir, inputs=s["root"] / "inputs",
                               generated=out, weights="none", input_size=32, holdout_fraction=0.5, fpr=0.1,
                               align=False, progress=False)
         assert run.samples.truth_id.tolist() == run.samples.id.tolist()
     else:
-        analyze_conditional(s["root"] / "pairs", tmp_path / f"run-{kind}", inputs=s["root"] / "inputs",
-                            generated=out, options=OPTIONS)
-    table = tables.read_table(tmp_path / f"run-{kind}" / "samples.csv", tables.SAMPLES)
-    return table.rows, tables.read_document(tmp_path / f"run-{kind}" / "summary.json", tables.SUMMARY)
+        analyze_conditional(s["root"] / "pairs", run_dir, inputs=s["root"] / "inputs", generated=out, options=OPTIONS)
+    table = tables.read_table(run_dir / "samples.csv", tables.SAMPLES)
+    return table.rows, tables.read_document(run_dir / "summary.json", tables.SUMMARY)
 
 
 @pytest.mark.slow
@@ -79,8 +80,9 @@ def test_a_generator_that_returns_the_truth_is_not_flagged(pair_set, tmp_path) -
     assert all(row["truth_rank_block5_pool"] == 1 and row["truth_similarity_block5_pool"] > 0.999 for row in rows)
     assert summary["conditional"]["follows_truth"] == HELD
     # the output's own truth is not among the training targets searched
-    assert not (tmp_path / "run-truthful" / "targets" / rows[0]["truth_id"]).exists()
-    assert (tmp_path / "run-truthful" / "truth" / rows[0]["truth_id"]).is_file()
+    run_dir = pair_set["root"] / "run"
+    assert not (run_dir / "targets" / rows[0]["truth_id"]).exists()
+    assert (run_dir / "truth" / rows[0]["truth_id"]).is_file()
 
 
 def test_an_output_follows_its_truth_only_when_at_least_as_close_to_it_in_every_layer() -> None:
