@@ -32,26 +32,10 @@ import numpy as np
 from bench_training import pipeline_alone, race, report
 
 from novelty import defaults
+from novelty.judge.planted import edge_pairs
 
 BASELINE = "in memory (baseline)"
 MASKS = Path(__file__).resolve().parents[1] / "data" / "masks" / "images"
-
-
-def edge_pairs(folder: Path, size: int, limit: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(edge maps, images, ids) of the first ``limit`` usable images of ``folder`` at ``size``."""
-    import cv2
-
-    from novelty.images.decode import find_images, load
-
-    images, ids = [], []
-    for path in find_images(folder):
-        if len(ids) == limit:
-            break
-        images.append(load(path, size))
-        ids.append(path.name)
-    targets = np.stack(images)
-    edges = np.stack([cv2.Canny(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 100, 200) for image in targets])
-    return np.repeat(edges[..., None], 3, axis=-1), targets, ids
 
 
 def write_pair_folder(inputs: np.ndarray, targets: np.ndarray, ids: list[str], out: Path) -> None:

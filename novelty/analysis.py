@@ -332,7 +332,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         "versions": versions(),
     }
     write_json(run.run_json, manifest)
-    summary = _judge(run, options, watch) if options.verdicts else None
+    summary = judge(run, options, watch) if options.verdicts else None
     return AnalyzeResult(run.root, counts, timings, embedded, summary, warnings)
 
 
@@ -370,14 +370,17 @@ def _search(run: RunFolder, store, layers: Sequence[str], options: AnalyzeOption
     return search_keys
 
 
-def _judge(run: RunFolder, options: AnalyzeOptions, watch: Stopwatch) -> dict:
-    """The verdict stage on the written run; its summary. ``run.json`` gets the final timings."""
+def judge(run: RunFolder, options: AnalyzeOptions, watch: Stopwatch | None = None) -> dict:
+    """The verdict stage on the written run; its summary. ``run.json`` gets the final timings (those of
+    ``watch``, else those it holds with the verdicts' seconds added)."""
     from novelty.judge import verdicts
 
+    own = watch is None
+    watch = Stopwatch() if own else watch
     judged = verdicts.judge_run(run.root, holdout_fraction=options.holdout_fraction, fpr=options.fpr,
                                 mirror=options.mirror, align=options.align, progress=options.progress)
     watch.lap("verdicts")
     manifest = read_json(run.run_json)  # keep anything judge_run added
-    manifest["timings"] = watch.timings
+    manifest["timings"] = (dict(manifest.get("timings") or {}) | watch.timings) if own else watch.timings
     write_json(run.run_json, manifest)
     return judged.summary

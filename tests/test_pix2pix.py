@@ -220,3 +220,30 @@ def test_resuming_on_other_data_says_the_held_out_pairs_changed(trained, pair_fo
     train_pairs(dataset, ids, out, CONFIG, _options(steps=5, checkpoint_every=5), progress=False)
     assert "the pairs held out now differ" in capsys.readouterr().err
     assert not set(read_holdout(out)) & set(read_holdout(trained))
+
+
+@pytest.mark.slow
+def test_analyze_judges_a_checkpoints_outputs_for_its_held_out_inputs(trained, pair_folder, tmp_path) -> None:
+    """`novelty analyze --inputs` with a checkpoint: its outputs for the held-out inputs, each beside its
+    held-out truth; the held-out targets are not among the training targets searched."""
+    from novelty.images.decode import save_png
+    from novelty.run import tables
+
+    held = read_holdout(trained)
+    for name in held:
+        save_png(make_pair(int(name[4:6]))[0], tmp_path / "inputs" / name)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["analyze", "--train", str(pair_folder), "--checkpoint", str(trained),
+                                       "--inputs", str(tmp_path / "inputs"), "--out", str(run), "--weights", "none",
+                                       "--input-size", "32", "--no-align", "--holdout", "0.5", "--fpr", "0.3", "--k", "8"])
+    assert result.exit_code == 0, result.output
+    rows = tables.read_table(run / "samples.csv", tables.SAMPLES).rows
+    assert sorted(row["id"] for row in rows) == sorted(held)
+    assert all(row["truth_id"] == row["id"] and row["truth_split"] == "heldout" for row in rows)
+    assert all(row["truth_rank_block5_pool"] >= 1 and row["truth_similarity_block1_pool"] is not None for row in rows)
+    manifest = read_json(run / "run.json")
+    assert manifest["checkpoint"] == str(trained.resolve()) and manifest["conditional"]["heldout_pairs"] == len(held)
+    assert len(list((run / "targets").iterdir())) == PAIRS - len(held)
+    result = CliRunner().invoke(main, ["analyze", "--train", str(pair_folder), "--generated", str(tmp_path / "inputs"),
+                                       "--direction", "BtoA", "--out", str(tmp_path / "plain")])
+    _assert_one_line_error(result, "--direction applies only with --inputs")

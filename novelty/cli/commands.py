@@ -150,15 +150,29 @@ def generate(checkpoint: Path, n: int, seed: int, inputs: Path | None, fit_mode:
 @FPR_OPTION
 @MIRROR_OPTION
 @ALIGN_OPTION
+@click.option("--inputs", type=click.Path(path_type=Path), default=None,
+              help="pix2pix: the input images; --train is then a pair folder or prepared pairs, and each "
+                   "output is judged against the training targets and its own ground truth.")
+@DIRECTION
 def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None, n: int, seed: int,
             out: Path, layers: tuple[str, ...], k: int, weights: str, preprocess: str, input_size: int,
             fit_mode: str, batch_size: int, feature_dtype: str, block1_reduce: str, index: str,
-            holdout_fraction: float, fpr: float, mirror: bool, align: bool) -> None:
+            holdout_fraction: float, fpr: float, mirror: bool, align: bool, inputs: Path | None,
+            direction: str) -> None:
     """Find the nearest training images of every generated image; write the run folder OUT."""
     options = analysis.AnalyzeOptions(layers=layers, k=k, weights=weights, preprocess=preprocess,
                              input_size=input_size, batch_size=batch_size, fit_mode=fit_mode,
                              feature_dtype=feature_dtype, block1_reduce=block1_reduce, index=index,
                              holdout_fraction=holdout_fraction, fpr=fpr, mirror=mirror, align=align)
+    if inputs is not None:
+        from novelty.conditional import analyze_conditional
+
+        given_only_with(("n",), "a DCGAN checkpoint (without --inputs)")
+        result = analyze_conditional(train_dir, out, inputs=inputs, checkpoint=checkpoint, generated=generated_dir,
+                                     direction=direction, seed=seed, options=options)
+        _print_analysis(result, out, fpr)
+        return
+    given_only_with(("direction",), "--inputs")
     result = analysis.analyze(train_dir, out, generated=generated_dir, checkpoint=checkpoint, n=n, seed=seed,
                          options=options)
     _print_analysis(result, out, fpr)
@@ -188,6 +202,11 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
                        f"effective modes (the training set {spread['training']:.1f}): {counts_['missed']} missed, "
                        f"{counts_['under-produced']} under-produced, {counts_['over-produced']} over-produced; "
                        f"see {out / 'summary.json'} (\"modes\") or the web app's Modes view")
+        conditional = result.verdicts.get("conditional")
+        if conditional:
+            click.echo(f"Conditional: {conditional['with_truth']} of {conditional['outputs']} outputs have a ground "
+                       f"truth ({conditional['heldout_truth']} held out); {conditional['follows_truth']} follow it "
+                       f"(never copies; {conditional['cleared']} of them cleared of a calibrated flag)")
         for note in ((result.verdicts.get("overlap") or {}).get("warning"), copies.get("not_judged")):
             if note:
                 click.echo(f"Warning: {note}", err=True)

@@ -49,7 +49,8 @@ def check_family(checkpoint: str | os.PathLike, *, inputs: bool) -> Path:
     found = config_architecture(folder)
     if found == PIX2PIX and not inputs:
         raise NoveltyError(f"{checkpoint} is a pix2pix checkpoint: it translates input images, give them "
-                           "with --inputs DIR (`novelty generate`); it draws no samples from noise")
+                           "with --inputs DIR (`novelty generate`, or `novelty analyze` to judge the outputs); it "
+                           "draws no samples from noise")
     if found == DCGAN and inputs:
         raise NoveltyError(f"{checkpoint} is a DCGAN checkpoint: it generates from noise and takes no --inputs "
                            "(give --n and --seed instead)")
@@ -141,7 +142,6 @@ def translate(checkpoint: str | os.PathLike, inputs: str | os.PathLike, out: str
 
     Returns the manifest written (``generated.json``).
     """
-    from novelty.gan.family import to_uint8
     from novelty.gan.pix2pix import load_translator
     from novelty.images.decode import grid, iter_folder, save_png
     from novelty.images.records import SKIPPED_FILE, skipped_csv
@@ -164,8 +164,7 @@ def translate(checkpoint: str | os.PathLike, inputs: str | os.PathLike, out: str
     names = output_names(ids)
     _check_out(out, names)
     sources = np.stack(images)
-    outputs = np.concatenate([to_uint8(model(sources[i:i + batch_size].astype(np.float32) / 127.5 - 1.0,
-                                             training=False)) for i in range(0, len(ids), batch_size)])
+    outputs = run_translator(model, sources, batch_size)
     for name, image in zip(names, outputs, strict=True):
         save_png(image, out / SAMPLES_DIR / name)
     shown = min(len(ids), defaults.PAIR_GRID_ROWS)
@@ -176,3 +175,30 @@ def translate(checkpoint: str | os.PathLike, inputs: str | os.PathLike, out: str
                 "files": dict(zip(ids, names, strict=True)), "skipped": len(skipped)}
     write_json(out / MANIFEST_FILE, manifest)
     return manifest
+
+
+def run_translator(model, sources: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """A pix2pix generator's outputs, uint8 ``(N, S, S, 3)``, for fitted inputs uint8 ``(N, S, S, 3)``, in
+    inference mode (no dropout): the same inputs give the same outputs."""
+    from novelty.gan.family import to_uint8
+
+    return np.concatenate([to_uint8(model(sources[i:i + batch_size].astype(np.float32) / 127.5 - 1.0,
+                                          training=False)) for i in range(0, len(sources), batch_size)])
+
+
+class ImageTranslator:
+    """A pix2pix checkpoint's generator, loaded once, translating one image at a time (the web app's
+    upload-to-generate): the image is fitted to the checkpoint's size by ``fit_mode`` as
+    ``generate --inputs`` fits it."""
+
+    def __init__(self, checkpoint: str | os.PathLike, fit_mode: str = defaults.FIT_MODE):
+        from novelty.gan.pix2pix import load_translator
+
+        self.model, self.config = load_translator(check_family(checkpoint, inputs=True))
+        self.fit_mode = fit_mode
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """The output, uint8 ``(S, S, 3)``, for one RGB uint8 ``(H, W, 3)`` image."""
+        from novelty.images.decode import fit
+
+        return run_translator(self.model, fit(image, self.config.image_size, self.fit_mode)[None])[0]
