@@ -573,3 +573,20 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
     assert [step for step, _ in logged["d_loss"]] == [1, 2, 3]
     assert all(np.isfinite(v) for tag in ("d_loss", "g_loss") for _, v in logged[tag])
     load_generator(out)  # weights written from a mirrored run load into a plain model
+
+
+def test_a_resumed_run_clears_what_a_killed_save_left(tmp_path: Path) -> None:
+    """A kill during a save can leave ``.step-*.partial`` or the temporary file of the ``latest`` write;
+    the next save of a resumed run removes them (only the loop writes these names)."""
+    out = tmp_path / "run"
+    train(_dataset(), out, CONFIG, _options(steps=2, checkpoint_every=2), progress=False)
+    checkpoints = out / "checkpoints"
+    (checkpoints / ".latest.abc123.tmp").write_text("step-000004\n")
+    (checkpoints / ".step-000004.partial").mkdir()
+    (checkpoints / ".step-000004.partial" / "config.json").write_text("{}")
+    keep = checkpoints / "notes.txt"  # anything else in the folder is not the loop's to remove
+    keep.write_text("mine")
+    last = train(_dataset(), out, CONFIG, _options(steps=4, checkpoint_every=2), progress=False)
+    assert last.name == "step-000004"
+    assert not list(checkpoints.glob(".*"))
+    assert keep.read_text() == "mine"

@@ -97,6 +97,16 @@ def check_resume(out: Path, config, options, result_options: Sequence[str]) -> d
     return record
 
 
+def _clear_scratch(checkpoints: Path) -> None:
+    """Remove what a killed save of this loop left in ``checkpoints``: a ``.step-*.partial`` folder, or
+    the temporary file of an atomic ``latest`` write (``files.atomic_open``). Only the loop writes
+    these names, one save at a time, so any found before a save are stale."""
+    for partial in checkpoints.glob(".step-*.partial"):
+        shutil.rmtree(partial, ignore_errors=True)
+    for scratch in checkpoints.glob(".latest.*.tmp"):
+        scratch.unlink(missing_ok=True)
+
+
 class _Run:
     """One call's place in a training folder: the built family, its step and its input position."""
 
@@ -112,7 +122,7 @@ class _Run:
         checkpoints = self.out / "checkpoints"
         final = checkpoints / name
         tmp = checkpoints / f".{name}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
+        _clear_scratch(checkpoints)
         tmp.mkdir(parents=True)
         self.family.save_weights(tmp)
         state = self.family.state_arrays()
