@@ -26,6 +26,7 @@ from novelty.errors import NoveltyError
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 BUNDLED_CHECKPOINT = DATA / "checkpoints" / "twemoji64"
+BUNDLED_PIX2PIX = DATA / "checkpoints" / "twemoji-edges64"  # edge maps -> Twemoji (data/README.md)
 MASKS_COUNT = 2989
 
 
