@@ -24,12 +24,12 @@ pytestmark = pytest.mark.skipif(not (CHECKPOINT / "generator.weights.h5").is_fil
 
 @pytest.fixture(scope="module")
 def edge_inputs(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
-    """Two edge maps made in code from Twemoji (one of them held out) and their true emoji."""
+    """Edge maps made in code from Twemoji (a training pair and the first four held out) and their true emoji."""
     held = json.loads((CHECKPOINT / "holdout.json").read_text())["ids"]
     assert TRAINED not in held
     folder = tmp_path_factory.mktemp("edges")
     truths = {}
-    for name in (TRAINED, held[len(held) // 2]):
+    for name in (TRAINED, *held[:4]):
         truth = fit(decode(assets.twemoji_folder() / name)[0], edges.TWEMOJI_EDGES_SIZE)
         save_png(edges.edge_map(truth), folder / name)
         truths[name] = truth
@@ -52,12 +52,16 @@ def test_it_translates_edge_maps_deterministically_and_towards_the_emoji(edge_in
     folder, truths = edge_inputs
     first = translate(CHECKPOINT, folder, tmp_path / "a", progress=False)
     translate(CHECKPOINT, folder, tmp_path / "b", progress=False)
+    errors = {}
     for name in truths:
         a, b = (tmp_path / side / "samples" / name for side in "ab")
         assert a.read_bytes() == b.read_bytes()
         output, truth = load(a, 64).astype(float), truths[name].astype(float)
-        white = np.full_like(truth, 255)
-        assert np.abs(output - truth).mean() < 0.8 * np.abs(white - truth).mean()  # it colours the emoji in
+        errors[name] = (np.abs(output - truth).mean(), np.abs(255 - truth).mean())  # L1 of it, of a white image
+    # it colours the emoji in: far closer to the truth than a blank page, less so on pairs it never saw
+    assert errors[TRAINED][0] < 0.5 * errors[TRAINED][1]
+    held = [errors[name] for name in truths if name != TRAINED]
+    assert np.mean([e for e, _ in held]) < 0.6 * np.mean([w for _, w in held])
     assert first["config"]["base_filters"] == json.loads((CHECKPOINT / "config.json").read_text())["base_filters"]
 
 
