@@ -45,4 +45,5 @@ def test_the_command_prints_an_existing_folder(name):
 def test_an_unknown_set_gets_the_usage_line():
     done = subprocess.run([sys.executable, "-m", "novelty.images.assets", "faces"], capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr.strip() == "usage: python -m novelty.images.assets masks|twemoji"
+    assert done.stderr.strip() == ("usage: python -m novelty.images.assets masks|twemoji|twemoji-edges  "
+                                  "(twemoji-edges also take --out DIR)")
