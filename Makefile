@@ -35,7 +35,7 @@ demo: analyze-demo
 	$(VENV)/bin/novelty serve $(RUN) --port $(PORT)
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2  # two workers (pytest-xdist): one per core
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
