@@ -166,8 +166,9 @@ def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
 @click.option("--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
               help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
 @BLOCK1_REDUCE_OPTION
-@click.option("--index", type=click.Choice(["exact", "faiss"]), default=defaults.INDEX,
-              help="Neighbour search backend (both exact).")
+@click.option("--index", type=click.Choice(["exact", "faiss", "auto"]), default=defaults.INDEX,
+              help=f"Neighbour search: exact, faiss (approximate past {defaults.FAISS_IVF_MIN_TRAINING:,} training "
+                   f"images, recall@24 measured), or auto (faiss from {defaults.FAISS_AUTO_TRAINING:,} on).")
 @HOLDOUT_OPTION
 @FPR_OPTION
 @MIRROR_OPTION
@@ -215,6 +216,11 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
                 click.echo(f"Warning: {note}", err=True)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    search = result.search_index or {}
+    if search.get("recall_at_k") is not None:
+        click.echo(f"Search: {search['backend']}, recall@{search['recall_k']} against exact search "
+                   f"{search['recall_at_k']:.3f} (lowest of {len(search['searches'])} searches, "
+                   f"{search['recall_queries']} sampled queries each)")
     click.echo(f"Run folder: {out}")
 
 
