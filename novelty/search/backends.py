@@ -44,7 +44,10 @@ class SearchBackend:
     name = "base"
     approximate = False
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES) -> None:
+        """``seed``: of anything random (an index's training sample, the recall queries);
+        ``recall_queries``: queries sampled per approximate search to measure recall (0: none)."""
+        self.seed, self.recall_queries = int(seed), int(recall_queries)
         self.searches: list[dict] = []
 
     def search(self, generated: np.ndarray, training: np.ndarray, k: int, chunks: tuple[int, int],
@@ -115,11 +118,11 @@ class FaissBackend(SearchBackend):
     name = "faiss"
     approximate = True
 
-    def __init__(self, params: dict | None = None, seed: int = defaults.SEED,
-                 recall_queries: int = defaults.RECALL_QUERIES) -> None:
-        super().__init__()
+    def __init__(self, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES,
+                 params: dict | None = None) -> None:
+        super().__init__(seed, recall_queries)
         _faiss()
-        self.params, self.seed, self.recall_queries = params, int(seed), int(recall_queries)
+        self.params = params  # None: faiss_params(training rows), else {"kind": "flat"} or ivf_flat with nlist, nprobe
         self._built: dict[int, tuple[np.ndarray, object, dict]] = {}  # id(training) -> (training, index, params)
 
     def index(self, training: np.ndarray, chunk: int) -> tuple[object, dict]:
@@ -222,7 +225,7 @@ def make_backend(name: str, seed: int = defaults.SEED, recall_queries: int = def
     """A new backend by name (:data:`BACKENDS`); ``recall_queries`` 0: an approximate one measures no recall."""
     if name not in BACKENDS:
         raise NoveltyError(f"unknown backend {name!r}; expected one of: {', '.join(BACKENDS)}")
-    return FaissBackend(seed=seed, recall_queries=recall_queries) if name == "faiss" else BACKENDS[name]()
+    return BACKENDS[name](seed, recall_queries)
 
 
 def run_backend(record: dict | None, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES
@@ -237,7 +240,7 @@ _ACTIVE: contextvars.ContextVar[SearchBackend | None] = contextvars.ContextVar("
 
 def active() -> SearchBackend:
     """The backend :func:`novelty.search.neighbors.top_k` uses when given none: set by :func:`using`, else exact."""
-    return _ACTIVE.get() or ExactBackend()
+    return _ACTIVE.get() or BACKENDS["exact"]()
 
 
 @contextlib.contextmanager
