@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from conftest import planted_copy_folders
 
 from novelty import defaults
 from novelty.cli import main
@@ -27,7 +27,6 @@ from novelty.search.backends import (
     faiss_params,
     recall_at_k,
     resolve_index,
-    using,
 )
 from novelty.search.neighbors import top_k
 
@@ -129,26 +128,12 @@ class Recording(ExactBackend):
         return super().similarities(training, direction, block)
 
 
-def _images(root: Path) -> tuple[Path, Path]:
-    rng = np.random.default_rng(3)
-    train, gen = root / "train", root / "gen"
-    train.mkdir()
-    gen.mkdir()
-    images = rng.integers(0, 256, (N_TRAIN, SIZE, SIZE, 3), dtype=np.uint8)
-    for i, img in enumerate(images):
-        Image.fromarray(img).save(train / f"t{i:03d}.png")
-    Image.fromarray(images[7]).save(gen / "g_copy.png")
-    for i, img in enumerate(rng.integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8)):
-        Image.fromarray(img).save(gen / f"g{i}.png")
-    return train, gen
-
-
 @pytest.mark.slow
 def test_every_neighbour_question_goes_through_the_backend(tmp_path, monkeypatch):
     import novelty
     from novelty.search.query import QueryIndex
 
-    train, gen = _images(tmp_path)
+    train, gen = planted_copy_folders(tmp_path, N_TRAIN, SIZE)
     monkeypatch.setitem(backends.BACKENDS, "exact", Recording)
     Recording.calls = []
     run = novelty.analyze(train, generated=gen, out=tmp_path / "run", weights="none", input_size=SIZE,
@@ -169,7 +154,7 @@ def test_every_neighbour_question_goes_through_the_backend(tmp_path, monkeypatch
 def test_faiss_run_records_its_recall_everywhere(tmp_path, monkeypatch):
     from novelty.run.browse import RunView
 
-    train, gen = _images(tmp_path)
+    train, gen = planted_copy_folders(tmp_path, N_TRAIN, SIZE)
     monkeypatch.setattr(defaults, "FAISS_IVF_MIN_TRAINING", 32)  # a real inverted file on 60 images
     result = CliRunner().invoke(main, ["analyze", "--train", str(train), "--generated", str(gen), "--out",
                                        str(tmp_path / "run"), "--weights", "none", "--input-size", str(SIZE),

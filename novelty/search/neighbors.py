@@ -30,7 +30,6 @@ from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json
 from novelty.search import backends
 
-
 _SENTINEL = np.iinfo(np.int64).max  # index of an empty slot: loses every tie
 _DENSE_SHARE = 0.125  # merge a whole chunk when more than this share of its scores beat the k-th best
 
