@@ -19,6 +19,11 @@ its own):
 - ``self``: the training set's self-neighbours, both layers, as deep as the outlier score needs
   (:func:`novelty.curate.outliers.outlier_depth`: 321 from 1,600 images on), the verdicts' search;
 - ``curation``: near-duplicate groups and the outlier score from those lists (no search);
+- ``verdicts``: the whole verdict stage, :func:`novelty.judge.verdicts.judge_run`, on a run folder
+  holding these features (no neighbour files, so it searches itself): samples -> training,
+  self-neighbours, duplicates, outliers, hubs, held-out calibration, PRDC, C_T, modes; without the
+  steps that read image files (mirror search, aligned pixel match, pixel flags, plots). This is
+  "every stage after embedding"; the three above are its searches and curation on their own;
 - ``recall``: FAISS only, the recall@24 its searches measured (``defaults.RECALL_QUERIES`` seeded
   queries against exact search), written as each search runs.
 
@@ -43,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 LAYERS = {"block1_pool": 4096, "block5_pool": 2048}
-STAGES = ("search", "self", "curation")
+STAGES = ("search", "self", "curation", "verdicts")
 ROWS_PER_CENTRE = 200
 CHUNK = 8192
 
@@ -87,6 +92,24 @@ def make_set(work: Path, n_train: int, n_gen: int, spread: float, seed: int) -> 
     return folder
 
 
+def make_run(folder: Path, backend_name: str) -> Path:
+    """A run folder of ``folder``'s features for ``judge_run``, recording ``backend_name`` as analyze would."""
+    from novelty.embed.featurestore import FeatureStore
+    from novelty.files import write_json
+
+    run = folder / f"run-{backend_name}"
+    if (run / "run.json").is_file():
+        return run
+    store = FeatureStore(run / "features", "float16")
+    for set_name in ("training", "generated"):
+        for layer in LAYERS:
+            x = np.load(folder / f"{set_name}-{layer}.npy", mmap_mode="r")
+            store.save(set_name, layer, [f"{set_name[0]}{i:07d}.png" for i in range(len(x))], x, {"layer": layer})
+    write_json(run / "run.json", {"layers": list(LAYERS), "k": 24, "seed": 0, "index": backend_name,
+                                  "search_index": {"backend": backend_name, "requested": backend_name}})
+    return run
+
+
 def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
     """One stage in this process (called in a child): seconds, peak RSS, recall where measured."""
     from novelty import defaults
@@ -95,6 +118,8 @@ def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
     from novelty.search.backends import make_backend, report, using
     from novelty.search.neighbors import top_k
 
+    if stage == "verdicts":
+        return run_verdicts(make_run(folder, backend_name))
     backend = make_backend(backend_name)
     training = {layer: np.load(folder / f"training-{layer}.npy", mmap_mode="r") for layer in LAYERS}
     n = len(next(iter(training.values())))
@@ -125,6 +150,20 @@ def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
         out["recall_at_24"] = report(backend, backend_name)["recall_at_k"]
         out["searches"] = [{k: s[k] for k in ("queries", "training", "k", "recall_at_k", "kind", "nlist", "nprobe")
                             if k in s} for s in backend.searches]
+    return out
+
+
+def run_verdicts(run: Path) -> dict:
+    from novelty.judge.verdicts import judge_run
+
+    start = time.perf_counter()
+    summary = judge_run(run, mirror=False, align=False, pixel_flags=False, plots=False, progress=False,
+                        cache=False).summary
+    out = {"seconds": round(time.perf_counter() - start, 2),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+           "timings": summary.get("timings"), "copies": (summary.get("copies") or {}).get("count")}
+    if (summary.get("search_index") or {}).get("approximate"):
+        out["recall_at_24"] = summary["search_index"]["recall_at_k"]
     return out
 
 
@@ -167,7 +206,7 @@ def main() -> None:
         for backend in args.backends.split(","):
             row = {"training": size, "generated": args.generated, "backend": backend, "stages": {}}
             for stage in args.stages.split(","):
-                if backend == "exact" and stage in ("self", "curation") and size > args.exact_self_max:
+                if backend == "exact" and stage in ("self", "curation", "verdicts") and size > args.exact_self_max:
                     row["stages"][stage] = {"skipped": f"exact self-neighbours past {args.exact_self_max:,} images"}
                     continue
                 row["stages"][stage] = child(folder, backend, stage, args.timeout)

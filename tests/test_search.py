@@ -178,3 +178,12 @@ def test_web_summary_shows_recall():
 
     script = (ROOT / "webdemo" / "static" / "js" / "summary.js").read_text(encoding="utf-8")
     assert "recallCard(summary.search_index)" in script and "search_index" in Summary.model_fields
+
+
+def test_readme_states_the_rule_and_thresholds_of_defaults():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Large collections"):text.index("## Layout of the code")]
+    for number in (defaults.FAISS_AUTO_TRAINING, defaults.EXACT_MAX_TRAINING, defaults.FAISS_IVF_MIN_TRAINING,
+                   defaults.RECALL_QUERIES):
+        assert f"{number:,}" in section
+    assert f"nlist / {defaults.FAISS_PROBE_DIVISOR}" in section and "--index faiss" in section
