@@ -148,7 +148,7 @@ def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if backend.approximate:
         out["recall_at_24"] = report(backend, backend_name)["recall_at_k"]
-        out["searches"] = [{k: s[k] for k in ("queries", "training", "k", "recall_at_k", "kind", "nlist", "nprobe")
+        out["searches"] = [{k: s[k] for k in ("queries", "training", "k", "recall_at_k", "kind", "nlist", "nprobe", "efSearch")
                             if k in s} for s in backend.searches]
     return out
 

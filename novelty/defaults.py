@@ -61,10 +61,10 @@ BLOCK1_REDUCE = "none"  # or "pool:N": average-pool block1_pool by N x N before 
 INDEX = "auto"  # neighbour search backend: exact (numpy, blocked), faiss (IVF-Flat), auto (by training-set size)
 FAISS_AUTO_TRAINING = 50_000  # --index auto: FAISS from this many training images on, exact below
 EXACT_MAX_TRAINING = 1_000_000  # exact search over this many training images is refused unless asked for by name
-FAISS_IVF_MIN_TRAINING = 20_000  # FAISS: a flat (exact) index below this many training rows, IVF-Flat from it on
-FAISS_PROBE_DIVISOR = 8  # IVF-Flat: nprobe = nlist / this (nlist = sqrt(rows) rounded to a power of two)
-FAISS_MIN_NPROBE = 8  # IVF-Flat: nprobe at least this
-FAISS_TRAIN_PER_LIST = 40  # IVF-Flat: k-means is trained on this many sampled rows per list (FAISS wants >= 39)
+FAISS_ANN_MIN_TRAINING = 20_000  # FAISS: a flat (exact) index below this many training rows, HNSW from it on
+FAISS_HNSW_M = 32  # HNSW: links per node
+FAISS_HNSW_EF_CONSTRUCTION = 80  # HNSW: candidate list while building
+FAISS_HNSW_EF_SEARCH = 64  # HNSW: candidate list while searching up to 100k rows, doubled per tenfold beyond (and >= k)
 RECALL_QUERIES = 1000  # approximate search: recall@24 against exact search on this many seeded random queries
 
 # Verdicts and curation

@@ -85,10 +85,19 @@ def test_exact_backend_is_todays_top_k(sets):
 
 
 def test_faiss_parameters_follow_the_stated_rule():
-    assert faiss_params(defaults.FAISS_IVF_MIN_TRAINING - 1) == {"kind": "flat"}
-    assert faiss_params(100_000) == {"kind": "ivf_flat", "nlist": 256, "nprobe": 256 // defaults.FAISS_PROBE_DIVISOR}
-    assert faiss_params(1_000_000) == {"kind": "ivf_flat", "nlist": 1024,
-                                       "nprobe": 1024 // defaults.FAISS_PROBE_DIVISOR}
+    assert faiss_params(defaults.FAISS_ANN_MIN_TRAINING - 1) == {"kind": "flat"}
+    hnsw = {"kind": "hnsw_flat", "M": 32, "efConstruction": 80}
+    assert faiss_params(defaults.FAISS_ANN_MIN_TRAINING) == faiss_params(100_000) == {**hnsw, "efSearch": 64}
+    assert faiss_params(100_001) == faiss_params(1_000_000) == {**hnsw, "efSearch": 128}
+
+
+def test_hnsw_agrees_with_exact_and_never_leaves_a_hole(sets):
+    generated, training = sets
+    exact = top_k(generated, training, 24)
+    backend = FaissBackend(params={"kind": "hnsw_flat", "M": 8, "efConstruction": 40, "efSearch": 16})
+    found = top_k(generated, training, 40, backend=backend)  # k above efSearch: raised to k
+    assert (found[0] >= 0).all() and backend.searches[0]["recall_at_k"] >= 0.95
+    assert np.mean([len(np.intersect1d(a, b)) / 24 for a, b in zip(found[0][:, :24], exact[0], strict=True)]) >= 0.95
 
 
 def test_index_choice_and_the_million_refusal(monkeypatch):
@@ -155,7 +164,7 @@ def test_faiss_run_records_its_recall_everywhere(tmp_path, monkeypatch):
     from novelty.run.browse import RunView
 
     train, gen = planted_copy_folders(tmp_path, N_TRAIN, SIZE)
-    monkeypatch.setattr(defaults, "FAISS_IVF_MIN_TRAINING", 32)  # a real inverted file on 60 images
+    monkeypatch.setattr(defaults, "FAISS_ANN_MIN_TRAINING", 32)  # a real HNSW graph on 60 images
     result = CliRunner().invoke(main, ["analyze", "--train", str(train), "--generated", str(gen), "--out",
                                        str(tmp_path / "run"), "--weights", "none", "--input-size", str(SIZE),
                                        "--layers", "block5_pool", "--index", "faiss", "--no-mirror"])
@@ -165,7 +174,7 @@ def test_faiss_run_records_its_recall_everywhere(tmp_path, monkeypatch):
     assert run_json["index"] == "faiss"
     recorded = run_json["search_index"]
     (search,) = recorded["searches"]
-    assert search["layer"] == "block5_pool" and search["kind"] == "ivf_flat" and search["nlist"] == 8
+    assert search["layer"] == "block5_pool" and search["kind"] == "hnsw_flat" and search["efSearch"] == 64
     assert recorded["recall_at_k"] == search["recall_at_k"] >= 0.95 and recorded["recall_queries"] == 1000
     assert len(summary["search_index"]["searches"]) > 1  # the verdicts' self-neighbours and held-out queries too
     assert summary["search_index"]["recall_at_k"] == min(s["recall_at_k"] for s in summary["search_index"]["searches"])
@@ -183,7 +192,11 @@ def test_web_summary_shows_recall():
 def test_readme_states_the_rule_and_thresholds_of_defaults():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text[text.index("## Large collections"):text.index("## Layout of the code")]
-    for number in (defaults.FAISS_AUTO_TRAINING, defaults.EXACT_MAX_TRAINING, defaults.FAISS_IVF_MIN_TRAINING,
+    for number in (defaults.FAISS_AUTO_TRAINING, defaults.EXACT_MAX_TRAINING, defaults.FAISS_ANN_MIN_TRAINING,
                    defaults.RECALL_QUERIES):
         assert f"{number:,}" in section
-    assert f"nlist / {defaults.FAISS_PROBE_DIVISOR}" in section and "--index faiss" in section
+    stated = {"M": defaults.FAISS_HNSW_M, "efConstruction": defaults.FAISS_HNSW_EF_CONSTRUCTION,
+              "efSearch": defaults.FAISS_HNSW_EF_SEARCH}
+    for name, value in stated.items():
+        assert f"`{name}` = {value}" in section
+    assert "--index faiss" in section

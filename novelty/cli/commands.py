@@ -167,8 +167,8 @@ def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
               help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
 @BLOCK1_REDUCE_OPTION
 @click.option("--index", type=click.Choice(["exact", "faiss", "auto"]), default=defaults.INDEX,
-              help=f"Neighbour search: exact, faiss (approximate past {defaults.FAISS_IVF_MIN_TRAINING:,} training "
-                   f"images, recall@24 measured), or auto (faiss from {defaults.FAISS_AUTO_TRAINING:,} on).")
+              help=f"Neighbour search: exact, faiss (HNSW from {defaults.FAISS_ANN_MIN_TRAINING:,} training images "
+                   f"on, recall@24 measured), or auto (faiss from {defaults.FAISS_AUTO_TRAINING:,} on).")
 @HOLDOUT_OPTION
 @FPR_OPTION
 @MIRROR_OPTION

@@ -141,7 +141,8 @@ function recallCard(index) {
 function searchText(index, name) {
   if (!index) return name;
   const first = (index.searches || [])[0] || {};
-  const params = first.kind ? ` (${[first.kind, first.nlist && `nlist ${first.nlist}`, first.nprobe && `nprobe ${first.nprobe}`].filter(Boolean).join(", ")})` : "";
+  const named = ["nlist", "nprobe", "M", "efSearch"].filter((key) => first[key] !== undefined).map((key) => `${key} ${first[key]}`);
+  const params = first.kind ? ` (${[first.kind, ...named].join(", ")})` : "";
   const recall = typeof index.recall_at_k === "number" ? ` · recall@${index.recall_k} ${index.recall_at_k.toFixed(3)} on ${index.recall_queries} queries` : "";
   return `${index.backend}${params}${recall} · asked: ${index.requested}`;
 }
