@@ -11,10 +11,9 @@ the verdicts, the web query) goes through :func:`novelty.search.neighbors.top_k`
 - :class:`FaissBackend` (``faiss``): a FAISS HNSW graph (inner product of L2-normalised rows) with
   its parameters chosen from the TRAINING set's size by :func:`faiss_params`; below
   ``defaults.FAISS_ANN_MIN_TRAINING`` rows a flat (exact) FAISS index; an inverted file (IVF-Flat)
-  when asked for by ``params``. An approximate
-  search is never silent: every one measures its recall@k against exact search on a seeded sample of
-  its queries (:func:`recall_at_k`), kept in :attr:`SearchBackend.searches` and written to ``run.json``
-  and ``summary.json`` ("search_index").
+  when asked for by ``params``. A FAISS search is never silent: every one measures its recall@k
+  against exact search on a seeded sample of its queries (:func:`recall_at_k`), kept in
+  :attr:`SearchBackend.searches` and written to ``run.json`` and ``summary.json`` ("search_index").
 
 Which backend a run uses: :func:`resolve_index` (``--index exact|faiss|auto``). The verdicts and the
 web query re-use the run's choice (``run.json`` "search_index"), made active with :func:`using`.
