@@ -180,6 +180,9 @@ def test_faiss_run_records_its_recall_everywhere(tmp_path, monkeypatch):
     assert summary["search_index"]["recall_at_k"] == min(s["recall_at_k"] for s in summary["search_index"]["searches"])
     assert f"recall@24 against exact search {summary['search_index']['recall_at_k']:.3f}" in result.output
     assert RunView.load(tmp_path / "run").summary()["search_index"] == summary["search_index"]
+    from novelty.search.query import QueryIndex
+
+    assert QueryIndex(tmp_path / "run").backend.name == "exact"  # one query: a pass over the store, exact
 
 
 def test_web_summary_shows_recall():

@@ -46,7 +46,7 @@ class SearchBackend:
 
     def __init__(self, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES) -> None:
         """``seed``: of anything random (an index's training sample, the recall queries);
-        ``recall_queries``: queries sampled per approximate search to measure recall (0: none)."""
+        ``recall_queries``: queries sampled per approximate search to measure its recall."""
         self.seed, self.recall_queries = int(seed), int(recall_queries)
         self.searches: list[dict] = []
 
@@ -176,8 +176,6 @@ class FaissBackend(SearchBackend):
                 found_i[holes], found_s[holes] = exact_top_k(queries[holes], training, k, chunks)
             # FAISS orders ties its own way: restore ours (score desc, then lower index) within the k
             indices[g0:g0 + chunks[0]], sims[g0:g0 + chunks[0]] = sort_best_first(np.clip(found_s, -1.0, 1.0), found_i)
-        if not self.recall_queries:  # the web query: the run's recall, measured on this same index, holds
-            return indices, sims
         recall, queries = recall_at_k(generated, training, indices, self.recall_queries, self.seed, chunks)
         self.searches.append({"queries": int(n), "training": int(training.shape[0]), "k": int(k),
                               "recall_at_k": recall, "recall_queries": queries, **params})
@@ -235,7 +233,7 @@ def faiss_available() -> bool:
 
 def make_backend(name: str, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES
                  ) -> SearchBackend:
-    """A new backend by name (:data:`BACKENDS`); ``recall_queries`` 0: an approximate one measures no recall."""
+    """A new backend by name (:data:`BACKENDS`)."""
     if name not in BACKENDS:
         raise NoveltyError(f"unknown backend {name!r}; expected one of: {', '.join(BACKENDS)}")
     return BACKENDS[name](seed, recall_queries)
