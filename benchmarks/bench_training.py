@@ -102,44 +102,66 @@ def main(argv: list[str] | None = None) -> int:
         float(metrics["d_loss"])  # wait for the step to finish (asynchronous on an accelerator)
         return time.perf_counter() - start
 
+    times = race(feeds, step, args.steps, args.budget, args.warmup)
+    base = report(times, args.batch_size)
+    pipeline_alone(sources, args.pipeline_batches, args.batch_size, base)
+    temp.cleanup()
+    return 0
+
+
+def race(feeds: dict, step, steps: int, budget: float, warmup: int) -> dict[str, list[float]]:
+    """Seconds of each timed step per feed: ``warmup`` untimed steps each, then up to ``steps`` each within
+    ``budget`` seconds, the feeds taking turns step by step (who goes first rotates). ``step(feed)`` runs
+    one training step on ``feed()`` and returns its seconds; the first feed is the baseline."""
+    baseline = next(iter(feeds))
     start = time.perf_counter()
-    step(feeds[BASELINE])
+    step(feeds[baseline])
     print(f"traced the training step in {time.perf_counter() - start:.1f} s")
-    warm = {name: [step(feed) for _ in range(args.warmup)] for name, feed in feeds.items()}
-    step_seconds = float(np.median(warm[BASELINE] or [step(feeds[BASELINE])]))
-    count = max(3, min(args.steps, int(args.budget / (len(feeds) * step_seconds))))
+    warm = {name: [step(feed) for _ in range(warmup)] for name, feed in feeds.items()}
+    step_seconds = float(np.median(warm[baseline] or [step(feeds[baseline])]))
+    count = max(3, min(steps, int(budget / (len(feeds) * step_seconds))))
     print(f"{step_seconds:.2f} s per step in warm-up: {count} timed steps per mode, after "
-          f"{args.warmup} warm-up steps; the modes take turns step by step")
+          f"{warmup} warm-up steps; the modes take turns step by step")
     times: dict[str, list[float]] = {name: [] for name in feeds}
     names = list(feeds)
     for i in range(count):
         for name in names[i % len(names):] + names[:i % len(names)]:  # rotate who goes first
             times[name].append(step(feeds[name]))
+    return times
 
-    base = 1.0 / float(np.median(times[BASELINE]))
-    width = max(map(len, feeds))
+
+def report(times: dict[str, list[float]], batch_size: int) -> float:
+    """Print each feed's step rate against the first (the baseline) and whether the goal (>= 0.9) is met;
+    returns the baseline's steps per second (medians)."""
+    baseline = next(iter(times))
+    base = 1.0 / float(np.median(times[baseline]))
+    width = max(map(len, times))
     print(f"\n{'mode':<{width}}  steps/s (median)  steps/s (mean)  images/s  ratio  pipeline cost")
     ratios = {}
-    for name in feeds:
-        rate, mean = 1.0 / float(np.median(times[name])), len(times[name]) / sum(times[name])
+    for name, taken in times.items():
+        rate, mean = 1.0 / float(np.median(taken)), len(taken) / sum(taken)
         ratios[name] = rate / base
-        cost = "" if name == BASELINE else f"{(1 - ratios[name]) * 100:+.1f}%"
-        print(f"{name:<{width}}  {rate:16.3f}  {mean:14.3f}  {rate * args.batch_size:8.1f}  "
+        cost = "" if name == baseline else f"{(1 - ratios[name]) * 100:+.1f}%"
+        print(f"{name:<{width}}  {rate:16.3f}  {mean:14.3f}  {rate * batch_size:8.1f}  "
               f"{ratios[name]:5.3f}  {cost}")
-    worst = min(ratio for name, ratio in ratios.items() if name != BASELINE)
+    worst = min(ratio for name, ratio in ratios.items() if name != baseline)
     verdict = "met" if worst >= 0.9 else "NOT met"
     print(f"goal (pipeline costs under 10%): {verdict}; worst ratio {worst:.3f} (medians)")
+    return base
 
-    print(f"\npipeline alone, {args.pipeline_batches} batches each, no training:")
+
+def pipeline_alone(sources: dict, batches: int, batch_size: int, base: float) -> None:
+    """Draw ``batches`` batches from each source iterator without training; print the rate and the share
+    of a baseline training step (``base`` steps per second) that one batch costs."""
+    width = max(map(len, sources))
+    print(f"\npipeline alone, {batches} batches each, no training:")
     for name, iterator in sources.items():
         start = time.perf_counter()
-        for _ in range(args.pipeline_batches):
+        for _ in range(batches):
             next(iterator)
-        per_batch = (time.perf_counter() - start) / args.pipeline_batches
-        print(f"{name:<{width}}  {1 / per_batch:8.1f} batches/s  {args.batch_size / per_batch:9.0f} images/s  "
-              f"= {per_batch / (1 / base) * 100:.2f}% of a training step")
-    temp.cleanup()
-    return 0
+        per_batch = (time.perf_counter() - start) / batches
+        print(f"{name:<{width}}  {1 / per_batch:8.1f} batches/s  {batch_size / per_batch:9.0f} images/s  "
+              f"= {per_batch * base * 100:.2f}% of a training step")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,14 @@
 2. Render: headless Chromium (Debian's, via Playwright) opens the gallery of the same run; the time
    from navigation start until all 1,000 cards are in the page. Goal: < 2 s. Baseline: a gallery of
    10 samples. Skipped when /usr/bin/chromium is missing.
+3. Upload-to-generate (a conditional run at 64 px: ``novelty analyze --inputs`` of a seeded, untrained
+   64 px pix2pix checkpoint of the default width on edge -> mask pairs, ImageNet VGG16): one lean keep-alive client posts a
+   held-out input to POST /api/query/generate (the generator's output, then its neighbours) ``--uploads``
+   times after one warm-up upload (which loads generator and VGG16). Goal: median < 1 s. Baseline in
+   the same server: POST /api/query with the same image (embedding and search, no generator).
 
 Usage: python benchmarks/bench_web.py [--clients 32] [--requests 4000] [--seconds 60] [--runs 3]
+       python benchmarks/bench_web.py --only-generate [--uploads 30]
 """
 
 from __future__ import annotations
@@ -121,6 +127,55 @@ def render_times(url: str, runs: int, expected: int) -> list[float]:
     return times[1:]
 
 
+def upload_times(url: str, path: str, data: bytes, count: int) -> list[float]:
+    """Seconds per POST of ``data`` as the multipart file field to ``path``, one keep-alive connection."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    boundary = "benchboundary7f3a"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"input.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=300)
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{path}: {response.status} {payload[:300]!r}")
+        times.append(time.perf_counter() - started)
+    connection.close()
+    return times
+
+
+def generate_part(tmp: Path, uploads: int) -> None:
+    from webhelpers import make_conditional_run
+
+    started = time.perf_counter()
+    from novelty import defaults
+
+    run = make_conditional_run(tmp / "conditional", size=64, weights="imagenet", base_filters=defaults.BASE_FILTERS)
+    print(f"\nupload-to-generate: conditional run at 64 px written in {time.perf_counter() - started:.1f} s", flush=True)
+    data = (run.inputs / run.held[0]).read_bytes()
+    server, url = start_server(run.root)
+    try:
+        first = upload_times(url, "/api/query/generate", data, 1)[0]
+        generate = upload_times(url, "/api/query/generate", data, uploads)
+        query = upload_times(url, "/api/query", data, uploads)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"  first upload (loads the generator and VGG16): {first:.2f} s")
+    for name, times in (("baseline POST /api/query", query), ("POST /api/query/generate", generate)):
+        ordered = sorted(times)
+        print(f"  {name:<28} {len(times)} uploads  median {statistics.median(times) * 1000:7.1f} ms  "
+              f"p90 {ordered[int(0.9 * (len(ordered) - 1))] * 1000:7.1f} ms  max {ordered[-1] * 1000:7.1f} ms")
+    median = statistics.median(generate)
+    print(f"  goal median < 1 s: {'met' if median < 1 else 'NOT met'} (median / goal = {median:.2f})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
@@ -128,9 +183,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per endpoint")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3, help="gallery renders to time")
+    parser.add_argument("--uploads", type=int, default=30, help="upload-to-generate requests to time")
+    parser.add_argument("--only-generate", action="store_true", help="only part 3, upload-to-generate")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench_web_") as tmp:
+        generate_part(Path(tmp), args.uploads)
+        if args.only_generate:
+            return 0
         started = time.perf_counter()
         big = make_run(Path(tmp) / "big", n_generated=args.samples, n_training=200)
         small = make_run(Path(tmp) / "small", n_generated=10, n_training=30)

@@ -33,7 +33,7 @@ import numpy as np
 from novelty import __version__, bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import is_inside, open_regular, read_json, write_json, write_text
-from novelty.images.decode import ImageError, decode, fit, iter_folder
+from novelty.images.decode import FolderFile, ImageError, decode, fit, iter_folder
 from novelty.run import tables
 from novelty.run.folder import RunFolder
 from novelty.search.backends import INDEX_CHOICES, make_backend, report, resolve_index
@@ -154,22 +154,28 @@ def scan_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE
     if is_shard_folder(root):
         return prepared_set(name, Path(root), size, fit_mode)
     ids, hashes, arrays, rows = [], [], [], []
-    for ident, _path, arr, info, reason, sha in iter_folder(root, size, fit_mode, progress, desc=f"decoding {name}"):
-        row = {"set": name, "id": ident, "sha256": sha, "width": "", "height": "", "mode": "",
-               "status": "used", "reason": ""}
-        if arr is None:
-            row.update(status="skipped", reason=reason)
-        else:
-            row.update(width=info.original_size[0], height=info.original_size[1], mode=info.mode)
-            ids.append(ident)
-            hashes.append(sha)
+    for item in iter_folder(root, size, fit_mode, progress, desc=f"decoding {name}"):
+        rows.append(file_row(name, item))
+        if item.image is not None:
+            ids.append(item.id)
+            hashes.append(item.sha256)
             if keep_pixels:
-                arrays.append(arr)
-        rows.append(row)
+                arrays.append(item.image)
     if not ids:
         raise NoveltyError(f"no usable {name} images in {root} ({len(rows)} files, all skipped)")
     images = np.stack(arrays) if keep_pixels else FolderPixels(Path(root), ids, hashes, size, fit_mode)
     return ImageSet(name, Path(root), ids, hashes, images, rows)
+
+
+def file_row(name: str, item: FolderFile) -> dict:
+    """The files.csv row of one file of set ``name`` as :func:`novelty.images.decode.read_file` read it."""
+    row = {"set": name, "id": item.id, "sha256": item.sha256, "width": "", "height": "", "mode": "",
+           "status": "used", "reason": ""}
+    if item.image is None:
+        row.update(status="skipped", reason=item.reason)
+    else:
+        row.update(width=item.info.original_size[0], height=item.info.original_size[1], mode=item.info.mode)
+    return row
 
 
 def decode_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_MODE,
@@ -187,16 +193,25 @@ def prepared_set(name: str, root: Path, size: int, fit_mode: str = defaults.FIT_
     from novelty.images.records import load_prepared
 
     loaded = load_prepared(root, size, fit_mode)
-    prepared_as = (loaded.manifest["size"], loaded.manifest.get("fit"))
-    used = [{"set": name, "id": entry["id"], "sha256": entry.get("sha256", ""), "width": entry.get("width", ""),
-             "height": entry.get("height", ""), "mode": entry.get("mode", ""), "status": "used", "reason": ""}
-            for entry in loaded.entries]
-    keys = [row["sha256"] if prepared_as == (size, fit_mode) else
-            hashlib.sha256(f"prepared {prepared_as} {row['sha256']}".encode()).hexdigest() for row in used]
-    skipped = [{"set": name, "id": ident, "sha256": "", "width": "", "height": "", "mode": "", "status": "skipped",
-                "reason": f"skipped by novelty prepare: {reason}"} for ident, reason in loaded.skipped]
+    used, keys, skipped = prepared_rows(name, loaded.manifest, loaded.entries, loaded.skipped, size, fit_mode)
     return ImageSet(name, root, [row["id"] for row in used], keys, loaded.images, used + skipped,
                     prepared=True, source=loaded.source)
+
+
+def prepared_rows(name: str, manifest: dict, entries: Sequence[dict], skipped: Sequence[tuple[str, str]],
+                  size: int, fit_mode: str) -> tuple[list[dict], list[str], list[dict]]:
+    """``(used rows, cache keys, skipped rows)`` of a prepared set: the files.csv rows of its manifest's
+    ``entries`` and of the ``(id, reason)`` files prepare skipped, and each used image's feature-cache
+    key (the source sha256 when the shards hold ``size``/``fit_mode``, else a hash of both)."""
+    prepared_as = (manifest["size"], manifest.get("fit"))
+    used = [{"set": name, "id": entry["id"], "sha256": entry.get("sha256", ""), "width": entry.get("width", ""),
+             "height": entry.get("height", ""), "mode": entry.get("mode", ""), "status": "used", "reason": ""}
+            for entry in entries]
+    keys = [row["sha256"] if prepared_as == (size, fit_mode) else
+            hashlib.sha256(f"prepared {prepared_as} {row['sha256']}".encode()).hexdigest() for row in used]
+    skipped_rows = [{"set": name, "id": ident, "sha256": "", "width": "", "height": "", "mode": "",
+                     "status": "skipped", "reason": f"skipped by novelty prepare: {reason}"} for ident, reason in skipped]
+    return used, keys, skipped_rows
 
 
 def files_csv(sets: Sequence[ImageSet]) -> str:
@@ -265,7 +280,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         raise NoveltyError(f"the run folder {run.root} must not lie inside the training folder {train}")
     watch = Stopwatch()
     lap, timings = watch.lap, watch.timings
-    extractor = _extractor(options, seed, extractor)
+    extractor = extractor_for(options, seed, extractor)
     lap("weights")
     generated_dir = resolve_generated(run.root, generated, checkpoint, n, seed)
     if not generated_dir.is_dir():
@@ -327,12 +342,12 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         "versions": versions(),
     }
     write_json(run.run_json, manifest)
-    summary = _judge(run, options, watch) if options.verdicts else None
+    summary = judge(run, options, watch) if options.verdicts else None
     return AnalyzeResult(run.root, counts, timings, embedded, summary, warnings,
                          (summary or {}).get("search_index") or search_index)
 
 
-def _extractor(options: AnalyzeOptions, seed: int, extractor=None):
+def extractor_for(options: AnalyzeOptions, seed: int, extractor=None):
     """``extractor`` checked against ``options``, or a new one built from them."""
     from novelty.embed.features import Extractor
 
@@ -374,14 +389,17 @@ def _search(run: RunFolder, store, layers: Sequence[str], options: AnalyzeOption
     return search_keys, report(backend, options.index)
 
 
-def _judge(run: RunFolder, options: AnalyzeOptions, watch: Stopwatch) -> dict:
-    """The verdict stage on the written run; its summary. ``run.json`` gets the final timings."""
+def judge(run: RunFolder, options: AnalyzeOptions, watch: Stopwatch | None = None) -> dict:
+    """The verdict stage on the written run; its summary. ``run.json`` gets the final timings (those of
+    ``watch``, else those it holds with the verdicts' seconds added)."""
     from novelty.judge import verdicts
 
+    own = watch is None
+    watch = Stopwatch() if own else watch
     judged = verdicts.judge_run(run.root, holdout_fraction=options.holdout_fraction, fpr=options.fpr,
                                 mirror=options.mirror, align=options.align, progress=options.progress)
     watch.lap("verdicts")
     manifest = read_json(run.run_json)  # keep anything judge_run added
-    manifest["timings"] = watch.timings
+    manifest["timings"] = (dict(manifest.get("timings") or {}) | watch.timings) if own else watch.timings
     write_json(run.run_json, manifest)
     return judged.summary

@@ -37,9 +37,15 @@ def analyze(train: str | os.PathLike, *, out: str | os.PathLike, generated: str 
             layers: tuple[str, ...] = defaults.LAYERS, k: int = defaults.TOP_K, weights: str = defaults.WEIGHTS,
             input_size: int = defaults.INPUT_SIZE, fit_mode: str = defaults.FIT_MODE,
             holdout_fraction: float = defaults.HOLDOUT_FRACTION, fpr: float = defaults.FALSE_POSITIVE_RATE,
-            mirror: bool = True, align: bool = True, progress: bool = True) -> Run:
+            mirror: bool = True, align: bool = True, progress: bool = True, inputs: str | os.PathLike | None = None,
+            direction: str = defaults.PAIR_DIRECTION) -> Run:
     """Compare GENERATED images (a folder, or ``n`` samples of ``checkpoint``) with the TRAINING images
     in ``train``, judge them as ``novelty analyze`` does, and return the run folder ``out`` as a :class:`Run`.
+
+    ``inputs`` (pix2pix, as ``novelty analyze --inputs``): a folder of input images; ``train`` is then a
+    pair folder or prepared pairs, the outputs are the pix2pix ``checkpoint``'s for them (or ``generated``,
+    named after them), and each is judged against the training targets and its own ground truth
+    (:mod:`novelty.conditional`; the ``truth_*`` columns of :attr:`Run.samples`).
 
     >>> run = novelty.analyze(train="train/", generated="samples/", out="runs/a", weights="none")  # doctest: +SKIP
     >>> run.samples.verdict.value_counts()  # doctest: +SKIP
@@ -52,6 +58,12 @@ def analyze(train: str | os.PathLike, *, out: str | os.PathLike, generated: str 
     options = AnalyzeOptions(layers=tuple(layers), k=k, weights=weights, input_size=input_size, fit_mode=fit_mode,
                              holdout_fraction=holdout_fraction, fpr=fpr, mirror=mirror, align=align,
                              progress=progress)
+    if inputs is not None:
+        from novelty.conditional import analyze_conditional
+
+        analyze_conditional(train, out, inputs=inputs, checkpoint=checkpoint, generated=generated,
+                            direction=direction, seed=seed, options=options)
+        return open_run(out)
     run_analyze(train, out, generated=generated, checkpoint=checkpoint, n=n, seed=seed, options=options)
     return open_run(out)
 

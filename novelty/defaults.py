@@ -38,6 +38,15 @@ LABEL_SMOOTHING = 0.0  # one-sided: the discriminator's target for real images i
 QUALITY_EVERY = 1000  # steps between block5_pool PRDC evaluations while training (0: off)
 QUALITY_SAMPLES = 256  # fixed-noise samples, and training images, per evaluation
 
+# pix2pix (Isola et al., 2017; the TensorFlow pix2pix tutorial)
+PAIR_IMAGE_SIZES: tuple[int, ...] = (32, 64, 128, 256)  # pix2pix also trains at 256 (8 down / 7 up)
+PAIR_DIRECTION = "AtoB"  # A (left half, or folder A/) is the generator's input
+L1_LAMBDA = 100.0  # weight of the L1 term of the generator's loss
+BOTTLENECK_DENSE = 0  # fully connected layers at the U-Net's 1x1 bottleneck
+PAIR_HOLDOUT = 0.1  # share of the pairs kept aside for judging (0: none)
+PAIR_JITTER_SCALE = 286 / 256  # pix2pix jitter: resize to this many times the size, random crop back
+PAIR_GRID_ROWS = 8  # input | generated | target rows in the grid beside each checkpoint
+
 # Randomness
 SEED = 0
 
@@ -81,7 +90,8 @@ CONFIDENCE = 0.95  # level of every reported interval
 OUTLIER_K = 5  # outlier score's smallest scale: distance to the k-th nearest distinct training image
 OUTLIER_SCALES: tuple[int, ...] = tuple(OUTLIER_K * 2**i for i in range(6))  # outlier score: k = 5 .. 160
 OUTLIER_MAX_SHARE = 0.1  # outlier score: scales up to this share of the set (a larger group is a mode, not junk)
-OUTLIER_Z = 2.5  # is_outlier: largest robust z over layers and scales above this (about 1% without junk)
+OUTLIER_PCA = 32  # outlier score's global view: Hotelling T^2 on this many principal components of the deepest layer
+OUTLIER_Z = 2.5  # is_outlier: outlier_score above this (about 1% of the masks without junk)
 DUPLICATE_Z = 3.5  # near-duplicate pairs: nearest-neighbour log-distance this far below typical
 HUB_FACTOR = 5.0  # hub: retrieved into top-k lists this many times more often than chance
 BORDERLINE_RATE = 0.05  # verdict "borderline": not a copy, but closer than all but this share of unseen images
@@ -154,4 +164,7 @@ RANGES: dict[str, Range] = {
     "validate_copies": Range(1, 100_000),
     "unseen_fraction": Range(0.0, 1.0, low_open=True, high_open=True),
     "port": Range(0, 65535),
+    "l1_lambda": Range(0.0, 10_000.0),
+    "bottleneck_dense": Range(0, 8),
+    "pair_holdout": Range(0.0, 0.5),  # 0 = none
 }

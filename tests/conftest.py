@@ -296,3 +296,12 @@ def unblocked(folder: Path, seconds: float = 20) -> Iterator[list[str]]:
         yield fired
     finally:
         done.set()
+
+
+@pytest.fixture(scope="session")
+def conditional_run(tmp_path_factory):
+    """A conditional (pix2pix) run folder made by the real pipeline (tests/webhelpers.py), shared by the
+    web API and browser tests."""
+    from webhelpers import make_conditional_run
+
+    return make_conditional_run(tmp_path_factory.mktemp("conditional"))

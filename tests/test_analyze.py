@@ -95,8 +95,8 @@ def run(data: dict[str, Path], judged: list) -> Path:
     assert result.exit_code == 0, result.output
     assert "Compared 3 generated with 12 training images (1 files skipped" in result.output
     assert "Copies: 1 of 3 samples flagged at a false positive rate of 0.05" in result.output
-    assert re.search(r"Outliers: 2 of 12 training images flagged \(largest robust z .* k = 5, above 2\.5 .*\); "
-                     r"see .*training\.csv", result.output)
+    assert re.search(r"Outliers: 2 of 12 training images flagged \(max\(z_knn, \(z_knn \+ z_T2\) / 2\) above 2\.5, "
+                     r"where z_knn = .* k = 5, and z_T2 = .*\); see .*training\.csv", result.output), result.output[-600:]
     assert sys.modules["novelty.judge.verdicts"].settings == {"holdout_fraction": 0.2, "fpr": 0.05, "mirror": False,
                                                         "align": False}
     return out

@@ -9,9 +9,11 @@ from PIL import Image
 from novelty import defaults
 from novelty.curate.curation import (
     aspect_ratio_score,
+    combined_score,
     duplicate_components,
     duplicate_rule,
     group_numbers,
+    hotelling_z,
     k_occurrence,
     outlier_depth,
     outlier_distance,
@@ -179,8 +181,9 @@ def test_lone_outlier_and_small_tight_far_cluster_both_rank_at_the_top():
 def test_a_plain_gaussian_blob_flags_about_the_stated_rate(seed):
     stage = outlier_stage(_two_layers(_blob(seed, 2000), seed + 10))
     assert stage.scales == (5, 10, 20, 40, 80, 160)  # up to 10% of the set
-    assert 0.005 <= stage.is_outlier.mean() <= 0.035, stage.is_outlier.mean()
-    assert "above 2.5" in stage.rule()
+    # a blob's log distances (and log T^2) have long upper tails: 3.5 to 4.75% over seeds 0-3, the masks 0.9%
+    assert 0.005 <= stage.is_outlier.mean() <= 0.05, stage.is_outlier.mean()
+    assert "above 2.5" in stage.rule() and "up to about 5.5% of a featureless Gaussian blob" in stage.rule()
 
 
 def test_outlier_scales_follow_the_set_size():
@@ -189,3 +192,21 @@ def test_outlier_scales_follow_the_set_size():
     assert outlier_scales(20) == (5,)
     assert outlier_scales(4) == (3,)
     assert outlier_depth(2989) == 320 and outlier_depth(20) == 10 and outlier_depth(4) == 3
+
+
+def test_hotelling_view_finds_a_batch_at_the_edge_of_the_main_axes():
+    rng = np.random.default_rng(4)
+    scales = np.r_[np.full(4, 3.0), np.full(28, 0.3)]  # four main directions, many small ones
+    bulk = rng.normal(size=(1500, 32)) * scales
+    batch = rng.normal(size=(15, 32)) * scales
+    batch[:, :4] = 3.5 * 3.0 * np.sign(rng.normal(size=4))  # every main coordinate at 3.5 sd: inside the
+    # bulk's range on each axis, yet far out jointly (about 49 of T^2 on the main four, typically 4)
+    z = hotelling_z(normalize(np.hstack([np.full((1515, 1), 20.0), np.vstack([bulk, batch])]).astype(np.float32)))
+    assert set(np.argsort(-z)[:15].tolist()) == set(range(1500, 1515))
+    assert z[1500:].min() > 2.5 > np.percentile(z[:1500], 97)
+
+
+def test_the_views_combine_as_a_maximum_of_averages():
+    z_knn, z_t2 = np.array([3.0, 2.0, 0.0, -1.0]), np.array([0.0, 4.0, 4.0, -3.0])
+    assert combined_score(z_knn, z_t2).tolist() == [3.0, 3.0, 2.0, -1.0]  # T^2 alone gives half its z
+    assert hotelling_z(np.eye(3, 8, dtype=np.float32)).shape == (3,)  # too few images for components: no crash

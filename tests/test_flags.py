@@ -159,7 +159,9 @@ def test_every_default_lies_in_its_range():
              "holdout_fraction": defaults.HOLDOUT_FRACTION, "false_positive_rate": defaults.FALSE_POSITIVE_RATE,
              "validate_copies": defaults.VALIDATE_COPIES, "unseen_fraction": defaults.VALIDATE_UNSEEN_FRACTION,
              "port": defaults.PORT, "ema": defaults.EMA, "label_smoothing": defaults.LABEL_SMOOTHING,
-             "quality_every": defaults.QUALITY_EVERY, "quality_samples": defaults.QUALITY_SAMPLES}
+             "quality_every": defaults.QUALITY_EVERY, "quality_samples": defaults.QUALITY_SAMPLES,
+             "l1_lambda": defaults.L1_LAMBDA, "bottleneck_dense": defaults.BOTTLENECK_DENSE,
+             "pair_holdout": defaults.PAIR_HOLDOUT}
     for key, value in pairs.items():
         assert value in defaults.RANGES[key], key
 

@@ -53,9 +53,10 @@ def test_evaluate_finds_a_planted_batch_alone_and_mixed():
     assert results["x"].precision == {"x": 1.0} and results["x"].planted == {"x": 10}
     assert results["mixed"].precision == {"x": 1.0, "y": 1.0, junk.MIXED: 1.0}
     assert results["mixed"].junk_flagged == {"x": 10, "y": 10}
-    assert results["none"].precision == {} and results["none"].genuine_flagged <= 0.035
+    assert results["none"].precision == {} and results["none"].genuine_flagged <= 0.055  # a blob: the stated rate
 
 
+@pytest.mark.slow  # embeds 66 images with a VGG16 (16 s while other jobs ran)
 def test_run_junk_on_a_tiny_folder(tmp_path):
     rng = np.random.default_rng(0)
     train = tmp_path / "train"

@@ -80,7 +80,12 @@ def test_repeated_columns_are_found_per_layer_and_per_flag(tmp_path):
     tables.write_table(tmp_path / "samples.csv", tables.SAMPLES, SAMPLE_ROWS)
     tables.write_table(tmp_path / "training.csv", tables.TRAINING, TRAINING_ROWS)
     assert tables.read_table(tmp_path / "samples.csv", tables.SAMPLES).instances == \
-        {"evidence": ["block5_pool", "aligned"]}
+        {"evidence": ["block5_pool", "aligned"], "truth_layer": []}  # truth columns: conditional runs only
+    conditional = [row | {"truth_id": "a.png", "truth_split": "heldout", "follows_truth": False,
+                          "truth_similarity_block5_pool": 0.5, "truth_rank_block5_pool": 25} for row in SAMPLE_ROWS]
+    tables.write_table(tmp_path / "conditional.csv", tables.SAMPLES, conditional)
+    table = tables.read_table(tmp_path / "conditional.csv", tables.SAMPLES)
+    assert table.instances["truth_layer"] == ["block5_pool"] and table.rows[0]["truth_rank_block5_pool"] == 25
     training = tables.read_table(tmp_path / "training.csv", tables.TRAINING)
     assert training.instances == {"flag": ["near_blank"]}
     assert [tables.pixel_flags(row, training.instances["flag"]) for row in training.rows] == [[], ["near_blank"]]

@@ -226,8 +226,9 @@ def test_the_outliers_tab_says_how_many_and_by_which_rule(page, server):
     page.goto(server + "/#/training")  # the Training view opens on the outliers
     ready(page, "training")
     hint = page.locator("p.hint").first.inner_text()
-    assert "1 image flagged, by this rule: largest robust z of log distance to the k-th nearest distinct " \
-           "training image, over layers and k = 5, above 2.5" in hint, hint
+    assert "1 image flagged, by this rule: max(z_knn, (z_knn + z_T2) / 2) above 2.5, where z_knn = largest " \
+           "robust z of log distance to the k-th nearest distinct training image, over layers and k = 5, and " \
+           "z_T2 = robust z of log Hotelling T^2" in hint, hint
     page.goto(server + "/#/training?filter=duplicates")
     ready(page, "training")
     assert "by this rule" not in page.locator("p.hint").first.inner_text()
@@ -403,3 +404,39 @@ def test_static_export_opens_from_file_without_a_server(page, fixture_run, tmp_p
     page.goto(index.resolve().as_uri() + "#/sample/g001.png")
     ready(page, "sample")
     assert page.locator("section.layer[data-layer='block5_pool'] .dup-count").all_inner_texts() == ["×2"]
+
+
+@pytest.fixture(scope="module")
+def conditional_server(conditional_run, tmp_path_factory):
+    app = create_app(Settings(run=conditional_run.root, cache_dir=tmp_path_factory.mktemp("conditional-cache")))
+    with live_server(app) as url:
+        yield url
+
+
+def test_a_conditional_sample_shows_input_output_and_ground_truth(page, conditional_server, conditional_run, shots):
+    sample = conditional_run.held[0]
+    page.goto(conditional_server + f"/#/sample/{sample}")
+    ready(page, "sample")
+    for kind in ("input", "generated", "truth"):
+        image = page.locator(f".triptych-{kind} img")
+        assert image.get_attribute("src").endswith(f"/{kind}/{sample}")
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert page.locator(".triptych figcaption").all_inner_texts() == ["input", "output", "ground truth"]
+    assert "Ground truth (a held-out pair)" in page.locator(".truth-line").inner_text()
+    page.wait_for_selector("section.layer .tile")
+    check_neighbour_rows(page)
+    page.screenshot(path=shots / "conditional-sample.png", full_page=True)
+
+
+def test_upload_to_generate_shows_the_output_and_its_neighbours(page, conditional_server, conditional_run, shots):
+    page.goto(conditional_server + "/#/query")
+    ready(page, "query")
+    assert page.locator("h2").first.inner_text() == "Generate from your own input"
+    page.set_input_files("#query-file", str(conditional_run.inputs / conditional_run.held[0]))
+    page.wait_for_selector("section.layer .tile", timeout=60_000)  # the first upload loads generator and VGG
+    output = page.locator("#generated-output")
+    assert output.is_visible() and output.get_attribute("src").startswith("data:image/png;base64,")
+    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=output.element_handle())
+    check_neighbour_rows(page)
+    assert "neighbours of the output" in page.locator(".query-results .hint").inner_text()
+    page.screenshot(path=shots / "conditional-generate.png", full_page=True)

@@ -297,3 +297,55 @@ def artifact_dir(name: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@dataclass
+class ConditionalRun:
+    """A conditional (pix2pix) run folder made by the real pipeline: ``root``; its pair folder, input
+    folder (the held-out inputs), the held-out pair ids and the (untrained, seeded) checkpoint."""
+
+    root: Path
+    pairs: Path
+    inputs: Path
+    held: list[str]
+    checkpoint: Path
+
+
+def make_conditional_run(base: Path, *, size: int = SIZE, n_pairs: int = 40, n_held: int = 8,
+                         weights: str = "none", base_filters: int = 8) -> ConditionalRun:
+    """Edge -> mask pairs of the embedded masks (``A/`` Canny edges, ``B/`` masks), a pix2pix checkpoint
+    built untrained (seeded) with ``holdout.json`` naming ``n_held`` pairs, and ``novelty analyze --inputs``
+    of its outputs for the held-out inputs (``weights``; random VGG by default; ``base_filters``: the
+    U-Net's width)."""
+    import keras
+
+    from novelty.analysis import AnalyzeOptions
+    from novelty.conditional import analyze_conditional
+    from novelty.files import write_json
+    from novelty.gan.dcgan import GENERATOR_FILE
+    from novelty.gan.pix2pix import Pix2PixConfig, build_unet
+    from novelty.gan.pix2pix_family import HOLDOUT_FILE
+    from novelty.images.decode import save_png
+    from novelty.judge.planted import edge_pairs
+
+    masks = Path(__file__).resolve().parents[1] / "data" / "masks" / "images"
+    edges, targets, ids = edge_pairs(masks, size, n_pairs)
+    names = [f"{Path(i).stem}.png" for i in ids]
+    for name, edge, target in zip(names, edges, targets, strict=True):
+        save_png(edge, base / "pairs" / "A" / name)
+        save_png(target, base / "pairs" / "B" / name)
+    held = names[::n_pairs // n_held][:n_held]
+    for name in held:
+        save_png(edges[names.index(name)], base / "inputs" / name)
+    checkpoint = base / "p2p"
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    config = Pix2PixConfig(image_size=size, base_filters=base_filters)
+    config.save(checkpoint)
+    keras.utils.set_random_seed(0)
+    build_unet(config).save_weights(checkpoint / GENERATOR_FILE)
+    write_json(checkpoint / HOLDOUT_FILE, {"fraction": n_held / n_pairs, "seed": 0, "source": str(base / "pairs"),
+                                           "count": len(held), "ids": held})
+    options = AnalyzeOptions(weights=weights, input_size=max(size, 32), holdout_fraction=0.5, fpr=0.3, align=False,
+                             mirror=False, progress=False)
+    analyze_conditional(base / "pairs", base / "run", inputs=base / "inputs", checkpoint=checkpoint, options=options)
+    return ConditionalRun(base / "run", base / "pairs", base / "inputs", held, checkpoint)

@@ -157,6 +157,10 @@ def export_site(run: str | os.PathLike, out: str | os.PathLike, *, thumb_size: i
         "generated": _copy_images(view, "generated", view.sample_ids, out, thumb_size, progress),
         "training": _copy_images(view, "training", training_ids, out, thumb_size, progress),
     }
+    for kind in ("input", "truth"):  # a conditional run's inputs and ground truths
+        ids = sorted({s["conditional"][kind] for s in data["samples"] if (s["conditional"] or {}).get(kind)})
+        if ids:
+            data["images"][kind] = _copy_images(view, kind, ids, out, thumb_size, progress)
     data["plots"] = {}
     for name in view.plots:
         path = view.plot_path(name)

@@ -43,6 +43,19 @@ class Identical(BaseModel):
     kind: str | None = Field(description="'same file', 'same pixels' or 'mirrored pixels'")
 
 
+class Conditional(BaseModel):
+    """A conditional (pix2pix) run's output beside its input and its own ground truth."""
+
+    input: str | None = Field(description="The input image's id (api/images/input/<id>)")
+    truth: str | None = Field(description="Its ground-truth target's id (api/images/truth/<id>); null: none known")
+    truth_split: str | None = Field(description="heldout or trained: the truth's pair in the checkpoint's training")
+    follows_truth: bool | None = Field(description="At least as close to its truth as to any training target "
+                                                   "(then never a copy)")
+    truth_similarity: dict[str, float | None] = Field(description="Per layer: cosine similarity of output and truth")
+    truth_rank: dict[str, int | None] = Field(description="Per layer: the truth's place among the neighbours "
+                                                          "(k + 1: below all)")
+
+
 class Sample(BaseModel):
     id: str
     verdict: str | None = Field(description="copy, borderline or novel (samples.csv); null before verdicts")
@@ -55,6 +68,7 @@ class Sample(BaseModel):
         description="Aligned pixel match (crops, rescales, mirror images); null when the run has none")
     identical: Identical | None = Field(description="The training image the sample is identical to, if any")
     agreement: Agreement | None
+    conditional: Conditional | None = Field(description="Conditional runs: input and ground truth; null otherwise")
 
 
 class SampleList(BaseModel):
@@ -157,3 +171,12 @@ class QueryResult(BaseModel):
     height: int
     seconds: float
     layers: dict[str, QueryLayer]
+
+
+class GenerateResult(QueryResult):
+    """Upload-to-generate: the uploaded input's output by the run's generator, and the output's neighbours."""
+
+    output: str = Field(description="The output as a data: URL (PNG)")
+    output_size: int = Field(description="Its side in pixels (the checkpoint's size)")
+    generate_seconds: float = Field(description="Seconds to fit and translate the input (loading the "
+                                                "generator included on the first upload)")

@@ -32,6 +32,7 @@ class AppState:
         self.sample_index = {record["id"]: i for i, record in enumerate(self.samples)}
         self._query_lock = threading.Lock()
         self._query_engine = None
+        self._translator = None
         lists = len(self.samples) * len(self.view.layers)
         self.neighbour_bytes = lru_cache(maxsize=max(4096, min(2 * lists, MAX_CACHED_LISTS)))(self._neighbour_bytes)
 
@@ -119,6 +120,22 @@ class AppState:
 
                 self._query_engine = QueryIndex(self.view.root)
             return self._query_engine
+
+
+    def translator(self):
+        """The run's pix2pix generator (:class:`novelty.gan.generate.ImageTranslator`), loaded once from the
+        checkpoint ``run.json`` records; NoveltyError when the run is not conditional or it cannot load."""
+        from novelty.errors import NoveltyError
+        from novelty.gan.generate import ImageTranslator
+
+        run = self.view.run
+        with self._query_lock:
+            if self._translator is None:
+                if not run.get("conditional") or not run.get("checkpoint"):
+                    raise NoveltyError("this run records no pix2pix checkpoint: run `novelty analyze --checkpoint "
+                                       "P2P --inputs DIR` to judge (and serve) a conditional generator")
+                self._translator = ImageTranslator(run["checkpoint"], run.get("fit") or "crop")
+            return self._translator
 
 
 def app_state(request: Request) -> AppState:

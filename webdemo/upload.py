@@ -7,6 +7,7 @@ the limit, and the file is only checked for a known image signature before anyon
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -101,6 +102,23 @@ async def read_file_field(request: Request, field: str, limit: int) -> tuple[str
             name = filename.decode("utf-8", "replace") if filename is not None else None
             return name, bytes(part["data"])
     raise ApiError(422, f"missing form field {field!r} (the image file)", "invalid_request")
+
+
+async def read_image(request: Request, settings) -> tuple[str | None, np.ndarray, object]:
+    """The uploaded image of form field "file", decoded: ``(filename, RGB uint8 (H, W, 3), decode info)``;
+    413 past the upload limit, 415 for content that is not a known image format, 422 when it cannot be
+    decoded (or holds more pixels than allowed)."""
+    from novelty.images.decode import ImageError, decode
+
+    filename, data = await read_file_field(request, "file", settings.max_upload_bytes)
+    if sniff(data) is None:
+        raise ApiError(415, "not a supported image: expected PNG, JPEG, GIF, BMP, TIFF or WebP content",
+                       "unsupported_media_type")
+    try:
+        image, info = decode(data, max_pixels=settings.max_upload_pixels)
+    except ImageError as exc:
+        raise ApiError(422, f"cannot use this image: {exc}", "invalid_image") from None
+    return filename, image, info
 
 
 def _too_large(limit: int) -> ApiError:

@@ -17,6 +17,8 @@ from novelty.cli.options import (
     ALIGN_OPTION,
     BATCH_SIZE_OPTION,
     BLOCK1_REDUCE_OPTION,
+    DIRECTION,
+    EMBEDDING_OPTIONS,
     FIT,
     FPR_OPTION,
     HOLDOUT_OPTION,
@@ -25,19 +27,26 @@ from novelty.cli.options import (
     MIRROR_OPTION,
     PREPROCESS_OPTION,
     SEED,
-    SIZE,
+    TRAIN_SIZE,
     WEIGHTS_OPTION,
     bounded,
-    options,
+    given_only_with,
+)
+from novelty.cli.training import (
+    DCGAN_ONLY,
+    PIX2PIX_ONLY,
+    PIX2PIX_OPTIONS,
+    TRAIN_OPTIONS,
+    train_dcgan,
+    train_pix2pix,
 )
 from novelty.curate import morelike, selection
 from novelty.curate import quarantine as q
+from novelty.embed import runners
 from novelty.errors import NoveltyError
 from novelty.gan import generate as gan_generate
-from novelty.gan import training
-from novelty.gan.dcgan import GanConfig
 from novelty.images import records
-from novelty.images.pipeline import training_images
+from novelty.images.pairs import PAIR_LAYOUTS, prepare_pairs
 from novelty.judge import validate as judge_validate
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off stderr
@@ -64,72 +73,34 @@ def main() -> None:
 @click.argument("images", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Folder for the shards, manifest.json and skipped.csv (replaces an earlier prepare).")
-@SIZE
+@TRAIN_SIZE
 @FIT
 @click.option("--shard-size", type=bounded("shard_size"), default=defaults.SHARD_SIZE,
               help="Images per TFRecord shard.")
-def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int) -> None:
-    """Decode an image folder once into TFRecord shards that `novelty train` streams."""
-    result = records.prepare(images, out, size, fit_mode, shard_size)
+@click.option("--pairs", type=click.Choice(["none", *PAIR_LAYOUTS]), default="none",
+              help="Paired images for pix2pix: side-by-side A|B files, or folders A/ and B/ matched by file name.")
+@DIRECTION
+def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int, pairs: str, direction: str) -> None:
+    """Decode an image folder (or a folder of pairs) once into TFRecord shards that `novelty train` streams."""
+    if pairs == "none":
+        given_only_with(("direction",), "--pairs side-by-side or --pairs folders")
+        result = records.prepare(images, out, size, fit_mode, shard_size)
+    else:
+        result = prepare_pairs(images, out, pairs, size, fit_mode, direction, shard_size)
     click.echo(result.summary())
-
-
-TRAIN_OPTIONS = options(
-    click.option("--out", required=True, type=click.Path(path_type=Path), help="Training folder (resumed if it exists)."),
-    SIZE,
-    FIT,
-    click.option("--steps", type=bounded("steps"), default=defaults.STEPS),
-    click.option("--batch-size", type=bounded("batch_size"), default=defaults.BATCH_SIZE, help="Global batch, split over replicas."),
-    click.option("--lr", "learning_rate", type=bounded("learning_rate"), default=defaults.LEARNING_RATE),
-    click.option("--beta1", "beta_1", type=bounded("beta_1"), default=defaults.BETA_1),
-    click.option("--z-dim", type=bounded("z_dim"), default=defaults.Z_DIM),
-    click.option("--base-filters", type=bounded("base_filters"), default=defaults.BASE_FILTERS, help="Network width."),
-    click.option("--checkpoint-every", type=bounded("checkpoint_every"), default=defaults.CHECKPOINT_EVERY),
-    click.option("--log-every", type=bounded("log_every"), default=defaults.LOG_EVERY),
-    click.option("--flip/--no-flip", default=False, help="Random horizontal flips."),
-    click.option("--jitter/--no-jitter", default=False, help="Random jitter: upscale, then random crop."),
-    click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "tpu"]), default="auto",
-                 help="tf.distribute strategy; auto picks TPU if --tpu is given, mirrored for several GPUs."),
-    click.option("--tpu", default=None, help="TPU name or grpc:// address."),
-    click.option("--ema", type=bounded("ema"), default=defaults.EMA,
-                 help="Decay of a moving average of the generator, sampled and saved (0: off; e.g. 0.999)."),
-    click.option("--diffaugment", default=defaults.DIFFAUGMENT, metavar="POLICIES",
-                 help="DiffAugment of real and generated images before the discriminator: a comma-separated "
-                      "list of color, translation, cutout (empty: off)."),
-    click.option("--label-smoothing", type=bounded("label_smoothing"), default=defaults.LABEL_SMOOTHING,
-                 help="One-sided: the discriminator's target for real images is 1 - this."),
-    click.option("--quality-every", type=bounded("quality_every"), default=defaults.QUALITY_EVERY,
-                 help="Steps between block5_pool PRDC evaluations, written to quality.csv/png (0: off)."),
-    click.option("--quality-samples", type=bounded("quality_samples"), default=defaults.QUALITY_SAMPLES,
-                 help="Fixed-noise samples, and training images, per PRDC evaluation."),
-)
 
 
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @TRAIN_OPTIONS
+@PIX2PIX_OPTIONS
 @WEIGHTS_OPTION
 @SEED
-def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_size: int,
-          learning_rate: float, beta_1: float, z_dim: int, base_filters: int, checkpoint_every: int,
-          log_every: int, flip: bool, jitter: bool, strategy: str, tpu: str | None, ema: float,
-          diffaugment: str, label_smoothing: float, quality_every: int, quality_samples: int, weights: str,
-          seed: int) -> None:
-    """Train a DCGAN on DATA: an image folder or a folder written by `novelty prepare`."""
-    config = GanConfig(image_size=size, z_dim=z_dim, base_filters=base_filters)
-    options = training.TrainOptions(steps=steps, batch_size=batch_size, learning_rate=learning_rate, beta_1=beta_1,
-                           checkpoint_every=checkpoint_every, log_every=log_every, seed=seed, flip=flip,
-                           jitter=jitter, strategy=strategy, tpu=tpu, ema=ema, diffaugment=diffaugment,
-                           label_smoothing=label_smoothing, quality_every=quality_every,
-                           quality_samples=quality_samples, weights=weights)
-    training.check_resume(out, config, options)  # before decoding DATA, which can take minutes
-    dataset, description = training_images(data, size, fit_mode)
-    click.echo(f"Training on {description}", err=True)
-    last = training.train(dataset, out, config, options, source=str(data))
-    click.echo(f"Latest checkpoint: {last}")
-    click.echo(f"Samples: {out / 'samples'}")
-    if (out / "quality.csv").is_file():
-        click.echo(f"Quality (block5_pool PRDC by step): {out / 'quality.csv'}, {out / 'quality.png'}")
+def train(data: Path, model: str, **settings) -> None:
+    """Train a DCGAN (or with --model pix2pix, an image-to-image pix2pix) on DATA: an image folder (a pair
+    folder), or a folder written by `novelty prepare` (with --pairs for pix2pix)."""
+    given_only_with(DCGAN_ONLY if model == "pix2pix" else PIX2PIX_ONLY, f"--model {'dcgan' if model == 'pix2pix' else 'pix2pix'}")
+    (train_pix2pix if model == "pix2pix" else train_dcgan)(data, **settings)
 
 
 @main.command()
@@ -137,9 +108,22 @@ def train(data: Path, out: Path, size: int, fit_mode: str, steps: int, batch_siz
               help="A checkpoint folder or a training folder (its latest checkpoint).")
 @click.option("--n", "n", type=bounded("n_samples"), default=defaults.N_SAMPLES, help="Number of samples.")
 @SEED
+@click.option("--inputs", type=click.Path(path_type=Path), default=None,
+              help="pix2pix: a folder of input images; one output each, named after it.")
+@FIT
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
-    """Generate N seeded PNG samples and a grid from a checkpoint."""
+def generate(checkpoint: Path, n: int, seed: int, inputs: Path | None, fit_mode: str, out: Path) -> None:
+    """Generate N seeded PNG samples and a grid from a DCGAN checkpoint, or translate --inputs with a pix2pix one."""
+    if inputs is None:
+        given_only_with(("fit_mode",), "--inputs")
+    else:
+        given_only_with(("n", "seed"), "a DCGAN checkpoint (without --inputs)")
+        manifest = gan_generate.translate(checkpoint, inputs, out, fit_mode=fit_mode)
+        skipped = f"; {manifest['skipped']} inputs skipped, reasons in {out / records.SKIPPED_FILE}" \
+            if manifest["skipped"] else ""
+        click.echo(f"Wrote {len(manifest['files'])} outputs to {out / gan_generate.SAMPLES_DIR} and a grid "
+                   f"(input | output) to {out / gan_generate.GRID_FILE}{skipped}")
+        return
     gan_generate.generate(checkpoint, out, n=n, seed=seed)
     click.echo(f"Wrote {n} samples to {out / gan_generate.SAMPLES_DIR} and a grid to {out / gan_generate.GRID_FILE}")
 
@@ -158,13 +142,7 @@ def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
               help="Run folder (a re-run reuses its cached features).")
 @LAYERS_OPTION
 @click.option("--k", "k", type=bounded("top_k"), default=defaults.TOP_K, help="Neighbours per sample.")
-@WEIGHTS_OPTION
-@PREPROCESS_OPTION
-@INPUT_SIZE_OPTION
-@FIT
-@BATCH_SIZE_OPTION
-@click.option("--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
-              help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
+@EMBEDDING_OPTIONS
 @BLOCK1_REDUCE_OPTION
 @click.option("--index", type=click.Choice(["exact", "faiss", "auto"]), default=defaults.INDEX,
               help=f"Neighbour search: exact, faiss (HNSW from {defaults.FAISS_ANN_MIN_TRAINING:,} training images "
@@ -173,15 +151,29 @@ def generate(checkpoint: Path, n: int, seed: int, out: Path) -> None:
 @FPR_OPTION
 @MIRROR_OPTION
 @ALIGN_OPTION
+@click.option("--inputs", type=click.Path(path_type=Path), default=None,
+              help="pix2pix: the input images; --train is then a pair folder or prepared pairs, and each "
+                   "output is judged against the training targets and its own ground truth.")
+@DIRECTION
 def analyze(train_dir: Path, generated_dir: Path | None, checkpoint: Path | None, n: int, seed: int,
             out: Path, layers: tuple[str, ...], k: int, weights: str, preprocess: str, input_size: int,
             fit_mode: str, batch_size: int, feature_dtype: str, block1_reduce: str, index: str,
-            holdout_fraction: float, fpr: float, mirror: bool, align: bool) -> None:
+            holdout_fraction: float, fpr: float, mirror: bool, align: bool, inputs: Path | None,
+            direction: str) -> None:
     """Find the nearest training images of every generated image; write the run folder OUT."""
     options = analysis.AnalyzeOptions(layers=layers, k=k, weights=weights, preprocess=preprocess,
                              input_size=input_size, batch_size=batch_size, fit_mode=fit_mode,
                              feature_dtype=feature_dtype, block1_reduce=block1_reduce, index=index,
                              holdout_fraction=holdout_fraction, fpr=fpr, mirror=mirror, align=align)
+    if inputs is not None:
+        from novelty.conditional import analyze_conditional
+
+        given_only_with(("n",), "a DCGAN checkpoint (without --inputs)")
+        result = analyze_conditional(train_dir, out, inputs=inputs, checkpoint=checkpoint, generated=generated_dir,
+                                     direction=direction, seed=seed, options=options)
+        _print_analysis(result, out, fpr)
+        return
+    given_only_with(("direction",), "--inputs")
     result = analysis.analyze(train_dir, out, generated=generated_dir, checkpoint=checkpoint, n=n, seed=seed,
                          options=options)
     _print_analysis(result, out, fpr)
@@ -211,6 +203,11 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
                        f"effective modes (the training set {spread['training']:.1f}): {counts_['missed']} missed, "
                        f"{counts_['under-produced']} under-produced, {counts_['over-produced']} over-produced; "
                        f"see {out / 'summary.json'} (\"modes\") or the web app's Modes view")
+        conditional = result.verdicts.get("conditional")
+        if conditional:
+            click.echo(f"Conditional: {conditional['with_truth']} of {conditional['outputs']} outputs have a ground "
+                       f"truth ({conditional['heldout_truth']} held out); {conditional['follows_truth']} follow it "
+                       f"(never copies; {conditional['cleared']} of them cleared of a calibrated flag)")
         for note in ((result.verdicts.get("overlap") or {}).get("warning"), copies.get("not_judged")):
             if note:
                 click.echo(f"Warning: {note}", err=True)
@@ -222,6 +219,39 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
                    f"{search['recall_at_k']:.3f} (lowest of {len(search['searches'])} searches, "
                    f"{search['recall_queries']} sampled queries each)")
     click.echo(f"Run folder: {out}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("images", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Run folder whose feature store is filled (`novelty analyze --out` it later).")
+@click.option("--set", "set_name", type=click.Choice(runners.SETS), default="training",
+              help="Which side of a later `novelty analyze` the images are.")
+@click.option("--runner", type=click.Choice(runners.BEAM_RUNNERS),
+              default="DirectRunner", help="Apache Beam runner.")
+@LAYERS_OPTION
+@EMBEDDING_OPTIONS
+@BLOCK1_REDUCE_OPTION
+@SEED
+@click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED, metavar="[BEAM OPTIONS]...")
+def embed(images: Path, out: Path, set_name: str, runner: str, layers: tuple[str, ...], weights: str,
+          preprocess: str, input_size: int, fit_mode: str, batch_size: int, feature_dtype: str,
+          block1_reduce: str, seed: int, pipeline_args: tuple[str, ...]) -> None:
+    """Embed IMAGES (a folder or a `novelty prepare` output) on Apache Beam into RUN's feature store.
+
+    Any other options go to Beam (e.g. --direct_running_mode multi_processing --direct_num_workers 2).
+    Run `novelty analyze --out RUN` with the same embedding options afterwards: it embeds none of them.
+    """
+    options = analysis.AnalyzeOptions(layers=layers, weights=weights, preprocess=preprocess, input_size=input_size,
+                                      fit_mode=fit_mode, batch_size=batch_size, feature_dtype=feature_dtype,
+                                      block1_reduce=block1_reduce)
+    click.echo(f"Embedding {images} on Beam's {runner}...", err=True)
+    result = runners.embed_on_beam(images, out, set_name=set_name, options=options, seed=seed, runner=runner,
+                           pipeline_args=pipeline_args)
+    click.echo(f"Embedded {result.embedded} images on {runner} ({result.used} usable {set_name} images, "
+               f"{result.used - result.stored} of them already in the store; {result.skipped} files skipped, "
+               f"see {out / 'files.csv'})")
+    click.echo(f"Feature store: {out / 'features' / set_name}")
 
 
 @main.command()

@@ -48,6 +48,11 @@ def bounded(key: str) -> click.ParamType:
 SIZE = click.option("--size", type=click.Choice([str(s) for s in defaults.IMAGE_SIZES]),
                     default=str(defaults.IMAGE_SIZE), callback=lambda c, p, v: int(v),
                     help="Square image size in pixels.")
+TRAIN_SIZE = click.option(  # pix2pix also trains at 256 px; a DCGAN refuses it with a one-line error
+    "--size", type=click.Choice([str(s) for s in sorted({*defaults.IMAGE_SIZES, *defaults.PAIR_IMAGE_SIZES})]),
+    default=str(defaults.IMAGE_SIZE), callback=lambda c, p, v: int(v), help="Square image size in pixels.")
+DIRECTION = click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=defaults.PAIR_DIRECTION,
+                         help="Pairs: which half is the generator's input (A: the left half, or folder A/).")
 FIT = click.option("--fit", "fit_mode", type=click.Choice(defaults.FIT_MODES), default=defaults.FIT_MODE,
                    help="crop: fill the square and cut the overflow; pad: keep everything, pad with white.")
 SEED = click.option("--seed", type=bounded("seed"), default=defaults.SEED, help="Random seed (recorded).")
@@ -78,6 +83,12 @@ INPUT_SIZE_OPTION = click.option("--input-size", type=bounded("input_size"), def
                                  help="Every image is fitted to this square before VGG16.")
 BATCH_SIZE_OPTION = click.option("--batch-size", type=bounded("embed_batch_size"), default=defaults.EMBED_BATCH_SIZE,
                                  help="Images per VGG16 batch.")
+FEATURE_DTYPE_OPTION = click.option(
+    "--feature-dtype", type=click.Choice(defaults.FEATURE_DTYPES), default=defaults.FEATURE_DTYPE,
+    help="Feature-store storage (float32 is used anyway where float16 cannot hold the values).")
+# What decides the features a run's store holds besides the layers (analyze, embed: the same flags)
+EMBEDDING_OPTIONS = options(WEIGHTS_OPTION, PREPROCESS_OPTION, INPUT_SIZE_OPTION, FIT, BATCH_SIZE_OPTION,
+                            FEATURE_DTYPE_OPTION)
 
 
 def _block1_reduce(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -105,3 +116,12 @@ MIRROR_OPTION = click.option("--mirror/--no-mirror", default=True,
 ALIGN_OPTION = click.option("--align/--no-align", default=True,
                             help="Copy verdict: also match pixels of every sample, aligned over crops and "
                                  "scales, with its nearest training images (catches crops).")
+
+
+def given_only_with(names: tuple[str, ...], needed: str) -> None:
+    """Refuse flags the user gave (not left at their defaults) that apply only with ``needed``."""
+    ctx = click.get_current_context()
+    given = [f"--{name.removesuffix('_mode').replace('_', '-')}" for name in names
+             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+    if given:
+        raise NoveltyError(f"{', '.join(given)} applies only with {needed}")

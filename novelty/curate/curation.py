@@ -25,6 +25,8 @@ from novelty.curate.duplicates import (
 from novelty.curate.outliers import (
     Outliers,
     batch_outliers,
+    combined_score,
+    hotelling_z,
     outlier_depth,
     outlier_distance,
     outlier_scales,
@@ -43,8 +45,8 @@ from novelty.curate.pixels import (
 
 __all__ = [
     "MIN_DISTANCE", "QUALITY_FLAGS", "THUMBNAIL", "DuplicateRule", "Outliers", "PixelScores",
-    "aspect_ratio_score", "batch_outliers", "duplicate_components", "duplicate_groups", "duplicate_rule",
-    "group_numbers", "k_occurrence", "outlier_depth", "outlier_distance", "outlier_scales",
+    "aspect_ratio_score", "batch_outliers", "combined_score", "duplicate_components", "duplicate_groups", "duplicate_rule",
+    "group_numbers", "hotelling_z", "k_occurrence", "outlier_depth", "outlier_distance", "outlier_scales",
     "outlier_scores", "outlier_stage", "pair_similarity", "pixel_scores", "quality_flags",
     "robust_z", "self_neighbours", "thumbnail",
 ]

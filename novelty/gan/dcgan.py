@@ -12,7 +12,6 @@ imported lazily so that reading a config never loads TensorFlow.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -23,8 +22,8 @@ from pathlib import Path
 from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import write_json
+from novelty.gan.family import CONFIG_FILE, read_config
 
-CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.weights.h5"
 DISCRIMINATOR_FILE = "discriminator.weights.h5"
 ARCHITECTURE = "dcgan"
@@ -74,33 +73,7 @@ class GanConfig:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> GanConfig:
-        path = Path(folder) / CONFIG_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise NoveltyError(f"not a novelty checkpoint: {path} is missing") from None
-        except (OSError, ValueError) as exc:
-            raise NoveltyError(f"unreadable checkpoint config {path}: {exc}") from None
-        if not isinstance(data, dict) or data.get("architecture") != ARCHITECTURE:
-            found = data.get("architecture") if isinstance(data, dict) else type(data).__name__
-            raise NoveltyError(
-                f"checkpoint {folder} holds architecture {found!r}; this version reads {ARCHITECTURE!r}"
-            )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise NoveltyError(f"checkpoint config {path} has unknown fields: {', '.join(unknown)}")
-        missing = sorted(known - set(data))  # never fill a saved network's shape from today's defaults
-        if missing:
-            raise NoveltyError(f"checkpoint config {path} lacks fields: {', '.join(missing)}")
-        version = data["format_version"]
-        if isinstance(version, int) and version > FORMAT_VERSION:
-            raise NoveltyError(f"checkpoint config {path} has format_version {version}; this version "
-                               f"of novelty reads up to {FORMAT_VERSION}: upgrade novelty")
-        try:
-            return cls(**data)
-        except NoveltyError as exc:
-            raise NoveltyError(f"checkpoint config {path}: {exc}") from None
+        return read_config(cls, folder, ARCHITECTURE, FORMAT_VERSION)
 
 
 def _layer_settings():
@@ -246,7 +219,14 @@ def load_generator(path: str | os.PathLike):
     folder = resolve_checkpoint(path)
     config = GanConfig.load(folder)
     model = build_generator(config)
-    weights = folder / GENERATOR_FILE
+    load_checked(model, folder / GENERATOR_FILE,
+                 f"{config.image_size} px, z_dim {config.z_dim}, base_filters {config.base_filters}")
+    return model, config
+
+
+def load_checked(model, weights: Path, described: str) -> None:
+    """Load ``weights`` into ``model``; a one-line :class:`NoveltyError` for an unreadable file or weights
+    of other shapes than the config (``described``) gives, instead of a Keras traceback."""
     try:
         with warnings.catch_warnings():  # Keras warns once per layer it skips before it raises
             warnings.simplefilter("ignore")
@@ -254,11 +234,7 @@ def load_generator(path: str | os.PathLike):
     except OSError as exc:  # h5py: not an HDF5 file, truncated, unreadable
         raise NoveltyError(f"unreadable weights file {weights}: {_first_line(exc)}") from None
     except Exception as exc:  # Keras raises ValueError/KeyError for weights of another shape
-        raise NoveltyError(
-            f"{weights} does not match its {CONFIG_FILE} ({config.image_size} px, z_dim "
-            f"{config.z_dim}, base_filters {config.base_filters}): {_mismatch(exc)}"
-        ) from None
-    return model, config
+        raise NoveltyError(f"{weights} does not match its {CONFIG_FILE} ({described}): {_mismatch(exc)}") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,7 +21,14 @@ from novelty.gan.dcgan import (
     build_discriminator,
     build_generator,
 )
-from novelty.gan.family import GeneratorFamily, to_uint8
+from novelty.gan.family import (
+    GeneratorFamily,
+    adam_optimizers,
+    check_image_spec,
+    load_variables_state,
+    to_uint8,
+    variables_state,
+)
 from novelty.gan.recipe import diff_augment, ema_decay, update_ema
 from novelty.images.decode import grid
 from novelty.images.pipeline import augment_and_batch
@@ -53,10 +60,7 @@ class DCGAN(GeneratorFamily):
         with strategy.scope():
             self.generator = build_generator(config)
             self.discriminator = build_discriminator(config)
-            self.g_opt = keras.optimizers.Adam(options.learning_rate, beta_1=options.beta_1)
-            self.d_opt = keras.optimizers.Adam(options.learning_rate, beta_1=options.beta_1)
-            self.g_opt.build(self.generator.trainable_variables)
-            self.d_opt.build(self.discriminator.trainable_variables)
+            self.g_opt, self.d_opt = adam_optimizers(options, self.generator, self.discriminator)
             self.rng = tf.random.Generator.from_seed(options.seed)
             self.ema_generator = None  # the averaged generator, sampled and saved, under --ema
             if options.ema:
@@ -124,14 +128,7 @@ class DCGAN(GeneratorFamily):
         shape, dtype = getattr(spec, "shape", None), getattr(spec, "dtype", None)
         if shape is None or dtype is None:
             raise NoveltyError(f"training data must be a tf.data dataset of single images, received {spec!r}")
-        if dtype.name != "uint8":
-            raise NoveltyError(f"training images must be uint8 (0-255), received {dtype.name}")
-        if shape.rank is None:
-            return
-        dims = tuple(shape.as_list())
-        wanted = (size, size, 3)
-        if len(dims) != 3 or any(d not in (None, w) for d, w in zip(dims, wanted, strict=True)):
-            raise NoveltyError(f"training images must be {wanted} for a {size} px network, received {dims}")
+        check_image_spec(spec, size, "training images")
 
     def input_stream(self, dataset, skip: int):
         """Shuffled, augmented global batches of ``[-1, 1]`` images from image ``skip`` on."""
@@ -163,16 +160,12 @@ class DCGAN(GeneratorFamily):
         self.discriminator.load_weights(folder / DISCRIMINATOR_FILE)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        state = {f"g_opt/{i}": np.asarray(v) for i, v in enumerate(self.g_opt.variables)}
-        state.update({f"d_opt/{i}": np.asarray(v) for i, v in enumerate(self.d_opt.variables)})
+        state = variables_state({"g_opt": self.g_opt.variables, "d_opt": self.d_opt.variables})
         state["rng"] = self.rng.state.numpy()
         return state
 
     def load_state(self, state) -> None:
-        for i, v in enumerate(self.g_opt.variables):
-            v.assign(state[f"g_opt/{i}"])
-        for i, v in enumerate(self.d_opt.variables):
-            v.assign(state[f"d_opt/{i}"])
+        load_variables_state({"g_opt": self.g_opt.variables, "d_opt": self.d_opt.variables}, state)
         self.rng.reset(state["rng"])
 
     def sample_grid(self) -> np.ndarray:

@@ -1,5 +1,8 @@
 """Train a generator family on the shared loop: the DCGAN's options, and where ``train`` is assembled.
 
+pix2pix is trained by :func:`novelty.gan.pix2pix_family.train_pairs`; both families are listed in
+:data:`FAMILIES`, by the ``architecture`` their configs save.
+
 :func:`train` picks the family of the config (:data:`FAMILIES`), wires the quality curve
 (:mod:`novelty.gan.tracking`) in as a hook, and runs :func:`novelty.gan.loop.train`: the loop owns the
 training folder's layout, checkpoints, resume and logs (see :mod:`novelty.gan.loop`), the family its
@@ -20,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from novelty import bounds, defaults
-from novelty.errors import NoveltyError
 from novelty.gan import loop
 from novelty.gan.dcgan import GanConfig
 from novelty.gan.dcgan_family import DCGAN, TRAINING_GENERATOR_FILE, fixed_noise
-from novelty.gan.family import GeneratorFamily, to_uint8
+from novelty.gan.family import GeneratorFamily, LoopOptions, to_uint8
 from novelty.gan.loop import (
     DATA_POSITION,
     KEEP_CHECKPOINTS,
@@ -33,6 +35,7 @@ from novelty.gan.loop import (
     latest_step,
     make_strategy,
 )
+from novelty.gan.pix2pix_family import Pix2Pix
 from novelty.gan.recipe import parse_diffaugment
 from novelty.gan.tracking import QualityHook
 
@@ -40,28 +43,15 @@ __all__ = ["DATA_POSITION", "FAMILIES", "KEEP_CHECKPOINTS", "RESULT_OPTIONS", "S
            "TRAINING_GENERATOR_FILE", "TrainOptions", "check_resume", "fixed_noise", "latest_step",
            "make_strategy", "to_uint8", "train"]
 
-FAMILIES: dict[str, type[GeneratorFamily]] = {DCGAN.name: DCGAN}  # by the config's ``architecture``
+FAMILIES: dict[str, type[GeneratorFamily]] = {DCGAN.name: DCGAN, Pix2Pix.name: Pix2Pix}  # by config ``architecture``
 RESULT_OPTIONS = DCGAN.result_options
 _Trainer = DCGAN  # the name benchmarks and tests reach the built DCGAN by
 
 
 @dataclass(frozen=True)
-class TrainOptions:
-    """How to train: the loop, the optimiser, augmentation and distribution."""
+class TrainOptions(LoopOptions):
+    """How to train a DCGAN: the loop, the optimiser, augmentation and distribution, the recipe options."""
 
-    steps: int = defaults.STEPS
-    batch_size: int = defaults.BATCH_SIZE  # global: split over replicas
-    learning_rate: float = defaults.LEARNING_RATE
-    beta_1: float = defaults.BETA_1
-    checkpoint_every: int = defaults.CHECKPOINT_EVERY
-    log_every: int = defaults.LOG_EVERY
-    seed: int = defaults.SEED
-    flip: bool = False
-    jitter: bool = False
-    strategy: str = "auto"
-    tpu: str | None = None
-    devices: tuple[str, ...] | None = None  # explicit devices for MirroredStrategy
-    grid_size: int = defaults.GRID_SIZE
     ema: float = defaults.EMA  # decay of the generator's moving average; 0 = off
     diffaugment: tuple[str, ...] = ()  # DiffAugment policies (novelty.gan.recipe.DIFFAUGMENT_POLICIES)
     label_smoothing: float = defaults.LABEL_SMOOTHING  # one-sided: real target 1 - this
@@ -70,16 +60,10 @@ class TrainOptions:
     weights: str = defaults.WEIGHTS  # VGG16 weights of the PRDC evaluations
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "learning_rate", "beta_1", "seed",
-                     "ema", "label_smoothing", "quality_every", "quality_samples"):
-            bounds.check(name, getattr(self, name))  # the fields are named as their ranges in defaults.RANGES
+        super().__post_init__()
+        for name in ("ema", "label_smoothing", "quality_every", "quality_samples"):
+            bounds.check(name, getattr(self, name))
         object.__setattr__(self, "diffaugment", parse_diffaugment(self.diffaugment))
-        if self.grid_size < 1:
-            raise NoveltyError(f"grid_size must be positive, received: {self.grid_size}")
-        if self.strategy not in STRATEGIES:
-            raise NoveltyError(f"unknown strategy {self.strategy!r}; must be one of: {', '.join(STRATEGIES)}")
-        if self.strategy == "tpu" and not self.tpu:
-            raise NoveltyError("strategy 'tpu' needs --tpu NAME (a TPU name or grpc:// address)")
 
 
 def check_resume(out: Path, config: GanConfig, options: TrainOptions) -> dict:

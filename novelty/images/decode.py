@@ -301,34 +301,52 @@ def iter_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MOD
 
     check_fit(size, mode)
     root = Path(root)
-    paths = find_images(root)
-    for path in tqdm(paths, desc=desc, unit="img", disable=not progress, file=None):
-        ident = image_id(path, root)
-        escaped = _unencodable_name(ident)
-        if escaped is not None:
-            yield FolderFile(escaped, path, None, None, "file name is not valid UTF-8; rename the file", "")
-            continue
-        sha = ""
-        try:
-            with open_regular(path) as handle:
-                sha = sha256_stream(handle, os.fstat(handle.fileno()).st_size)
-                handle.seek(0)
-                arr, info = decode(handle, max_pixels=max_pixels)
-            fitted = fit(arr, size, mode)
-        except NotRegularFile as exc:
-            yield FolderFile(ident, path, None, None, exc.strerror, sha)
-            continue
-        except OSError as exc:
-            yield FolderFile(ident, path, None, None, f"cannot read file: {exc.strerror or exc}", sha)
-            continue
-        except ImageError as exc:
-            yield FolderFile(ident, path, None, None, str(exc), sha)
-            continue
-        except Exception as exc:  # never stop a folder halfway for one file
-            yield FolderFile(ident, path, None, None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}",
-                             sha)
-            continue
-        yield FolderFile(ident, path, fitted, info, None, sha)
+    for path in tqdm(find_images(root), desc=desc, unit="img", disable=not progress, file=None):
+        yield read_file(path, root, size, mode, max_pixels=max_pixels)
+
+
+def read_file(path: Path, root: Path, size: int, mode: str = defaults.FIT_MODE, *,
+              max_pixels: int | None = None) -> FolderFile:
+    """One file of an image folder as :func:`iter_folder` reads it (its id relative to ``root``): never
+    raises for a bad file. What a worker of a distributed embedding calls on each file it is given."""
+    ident = image_id(path, root)
+    escaped = _unencodable_name(ident)
+    if escaped is not None:
+        return FolderFile(escaped, path, None, None, "file name is not valid UTF-8; rename the file", "")
+    arr, info, reason, sha = read_source(path, max_pixels=max_pixels)
+    if arr is None:
+        return FolderFile(ident, path, None, None, reason, sha)
+    try:
+        fitted = fit(arr, size, mode)
+    except Exception as exc:  # never stop a folder halfway for one file
+        return FolderFile(ident, path, None, None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}", sha)
+    return FolderFile(ident, path, fitted, info, None, sha)
+
+
+def read_source(path: Path, *, max_pixels: int | None = None
+                ) -> tuple[np.ndarray | None, ImageInfo | None, str | None, str]:
+    """``(image, info, None, sha256)`` for a usable file at its own size, ``(None, None, reason, sha256)``
+    for any other: the one place a file of a folder is opened, hashed and decoded, never raising
+    (:func:`read_file` fits it; a pair folder splits or matches it first).
+
+    The file is opened once and read twice, bounded by its size: for its sha256 ("" when it could
+    not be read), then to decode it; anything that is not a regular file is refused before opening.
+    """
+    sha = ""
+    try:
+        with open_regular(path) as handle:
+            sha = sha256_stream(handle, os.fstat(handle.fileno()).st_size)
+            handle.seek(0)
+            arr, info = decode(handle, max_pixels=max_pixels)
+    except NotRegularFile as exc:
+        return None, None, exc.strerror, sha
+    except OSError as exc:
+        return None, None, f"cannot read file: {exc.strerror or exc}", sha
+    except ImageError as exc:
+        return None, None, str(exc), sha
+    except Exception as exc:  # never stop a folder halfway for one file
+        return None, None, f"unexpected error: {type(exc).__name__}: {_reason(exc)}", sha
+    return arr, info, None, sha
 
 
 def load_folder(root: str | os.PathLike, size: int, mode: str = defaults.FIT_MODE,

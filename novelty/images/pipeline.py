@@ -33,38 +33,86 @@ def augment_and_batch(dataset, size: int, batch_size: int, *, seed: int = defaul
     """
     import tensorflow as tf
 
-    if skip < 0:
-        raise NoveltyError(f"skip must be 0 or more elements, received: {skip}")
-    count = _count(dataset, exact=skip > 0)
-    epoch, offset = divmod(skip, count) if count else (0, skip)  # None: one endless epoch
-    shuffle_seed, augment_seed = (tf.constant([seed, part], tf.int64) for part in (0, 1))
-
-    def one_epoch(e):
-        def permute(block_index, block):
-            block_seed = tf.random.experimental.stateless_fold_in(
-                tf.random.experimental.stateless_fold_in(shuffle_seed, e), block_index)
-            keys = tf.random.stateless_uniform(tf.shape(block)[:1], seed=block_seed)
-            return tf.gather(block, tf.argsort(keys))
-
-        return dataset.batch(shuffle_buffer).enumerate().map(permute).unbatch()
-
-    stream = tf.data.Dataset.counter(epoch).flat_map(one_epoch).skip(offset)
-    stream = tf.data.Dataset.zip((tf.data.Dataset.counter(skip), stream))
+    stream = indexed_stream(dataset, seed=seed, shuffle_buffer=shuffle_buffer, skip=skip)
+    augment_seed = tf.constant([seed, 1], tf.int64)
     big = int(round(size * JITTER_SCALE))
 
     def transform(index, image):
         crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(
             tf.random.experimental.stateless_fold_in(augment_seed, index), num=2))
-        image = tf.cast(image, tf.float32)
-        if jitter:
-            image = tf.image.resize(image, (big, big), method="bilinear")
-            image = tf.image.stateless_random_crop(image, (size, size, 3), seed=crop_seed)
-        if flip:
-            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+        image = _jitter_and_flip(tf.cast(image, tf.float32), size, big, (crop_seed, flip_seed), jitter, flip)
         return image / 127.5 - 1.0
 
     stream = stream.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def indexed_stream(dataset, *, seed: int, shuffle_buffer: int = 4096, skip: int = 0):
+    """``(k, element)`` for k = ``skip``, ``skip`` + 1, ...: the dataset shuffled and repeated, as a pure
+    function of ``seed`` (see :func:`augment_and_batch`). Elements may be tuples (pairs)."""
+    import tensorflow as tf
+
+    if skip < 0:
+        raise NoveltyError(f"skip must be 0 or more elements, received: {skip}")
+    count = _count(dataset, exact=skip > 0)
+    epoch, offset = divmod(skip, count) if count else (0, skip)  # None: one endless epoch
+    shuffle_seed = tf.constant([seed, 0], tf.int64)
+
+    def one_epoch(e):
+        def permute(block_index, block):
+            block_seed = tf.random.experimental.stateless_fold_in(
+                tf.random.experimental.stateless_fold_in(shuffle_seed, e), block_index)
+            keys = tf.random.stateless_uniform(tf.shape(tf.nest.flatten(block)[0])[:1], seed=block_seed)
+            order = tf.argsort(keys)
+            return tf.nest.map_structure(lambda part: tf.gather(part, order), block)
+
+        return dataset.batch(shuffle_buffer).enumerate().map(permute).unbatch()
+
+    stream = tf.data.Dataset.counter(epoch).flat_map(one_epoch).skip(offset)
+    return tf.data.Dataset.zip((tf.data.Dataset.counter(skip), stream))
+
+
+def augment_pairs_and_batch(dataset, size: int, batch_size: int, *, seed: int = defaults.SEED,
+                            flip: bool = False, jitter: bool = False, cross_flip: bool = False,
+                            shuffle_buffer: int = 4096, skip: int = 0):
+    """uint8 ``(input, target)`` pairs -> float32 batches ``(inputs, targets)`` in [-1, 1], shuffled and
+    repeated, a pure function of ``seed`` and ``skip`` as :func:`augment_and_batch` is.
+
+    ``jitter`` resizes both halves to ``defaults.PAIR_JITTER_SCALE`` times the size (286 for 256) and
+    crops both at the same random place; ``flip`` flips both halves alike; ``cross_flip`` then flips
+    the input alone at random, so a flipped input also meets its unflipped target.
+    """
+    import tensorflow as tf
+
+    stream = indexed_stream(dataset, seed=seed, shuffle_buffer=shuffle_buffer, skip=skip)
+    augment_seed = tf.constant([seed, 1], tf.int64)
+    big = int(round(size * defaults.PAIR_JITTER_SCALE))
+
+    def transform(index, pair):
+        crop_seed, flip_seed, cross_seed = tf.unstack(tf.random.experimental.stateless_split(
+            tf.random.experimental.stateless_fold_in(augment_seed, index), num=3))
+        both = tf.cast(tf.concat(pair, axis=-1), tf.float32)  # (size, size, 6): one crop, one flip for both
+        both = _jitter_and_flip(both, size, big, (crop_seed, flip_seed), jitter, flip)
+        source, target = both[..., :3], both[..., 3:]
+        if cross_flip:
+            source = tf.image.stateless_random_flip_left_right(source, seed=cross_seed)
+        return source / 127.5 - 1.0, target / 127.5 - 1.0
+
+    stream = stream.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _jitter_and_flip(image, size: int, big: int, seeds, jitter: bool, flip: bool):
+    """float ``(size, size, C)`` -> the same, resized to ``big`` and cropped back at random (``jitter``),
+    then flipped left-right at random (``flip``), by stateless ops keyed by ``seeds`` (crop, flip)."""
+    import tensorflow as tf
+
+    if jitter:
+        image = tf.image.resize(image, (big, big), method="bilinear")
+        image = tf.image.stateless_random_crop(image, (size, size, image.shape[-1]), seed=seeds[0])
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+    return image
 
 
 def _count(dataset, *, exact: bool) -> int | None:

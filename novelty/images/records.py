@@ -9,6 +9,10 @@ A prepared folder::
                                       original width/height, source mode, shard
       skipped.csv                     id,reason for every file left out
 
+A folder of pairs (:mod:`novelty.images.pairs`) holds the pair's target as "image" and its input as
+"input" (same shape), so everything that reads a prepared folder's images reads the targets; its
+manifest adds "pairs" (the layout and the direction).
+
 Shards are written under hidden temporary names and renamed only once all are complete, and the
 manifest is written last, so an interrupted prepare never leaves a half shard under a final name
 nor a manifest that names a shard that is not there. TensorFlow is imported inside the functions.
@@ -20,7 +24,6 @@ import contextlib
 import csv
 import io
 import os
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,18 +34,15 @@ from novelty import bounds, defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json, write_text
 from novelty.images.decode import check_fit, find_images, iter_folder
+from novelty.images.shardfiles import (
+    ShardWriter as _ShardWriter,  # tests reach the writer by this name
+)
+from novelty.images.shardfiles import remove_dead_temps
 
 MANIFEST_FILE = "manifest.json"
 SKIPPED_FILE = "skipped.csv"
 FORMAT = "novelty-shards"
 FORMAT_VERSION = 1
-_TEMP_PREFIX = ".prepare-"
-_TEMP_SUFFIX = ".tfrecord.tmp"
-
-
-def shard_name(index: int, count: int) -> str:
-    """``train-00000-of-00003.tfrecord`` for shard ``index`` (0-based) of ``count``."""
-    return f"train-{index:05d}-of-{count:05d}.tfrecord"
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,14 @@ class PrepareResult:
                 f"skipped {self.skipped} (reasons in {self.out / SKIPPED_FILE})")
 
 
-def encode_example(image: np.ndarray, ident: str) -> bytes:
-    """One uint8 ``(H, W, 3)`` image and its id as a serialised ``tf.train.Example``."""
+def encode_example(image: np.ndarray, ident: str, input_image: np.ndarray | None = None) -> bytes:
+    """One uint8 ``(H, W, 3)`` image and its id as a serialised ``tf.train.Example``; a pair's
+    ``input_image`` (same shape) goes beside it as "input", ``image`` being the pair's target."""
     import tensorflow as tf
 
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise NoveltyError(f"expected a uint8 (H, W, 3) image, received {image.dtype} {image.shape}")
+    for arr in (image,) if input_image is None else (image, input_image):
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape != image.shape or arr.shape[2] != 3:
+            raise NoveltyError(f"expected a uint8 (H, W, 3) image, received {arr.dtype} {arr.shape}")
     height, width, channels = image.shape
 
     def ints(value: int):
@@ -81,60 +83,9 @@ def encode_example(image: np.ndarray, ident: str) -> bytes:
         "channels": ints(channels),
         "id": raw(ident.encode("utf-8")),
     }
+    if input_image is not None:
+        features["input"] = raw(np.ascontiguousarray(input_image).tobytes())
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
-
-
-class _ShardWriter:
-    """Writes records to numbered hidden temporary files; ``finish`` gives them their final names."""
-
-    def __init__(self, out: Path, shard_size: int):
-        import tensorflow as tf
-
-        self._tf = tf
-        self.out = out
-        self.shard_size = shard_size
-        self.token = f"{_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-"
-        self.temps: list[Path] = []
-        self.counts: list[int] = []
-        self._writer = None
-
-    def write(self, record: bytes) -> int:
-        """Append one record; returns the index of the shard it went to."""
-        if self._writer is None or self.counts[-1] >= self.shard_size:
-            self._close_current()
-            path = self.out / f"{self.token}{len(self.temps):05d}{_TEMP_SUFFIX}"
-            self.temps.append(path)
-            self.counts.append(0)
-            self._writer = self._tf.io.TFRecordWriter(str(path))
-        self._writer.write(record)
-        self.counts[-1] += 1
-        return len(self.temps) - 1
-
-    def _close_current(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def finish(self) -> list[str]:
-        """Close, sync and rename every shard to ``train-IIIII-of-NNNNN.tfrecord``; the final names."""
-        self._close_current()
-        names = [shard_name(i, len(self.temps)) for i in range(len(self.temps))]
-        for temp in self.temps:
-            with open(temp, "rb+") as handle:
-                os.fsync(handle.fileno())
-        for temp, name in zip(self.temps, names, strict=True):
-            os.replace(temp, self.out / name)
-        self.temps = []
-        return names
-
-    def abort(self) -> None:
-        """Close and delete the temporary shards (ours only; no final name is touched)."""
-        with contextlib.suppress(Exception):
-            self._close_current()
-        for temp in self.temps:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-        self.temps = []
 
 
 def prepare(images: str | os.PathLike, out: str | os.PathLike, size: int = defaults.IMAGE_SIZE,
@@ -146,33 +97,50 @@ def prepare(images: str | os.PathLike, out: str | os.PathLike, size: int = defau
     :class:`NoveltyError` for a missing, non-folder or empty ``images``, an unusable ``out``, or when
     no file at all could be used. Re-running into the same ``out`` replaces the previous shards.
     """
-    images, out = Path(images), Path(out)
+    images = Path(images)
     check_fit(size, fit_mode)
     bounds.check("shard_size", shard_size, "shard size")
     if not find_images(images):
         raise NoveltyError(f"no files found in image folder: {images}")
-    _check_out(images, out)
+
+    def records():
+        for ident, _path, arr, info, reason, digest in iter_folder(images, size, fit_mode, progress,
+                                                                   desc="preparing", max_pixels=max_pixels):
+            if arr is None:
+                yield ident, None, reason
+                continue
+            width, height = info.original_size
+            yield ident, encode_example(arr, ident), {"id": ident, "sha256": digest, "width": width,
+                                                      "height": height, "mode": info.mode}
+
+    return write_prepared(images, out, records(), shard_size, {"size": size, "fit": fit_mode})
+
+
+def write_prepared(source: Path, out: str | os.PathLike, records, shard_size: int, fields: dict) -> PrepareResult:
+    """Write ``records`` (``(id, serialised example, manifest entry)``, or ``(id, None, reason)`` for a
+    file left out) as shards into ``out``, with ``skipped.csv`` and a manifest holding ``fields``.
+
+    The one writer of prepared folders, for single images and for pairs alike.
+    """
+    out = Path(out)
+    _check_out(source, out)
     with _writing(out):
         out.mkdir(parents=True, exist_ok=True)
-    _remove_dead_temps(out)
+    remove_dead_temps(out)
 
     writer = _ShardWriter(out, shard_size)
     entries: list[dict] = []
     skipped: list[tuple[str, str]] = []
     try:
-        for ident, _path, arr, info, reason, digest in iter_folder(images, size, fit_mode, progress,
-                                                                   desc="preparing", max_pixels=max_pixels):
-            if arr is None:
-                skipped.append((ident, reason))
+        for ident, record, entry in records:
+            if record is None:
+                skipped.append((ident, entry))
                 continue
-            shard = _write_record(writer, encode_example(arr, ident), out)
-            width, height = info.original_size
-            entries.append({"id": ident, "sha256": digest, "width": width, "height": height,
-                            "mode": info.mode, "shard": shard})
+            entries.append({**entry, "shard": _write_record(writer, record, out)})
         with _writing(out):
-            write_text(out / SKIPPED_FILE, _skipped_csv(skipped))
+            write_text(out / SKIPPED_FILE, skipped_csv(skipped))
         if not entries:
-            raise NoveltyError(f"no usable images in {images}: all {len(skipped)} files skipped "
+            raise NoveltyError(f"no usable images in {source}: all {len(skipped)} files skipped "
                                f"(reasons in {out / SKIPPED_FILE})")
         previous = _previous_shards(out)
         # No manifest while shards change names: a crash here leaves a folder that is plainly unfinished.
@@ -185,23 +153,22 @@ def prepare(images: str | os.PathLike, out: str | os.PathLike, size: int = defau
     for entry in entries:
         entry["shard"] = names[entry["shard"]]
     with _writing(out):
-        write_json(out / MANIFEST_FILE, _manifest(images, size, fit_mode, shard_size, names,
-                                                  writer.counts, entries, skipped))
+        write_json(out / MANIFEST_FILE, _manifest(source, fields, shard_size, names, writer.counts, entries,
+                                                  skipped))
     for stale in sorted(set(previous) - set(names)):
         with contextlib.suppress(OSError):
             (out / stale).unlink()
     return PrepareResult(out, len(entries), len(skipped), tuple(names))
 
 
-def _manifest(images: Path, size: int, fit_mode: str, shard_size: int, names: list[str],
+def _manifest(images: Path, fields: dict, shard_size: int, names: list[str],
               counts: list[int], entries: list[dict], skipped: list[tuple[str, str]]) -> dict:
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": str(images.resolve()),
-        "size": size,
-        "fit": fit_mode,
+        **fields,
         "layout": "HWC",
         "dtype": "uint8",
         "channels": 3,
@@ -231,7 +198,7 @@ def _write_record(writer: _ShardWriter, record: bytes, out: Path) -> int:
         raise NoveltyError(f"cannot write shards to {out}: {message}") from None
 
 
-def _skipped_csv(skipped: list[tuple[str, str]]) -> str:
+def skipped_csv(skipped: list[tuple[str, str]]) -> str:
     buffer = io.StringIO()
     table = csv.writer(buffer, lineterminator="\n")
     table.writerow(["id", "reason"])
@@ -273,25 +240,6 @@ def _previous_shards(out: Path) -> list[str]:
             and name.startswith("train-") and name.endswith(".tfrecord")]
 
 
-def _remove_dead_temps(out: Path) -> None:
-    """Delete temporary shards left by a prepare that was killed (its process no longer exists)."""
-    for temp in out.glob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"):
-        pid = temp.name[len(_TEMP_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            with contextlib.suppress(OSError):
-                temp.unlink()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def read_manifest(folder: str | os.PathLike) -> dict:
     """The manifest of a prepared folder, checked: NoveltyError if absent, unreadable or incomplete."""
     folder = Path(folder)
@@ -313,11 +261,12 @@ def read_manifest(folder: str | os.PathLike) -> dict:
 
 
 def read_shards(folder: str | os.PathLike, size: int, *, with_ids: bool = False,
-                deterministic: bool = True):
+                deterministic: bool = True, pairs: bool = False):
     """Stream a prepared folder: an unbatched tf.data dataset of uint8 ``(size, size, 3)`` images.
 
     Returns ``(dataset, description)``. Shards are read in parallel (interleaved); with
-    ``deterministic`` the order is the same on every run. ``with_ids`` yields ``(id, image)`` pairs.
+    ``deterministic`` the order is the same on every run. ``with_ids`` yields ``(id, image)`` pairs;
+    ``pairs`` yields ``(input, target)`` (``(id, input, target)`` with ids) from a folder of pairs.
     Raises :class:`NoveltyError` when the shards were prepared at another size or a shard is missing.
     """
     import tensorflow as tf
@@ -330,6 +279,9 @@ def read_shards(folder: str | os.PathLike, size: int, *, with_ids: bool = False,
             f"shards in {folder} hold {prepared}x{prepared} images, requested size {size}: "
             f"use --size {prepared}, or run `novelty prepare` again with --size {size}"
         )
+    if pairs and not isinstance(manifest.get("pairs"), dict):
+        raise NoveltyError(f"{folder} holds single images, not pairs: run `novelty prepare --pairs "
+                           "side-by-side` (or `--pairs folders`) on the pair folder")
     paths = [folder / name for name in manifest["shards"]]
     absent = [path.name for path in paths if not path.is_file()]
     if absent or not paths:
@@ -343,12 +295,17 @@ def read_shards(folder: str | os.PathLike, size: int, *, with_ids: bool = False,
         "channels": tf.io.FixedLenFeature([], tf.int64),
         "id": tf.io.FixedLenFeature([], tf.string),
     }
+    if pairs:
+        spec["input"] = tf.io.FixedLenFeature([], tf.string)
 
     def parse(serialized):
         example = tf.io.parse_single_example(serialized, spec)
         shape = tf.stack([example["height"], example["width"], example["channels"]])
         image = tf.reshape(tf.io.decode_raw(example["image"], tf.uint8), shape)
         image = tf.ensure_shape(image, (size, size, 3))
+        if pairs:
+            source = tf.reshape(tf.io.decode_raw(example["input"], tf.uint8), tf.shape(image))
+            return (example["id"], source, image) if with_ids else (source, image)
         return (example["id"], image) if with_ids else image
 
     files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
@@ -356,7 +313,8 @@ def read_shards(folder: str | os.PathLike, size: int, *, with_ids: bool = False,
                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     plural = "" if len(paths) == 1 else "s"
-    description = (f"{manifest['count']} images from {len(paths)} shard{plural} in {folder} "
+    noun = "pairs" if pairs else "images"
+    description = (f"{manifest['count']} {noun} from {len(paths)} shard{plural} in {folder} "
                    f"({prepared}x{prepared}, fit {manifest.get('fit', '?')})")
     return dataset, description
 
@@ -388,7 +346,7 @@ def load_prepared(folder: str | os.PathLike, size: int, fit_mode: str = defaults
     check_fit(size, fit_mode)
     folder = Path(folder)
     manifest = read_manifest(folder)
-    entries = [entry for entry in manifest.get("images") or [] if isinstance(entry, dict) and entry.get("id")]
+    entries = manifest_entries(manifest)
     dataset, _ = read_shards(folder, manifest["size"], with_ids=True)
     wanted = {entry["id"] for entry in entries}
     pixels = {}
@@ -400,9 +358,19 @@ def load_prepared(folder: str | os.PathLike, size: int, fit_mode: str = defaults
     if absent or not entries:
         raise NoveltyError(f"the shards in {folder} lack {len(absent)} of the {len(entries)} images its manifest "
                            f"lists{f' (first: {absent[0]})' if absent else ''}: run `novelty prepare` again")
+    images = np.stack([pixels[entry["id"]] for entry in entries])
+    return PreparedImages(manifest, entries, images, read_skipped(folder))
+
+
+def manifest_entries(manifest: dict) -> list[dict]:
+    """The image entries of a prepared folder's manifest (id, source sha256, width, height, mode, shard)."""
+    return [entry for entry in manifest.get("images") or [] if isinstance(entry, dict) and entry.get("id")]
+
+
+def read_skipped(folder: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(id, reason)`` of every file ``novelty prepare`` left out of ``folder`` (none if unreadable)."""
     skipped = []
     with contextlib.suppress(OSError, csv.Error):
-        with open(folder / SKIPPED_FILE, newline="", encoding="utf-8") as handle:
+        with open(Path(folder) / SKIPPED_FILE, newline="", encoding="utf-8") as handle:
             skipped = [(row["id"], row.get("reason") or "") for row in csv.DictReader(handle) if row.get("id")]
-    images = np.stack([pixels[entry["id"]] for entry in entries])
-    return PreparedImages(manifest, entries, images, skipped)
+    return skipped

@@ -63,7 +63,7 @@ def calibrate_training(training: Mapping[str, np.ndarray], *, k: int = defaults.
     n = len(next(iter(training.values())))
     deep, rule, components = curation.duplicate_groups(training, k, progress, depth=curation.outlier_depth(n))
     self_nb = {layer: (idx[:, :k], sims[:, :k]) for layer, (idx, sims) in deep.items()}
-    outliers = curation.batch_outliers(deep, components)
+    outliers = curation.batch_outliers(training, deep, components)
     reference, heldout = calibration.holdout_split(n, holdout_fraction, seed, groups=components)
     queries = heldout_queries(training, heldout, components, count=depth(evidence), mirrored=mirrored,
                               is_duplicate=rule.is_duplicate, progress=progress)

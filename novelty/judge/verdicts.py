@@ -48,6 +48,7 @@ from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json
 from novelty.judge import calibration
 from novelty.judge.alignment import AlignedMatch
+from novelty.judge.conditional import Truth, cache_part, load_truth
 from novelty.judge.evidence import (
     Evidence,
     EvidenceFailed,
@@ -134,7 +135,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
            fpr: float = defaults.FALSE_POSITIVE_RATE, seed: int = defaults.SEED,
            generated_mirrored: Mapping[str, np.ndarray] | None = None,
            training_mirrored: Callable[[np.ndarray], Mapping[str, np.ndarray]] | None = None,
-           evidence: Sequence[Evidence] | None = None, progress: bool = False) -> Assessment:
+           evidence: Sequence[Evidence] | None = None, truth: Truth | None = None,
+           progress: bool = False) -> Assessment:
     """Verdicts for GENERATED ``{layer: (M, D)}`` against TRAINING ``{layer: (N, D)}`` features.
 
     ``generated_neighbours[layer]`` = ``(indices (M, k), similarities (M, k))`` into TRAINING rows,
@@ -148,6 +150,8 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     caught by its pixels, which the pooled features miss) and :class:`novelty.judge.identical.IdenticalCopy`
     (such a sample is a copy whatever the calibration can say, which matters where too few images are
     held out for ``fpr``); None: one :class:`novelty.judge.evidence.LayerCosine` per layer.
+    ``truth``: conditional outputs' own ground truth (:class:`novelty.judge.conditional.Truth`): an
+    output that follows it is not a copy, and the truth columns are added.
     """
     _check_inputs(training, generated, training_ids, generated_ids, (generated_mirrored, training_mirrored))
     layers, n = tuple(training), len(training_ids)
@@ -173,6 +177,10 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     for piece in pieces:
         if piece.decisive:
             is_copy |= found[piece.name].index >= 0
+    follows = truth.follows({layer: found[layer].score for layer in layers}) if truth is not None else None
+    flagged = is_copy.copy()  # before the conditional rule
+    if follows is not None:
+        is_copy &= ~follows
     lists = {layer: queries.lists[layer][0] for layer in layers}
     agreement = layer_agreement(lists)
     lap("verdicts")
@@ -186,12 +194,17 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     borderline = max(defaults.BORDERLINE_RATE, fpr)
     samples = _sample_rows(generated_ids, training_ids, pieces, found, verdicts, is_copy, agreement, mode.groups,
                            borderline)
+    if truth is not None:
+        truth.add_cells(samples, {layer: queries.lists[layer][1] for layer in layers}, follows)
     kinds = tuple(dict.fromkeys([*EVIDENCE, *map(type, pieces)]))
     summary = assessment_summary(kinds, pieces, found, verdicts, tc, mode, stats, samples, settings={
         "holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed, "layers": list(layers),
         "k": int(lists[layers[0]].shape[1]), "prdc_k": defaults.PRDC_K,
         "mirror_search": generated_mirrored is not None, "borderline_rate": borderline},
         ids=(training_ids, generated_ids), closest=closest, timings=watch.timings)
+    if truth is not None:
+        summary["conditional"] = truth.summary(follows, flagged, is_copy,
+                                               {layer: queries.lists[layer][1] for layer in layers})
     plot_data = {"held_sims": {name: tc.heldout_nearest[name][1] for name in tc.calibration.layers},
                  "gen_sims": {name: found[name].score for name in tc.calibration.layers},
                  "closest_heldout": closest, "thresholds": tc.calibration.thresholds,
@@ -317,6 +330,8 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     store = FeatureStore(run.features_dir)
     settings = {"holdout_fraction": holdout_fraction, "fpr": fpr, "seed": seed, "mirror": mirror, "k": k,
                 "align": align, "pixel_flags": pixel_flags, "plots": plots, "index": manifest.get("index") or "exact"}
+    if (conditional := cache_part(store, manifest, layers)) is not None:
+        settings["conditional"] = conditional
     key = cache_key(run, manifest, store, layers, settings, extractor, VERDICTS_FORMAT)
     if cache and (previous := _cached_result(run, key)) is not None:
         return previous
@@ -326,6 +341,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     neighbours = {layer: neighbours_from_file(run, layer, generated_ids, index) for layer in layers}
     if any(v is None for v in neighbours.values()):
         neighbours = None
+    truth = load_truth(store, manifest, generated_ids, generated, layers)
 
     watch = Stopwatch()
     mirrored, warnings = (None, None), []
@@ -343,7 +359,8 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
         result, pieces = _assess_without_failures(
             pieces, off, training=training, generated=generated, training_ids=training_ids,
             generated_ids=generated_ids, generated_neighbours=neighbours, k=k, holdout_fraction=holdout_fraction,
-            fpr=fpr, seed=seed, generated_mirrored=mirrored[0], training_mirrored=mirrored[1], progress=progress)
+            fpr=fpr, seed=seed, generated_mirrored=mirrored[0], training_mirrored=mirrored[1], truth=truth,
+            progress=progress)
     watch.lap("assess")
     summary = result.summary
     summary["search_index"] = judged_report(manifest.get("search_index"), backend)

@@ -39,6 +39,7 @@ LAYER_INFO: dict[str, dict[str, str]] = {
 }
 
 _DIGITS = re.compile(r"(\d+)")
+CONDITIONAL_KINDS = {"input": ("inputs", "inputs_dir"), "truth": ("truth", "truth_dir")}  # run.json "conditional"
 
 # The views of the training set for curation, and which records each holds (see training_rows).
 TRAINING_VIEWS: dict[str, Any] = {
@@ -201,6 +202,9 @@ class RunView:
             known, folder = self.has_sample(ident), self.generated_dir
         elif kind == "training":
             known, folder = self.has_training(ident), self.train_dir
+        elif kind in CONDITIONAL_KINDS and (conditional := self.run.get("conditional")):
+            names, folder_key = CONDITIONAL_KINDS[kind]
+            known, folder = ident in set((conditional.get(names) or {}).values()), Path(conditional[folder_key])
         else:
             return None
         if not known or "\\" in ident or "\x00" in ident:
@@ -254,7 +258,19 @@ class RunView:
                 "novelty": None if deepest is None else _round(1.0 - deepest),
                 "duplicate_group": None if group is None else str(group),
                 "layers": layers, "aligned": aligned, "identical": identical,
-                "agreement": self.agreement(sample_id, row.get("layer_agreement"))}
+                "agreement": self.agreement(sample_id, row.get("layer_agreement")),
+                "conditional": self._conditional(sample_id, row)}
+
+    def _conditional(self, sample_id: str, row: dict[str, Any]) -> dict[str, Any] | None:
+        """A conditional run's output beside its input and its own ground truth (None for other runs)."""
+        conditional = self.run.get("conditional")
+        if not conditional:
+            return None
+        truth = (conditional.get("truth") or {}).get(sample_id)
+        return {"input": (conditional.get("inputs") or {}).get(sample_id), "truth": truth,
+                "truth_split": row.get("truth_split") or None, "follows_truth": row.get("follows_truth"),
+                "truth_similarity": {layer: _round(row.get(f"truth_similarity_{layer}")) for layer in self.layers},
+                "truth_rank": {layer: row.get(f"truth_rank_{layer}") for layer in self.layers}}
 
     def _aligned_level(self) -> dict[str, Any]:
         """The aligned score above which the pixel match says "crop or rescale of that training image":
@@ -376,7 +392,8 @@ class RunView:
             "run": {key: run.get(key) for key in ("version", "created", "train_dir", "generated_dir",
                                                    "checkpoint", "layers", "k", "weights", "preprocess",
                                                    "input_size", "fit", "index", "seed", "counts",
-                                                   "timings")},
+                                                   "timings")}
+            | {"conditional": bool(run.get("conditional"))},
             "layers": [{"layer": layer, **layer_info(layer)} for layer in self.layers],
             "counts": {"generated": len(self.sample_ids), "training": len(self.training_ids)},
             "verdicts": verdicts,

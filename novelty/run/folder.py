@@ -27,6 +27,11 @@ from novelty.run import tables
 RUN_FILE = "run.json"
 
 
+def _entry(name: str) -> property:
+    """A read-only path ``root / name`` of the run folder."""
+    return property(lambda self: self.root / name, doc=f"``{name}`` in the run folder.")
+
+
 @dataclass(frozen=True)
 class RunFolder:
     root: Path
@@ -34,44 +39,18 @@ class RunFolder:
     def __init__(self, root: str | os.PathLike):
         object.__setattr__(self, "root", Path(root))
 
-    @property
-    def run_json(self) -> Path:
-        return self.root / RUN_FILE
-
-    @property
-    def files_csv(self) -> Path:
-        return self.root / "files.csv"
-
-    @property
-    def generated_dir(self) -> Path:
-        return self.root / "generated"
-
-    @property
-    def features_dir(self) -> Path:
-        return self.root / "features"
-
-    @property
-    def neighbors_dir(self) -> Path:
-        return self.root / "neighbors"
+    run_json = _entry(RUN_FILE)
+    files_csv = _entry("files.csv")
+    generated_dir = _entry("generated")
+    features_dir = _entry("features")
+    neighbors_dir = _entry("neighbors")
+    samples_csv = _entry("samples.csv")
+    training_csv = _entry("training.csv")
+    summary_json = _entry("summary.json")
+    plots_dir = _entry("plots")
 
     def neighbors(self, layer: str) -> Path:
         return self.neighbors_dir / f"{layer}.json"
-
-    @property
-    def samples_csv(self) -> Path:
-        return self.root / "samples.csv"
-
-    @property
-    def training_csv(self) -> Path:
-        return self.root / "training.csv"
-
-    @property
-    def summary_json(self) -> Path:
-        return self.root / "summary.json"
-
-    @property
-    def plots_dir(self) -> Path:
-        return self.root / "plots"
 
     def require(self) -> RunFolder:
         """This run folder, or a one-line error when ``run.json`` is missing."""

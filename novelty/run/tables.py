@@ -225,6 +225,18 @@ SAMPLES = Schema("samples.csv", rows_of="generated", parts=(
            required=False),
     Column("mode", "int", "the collection's mode it falls in (summary.json \"modes\"; empty: modes off)",
            nullable=True, required=False),
+    Column("truth_id", "str", "conditional runs: the output's own ground-truth target, RUN/truth/<id> (empty: "
+           "none)", nullable=True, required=False),
+    Column("truth_split", "str", "conditional runs: heldout or trained, the truth's pair in the checkpoint's "
+           "training split (empty: no truth or unknown)", nullable=True, required=False),
+    Column("follows_truth", "bool", "conditional runs: at least as close to its truth as to its nearest training "
+           "target in every layer (then never a copy)", required=False),
+    Repeated("truth_layer", meaning="conditional runs, per layer: the output beside its own truth", columns=(
+        Column("truth_similarity_{truth_layer}", "float", "cosine similarity of output and truth (empty: none)",
+               nullable=True, required=False),
+        Column("truth_rank_{truth_layer}", "int", "the truth's place among the neighbours: 1 + the training "
+               "targets closer than it (k + 1: below all; empty: no truth)", nullable=True, required=False),
+    )),
 ))
 
 TRAINING = Schema("training.csv", rows_of="training", parts=(

@@ -81,9 +81,9 @@ def _serve(request: Request, path: Path, size: int | None) -> Response:
 
 
 @router.get("/images/{kind}/{image_id:id}", responses=IMAGE_RESPONSES, response_class=Response,
-            summary="A generated or training image of the run")
+            summary="A generated or training image of the run (conditional runs: an input or a ground truth)")
 def get_image(
-    request: Request, kind: Literal["generated", "training"], image_id: str,
+    request: Request, kind: Literal["generated", "training", "input", "truth"], image_id: str,
     size: int | None = Query(None, ge=16, le=1024, description="Thumbnail: longer side in pixels"),
 ) -> Response:
     path = app_state(request).view.image_path(kind, image_id)

@@ -69,6 +69,7 @@ export async function renderSample(root, id, params = new URLSearchParams()) {
         pValues ? h("th", { class: "help", title: P_HELP }, "p-value") : null,
         h("th", null, "Nearest training image"))),
       h("tbody", null, rows)),
+    truthLine(sample.conditional, layers, summary.run.k),
     agreementLine(sample.agreement),
     alignedLine(sample.aligned));
 
@@ -77,12 +78,39 @@ export async function renderSample(root, id, params = new URLSearchParams()) {
     h("div", { class: "sample-view", dataset: { sample: sample.id } },
       nav,
       h("div", { class: "sample-head" },
-        h("img", { class: "sample-large", src: source.imageUrl("generated", sample.id), alt: `generated sample ${sample.id}` }),
+        sample.conditional
+          ? conditionalTriptych(sample)
+          : h("img", { class: "sample-large", src: source.imageUrl("generated", sample.id), alt: `generated sample ${sample.id}` }),
         info),
       sections));
 
   const lists = await Promise.all(layers.map(({ layer }) => source.neighbours(sample.id, layer)));
   sections.replaceChildren(...lists.map(neighbourSection));
+}
+
+// A conditional run: the output between its input and its own ground truth.
+function conditionalTriptych(sample) {
+  const { input, truth } = sample.conditional;
+  const figure = (kind, id, caption) => h("figure", { class: `triptych-${kind}` },
+    id ? h("img", { class: "sample-large", src: source.imageUrl(kind, id), alt: `${caption} ${id}` })
+      : h("div", { class: "sample-large missing" }, "none known"),
+    h("figcaption", null, caption));
+  return h("div", { class: "triptych" },
+    figure("input", input, "input"), figure("generated", sample.id, "output"), figure("truth", truth, "ground truth"));
+}
+
+function truthLine(conditional, layers, k) {
+  if (!conditional) return null;
+  if (!conditional.truth) return h("p", { class: "truth-line" }, "No ground truth is known for this input: the plain verdict applies.");
+  const place = (rank) => (k && rank > k ? `below all ${k} neighbours` : `rank ${rank} among the neighbours`);
+  const parts = layers.map(({ layer }) =>
+    `${layer} ${fmtSimilarity(conditional.truth_similarity[layer])} (${place(conditional.truth_rank[layer])})`);
+  const split = conditional.truth_split ? ` (a ${conditional.truth_split === "heldout" ? "held-out" : "trained"} pair)` : "";
+  return h("p", { class: "truth-line", title: "Similarity of the output to its own ground-truth target, and where that target would rank among the training neighbours below." },
+    `Ground truth${split}: `, parts.join(", "), ". ",
+    conditional.follows_truth
+      ? h("b", null, "It follows its input: at least as close to its own truth as to any training target, so not a copy.")
+      : "It is closer to a training target than to its own truth.");
 }
 
 function identicalLine(identical) {

@@ -40,6 +40,11 @@ function serverSource() {
       form.append("file", file);
       return getJSON("api/query", { method: "POST", body: form });
     },
+    generate: (file) => {
+      const form = new FormData();
+      form.append("file", file);
+      return getJSON("api/query/generate", { method: "POST", body: form });
+    },
     moreLike: (examples, limit = 200) => getJSON("api/training/more-like", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ examples, limit }),
     }),
@@ -100,6 +105,7 @@ function staticSource(data) {
     },
     summary: () => Promise.resolve(data.summary),
     query: () => fail("queries need the server: run `novelty serve RUN`"),
+    generate: () => fail("generating needs the server: run `novelty serve RUN`"),
     imageUrl: (kind, id, thumb = false) => {
       const entry = (data.images[kind] || {})[id];
       return entry ? entry[thumb ? 1 : 0] : "";
