@@ -11,8 +11,10 @@ Steps (each timed into ``run.json`` "timings"):
    content-hash cache of :class:`novelty.embed.featurestore.FeatureStore` (``RUN/features``); only the
    images not cached are decoded again, a batch at a time (:class:`FolderPixels`), so memory stays flat
    as a set grows;
-4. ``search``: exact top-k per layer (:func:`novelty.search.neighbors.top_k`) -> ``RUN/neighbors/<layer>.json``,
-   skipped for a layer whose features and k are those of the lists already there;
+4. ``search``: top-k per layer (:func:`novelty.search.neighbors.top_k`) through the backend
+   :func:`novelty.search.backends.resolve_index` picks (exact by default; FAISS with its measured
+   recall@24 in ``run.json`` "search_index") -> ``RUN/neighbors/<layer>.json``, skipped for a layer
+   whose features, k and backend are those of the lists already there;
 5. ``verdicts``: :func:`novelty.judge.verdicts.judge_run` when that module is installed.
 """
 
@@ -34,6 +36,7 @@ from novelty.files import is_inside, open_regular, read_json, write_json, write_
 from novelty.images.decode import FolderFile, ImageError, decode, fit, iter_folder
 from novelty.run import tables
 from novelty.run.folder import RunFolder
+from novelty.search.backends import INDEX_CHOICES, make_backend, report, resolve_index
 from novelty.stopwatch import Stopwatch
 
 VERSION_PACKAGES = ("numpy", "pillow", "keras", "tensorflow", "tensorflow-cpu", "onnx", "faiss-cpu")
@@ -101,6 +104,7 @@ class AnalyzeResult:
     embedded: dict  # set -> images embedded in this run (0 for a fully cached re-run)
     verdicts: dict | None = None  # the verdicts' summary.json, when they ran
     warnings: list[str] = field(default_factory=list)
+    search_index: dict | None = None  # the search backend and, when approximate, its measured recall
 
 
 class FolderPixels:
@@ -225,13 +229,19 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _previous_manifest(run: RunFolder) -> dict:
+    """An earlier ``run.json`` in this folder, or {}."""
+    try:
+        manifest = read_json(run.run_json)
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def _previous_search(run: RunFolder) -> dict:
     """The ``"search"`` entry of an earlier ``run.json`` in this folder (what its neighbour lists
     were computed from), or {}."""
-    try:
-        search = read_json(run.run_json).get("search")
-    except (OSError, ValueError, AttributeError):
-        return {}
+    search = _previous_manifest(run).get("search")
     return search if isinstance(search, dict) else {}
 
 
@@ -261,13 +271,11 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     """
     from novelty.embed.featurestore import FeatureStore
     from novelty.gan.generate import check_request
-    from novelty.search.neighbors import BACKENDS
-
     check_request(n, seed)
     run = RunFolder(out)
     train = Path(train)
-    if options.index not in BACKENDS:
-        raise NoveltyError(f"unknown index {options.index!r}; must be one of: {', '.join(BACKENDS)}")
+    if options.index not in INDEX_CHOICES:
+        raise NoveltyError(f"unknown index {options.index!r}; must be one of: {', '.join(INDEX_CHOICES)}")
     if train.is_dir() and is_inside(run.root, train):
         raise NoveltyError(f"the run folder {run.root} must not lie inside the training folder {train}")
     watch = Stopwatch()
@@ -288,6 +296,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     if options.k > len(training.ids):
         raise NoveltyError(f"k={options.k} neighbours requested but only {len(training.ids)} usable training "
                            f"images; use --k {len(training.ids)} or less")
+    index = resolve_index(options.index, len(training.ids))
     write_text(run.files_csv, files_csv(sets))
     lap("decode")
 
@@ -298,7 +307,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
                                                 image_set.images, extractor, options.batch_size,
                                                 options.progress)
         lap(f"embed_{image_set.name}")
-    search_keys = _search(run, store, extractor.layers, options)
+    search_keys, search_index = _search(run, store, extractor.layers, options, make_backend(index, seed))
     lap("search")
 
     counts = {"training": len(training.ids), "generated": len(generated_set.ids),
@@ -322,7 +331,8 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         "features": {"dtype": {image_set.name: {layer: store.meta(image_set.name, layer)["dtype"]
                                                 for layer in extractor.layers} for image_set in sets},
                      "block1_reduce": options.block1_reduce},
-        "index": options.index,
+        "index": index,
+        "search_index": search_index,
         "seed": seed,
         "n": n if checkpoint is not None else None,
         "counts": counts,
@@ -333,7 +343,8 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     }
     write_json(run.run_json, manifest)
     summary = judge(run, options, watch) if options.verdicts else None
-    return AnalyzeResult(run.root, counts, timings, embedded, summary, warnings)
+    return AnalyzeResult(run.root, counts, timings, embedded, summary, warnings,
+                         (summary or {}).get("search_index") or search_index)
 
 
 def extractor_for(options: AnalyzeOptions, seed: int, extractor=None):
@@ -350,24 +361,32 @@ def extractor_for(options: AnalyzeOptions, seed: int, extractor=None):
     return extractor
 
 
-def _search(run: RunFolder, store, layers: Sequence[str], options: AnalyzeOptions) -> dict[str, dict]:
-    """Write each layer's neighbour file unless the previous one came from the same features and k;
-    returns the search keys recorded in ``run.json``."""
+def _search(run: RunFolder, store, layers: Sequence[str], options: AnalyzeOptions, backend
+            ) -> tuple[dict[str, dict], dict]:
+    """Write each layer's neighbour file through ``backend`` unless the previous one came from the same
+    features, k and backend; returns the search keys and the "search_index" record of ``run.json``
+    (a layer not searched again keeps its earlier recall)."""
     from novelty.search.neighbors import save_neighbors, top_k
 
     previous = _previous_search(run)
-    search_keys = {}
+    earlier = (_previous_manifest(run).get("search_index") or {}).get("searches") or []
+    search_keys, searches = {}, []
     for layer in layers:
         search_keys[layer] = {"training": store.meta(TRAINING, layer)["data"], "k": options.k,
-                              "generated": store.meta(GENERATED, layer)["data"], "index": options.index}
+                              "generated": store.meta(GENERATED, layer)["data"], "index": backend.name}
         if previous.get(layer) == search_keys[layer] and run.neighbors(layer).is_file():
-            continue  # same features (data files are renamed on every change), same k: still valid
+            # same features (data files are renamed on every change), same k and backend: still valid
+            searches += [s for s in earlier if isinstance(s, dict) and s.get("layer") == layer]
+            continue
         training_ids, training_features = store.load(TRAINING, layer)
         generated_ids, generated_features = store.load(GENERATED, layer)
+        before = len(backend.searches)
         indices, similarities = top_k(generated_features, training_features, options.k,
-                                      backend=options.index, progress=options.progress)
+                                      backend=backend, progress=options.progress)
+        searches += [{"layer": layer, "search": "generated -> training", **s} for s in backend.searches[before:]]
         save_neighbors(run.neighbors(layer), generated_ids, training_ids, indices, similarities)
-    return search_keys
+    backend.searches[:] = searches
+    return search_keys, report(backend, options.index)
 
 
 def judge(run: RunFolder, options: AnalyzeOptions, watch: Stopwatch | None = None) -> dict:

@@ -67,7 +67,14 @@ INPUT_SIZE = 64  # analyze: every image is fitted (crop) to this square before V
 FEATURE_DTYPES: tuple[str, ...] = ("float16", "float32")
 FEATURE_DTYPE = "float16"  # feature-store storage; a layer whose values do not fit float16 is kept float32
 BLOCK1_REDUCE = "none"  # or "pool:N": average-pool block1_pool by N x N before flattening
-INDEX = "exact"  # analyze's neighbour search backend: exact numpy, or faiss (also exact)
+INDEX = "auto"  # neighbour search backend: exact (numpy, blocked), faiss (HNSW), auto (by training-set size)
+FAISS_AUTO_TRAINING = 50_000  # --index auto: FAISS from this many training images on, exact below
+EXACT_MAX_TRAINING = 1_000_000  # exact search over this many training images is refused unless asked for by name
+FAISS_ANN_MIN_TRAINING = 20_000  # FAISS: a flat (exact) index below this many training rows, HNSW from it on
+FAISS_HNSW_M = 32  # HNSW: links per node
+FAISS_HNSW_EF_CONSTRUCTION = 80  # HNSW: candidate list while building
+FAISS_HNSW_EF_SEARCH = 64  # HNSW: candidate list while searching up to 100k rows, doubled per tenfold beyond (and >= k)
+RECALL_QUERIES = 1000  # approximate search: recall@24 against exact search on this many seeded random queries
 
 # Verdicts and curation
 HOLDOUT_FRACTION = 0.1

@@ -112,6 +112,22 @@ def _write(path: Path, image, format: str | None = None, **save_kwargs) -> Path:
     return path
 
 
+def planted_copy_folders(root: Path, n_train: int, size: int, seed: int = 3) -> tuple[Path, Path]:
+    """``root/train`` of ``n_train`` noise images ``t000.png``..; ``root/gen`` with ``g_copy.png`` (training
+    ``t007.png`` pixel for pixel) and 5 fresh noise samples ``g0.png``..``g4.png``."""
+    rng = np.random.default_rng(seed)
+    train, gen = root / "train", root / "gen"
+    train.mkdir()
+    gen.mkdir()
+    images = rng.integers(0, 256, (n_train, size, size, 3), dtype=np.uint8)
+    for i, img in enumerate(images):
+        Image.fromarray(img).save(train / f"t{i:03d}.png")
+    Image.fromarray(images[7]).save(gen / "g_copy.png")
+    for i, img in enumerate(rng.integers(0, 256, (5, size, size, 3), dtype=np.uint8)):
+        Image.fromarray(img).save(gen / f"g{i}.png")
+    return train, gen
+
+
 @pytest.fixture
 def asymmetric_image() -> Callable[..., np.ndarray]:
     return make_asymmetric_image

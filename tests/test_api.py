@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import planted_copy_folders
 
 import novelty
 from novelty.search.neighbors import load_neighbors
@@ -20,16 +20,7 @@ SIZE, N_TRAIN = 32, 60
 def planted(tmp_path_factory) -> tuple[novelty.Run, Path]:
     """A judged run: generated g_copy.png is training image t007.png, the others fresh noise."""
     root = tmp_path_factory.mktemp("api")
-    rng = np.random.default_rng(3)
-    train, gen = root / "train", root / "gen"
-    train.mkdir()
-    gen.mkdir()
-    images = rng.integers(0, 256, (N_TRAIN, SIZE, SIZE, 3), dtype=np.uint8)
-    for i, img in enumerate(images):
-        Image.fromarray(img).save(train / f"t{i:03d}.png")
-    Image.fromarray(images[7]).save(gen / "g_copy.png")
-    for i, img in enumerate(rng.integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8)):
-        Image.fromarray(img).save(gen / f"g{i}.png")
+    train, gen = planted_copy_folders(root, N_TRAIN, SIZE)
     run = novelty.analyze(train, generated=gen, out=root / "run", weights="none", input_size=SIZE,
                           layers=("block5_pool",), k=24, progress=False)
     return run, root / "run"

@@ -293,6 +293,24 @@ def test_a_set_too_small_for_the_rate_says_so_in_the_summary_headline(page, fixt
                          "document.querySelector('.stat-cards')) & Node.DOCUMENT_POSITION_FOLLOWING)")
 
 
+def test_an_approximate_search_shows_its_recall_on_the_summary(page, fixture_run, tmp_path):
+    import json
+    import shutil
+
+    from webdemo.export import export_site
+
+    run = shutil.copytree(fixture_run.root, tmp_path / "run")
+    summary = json.loads((run / "summary.json").read_text())
+    summary["search_index"] = {"backend": "faiss", "approximate": True, "requested": "auto", "recall_k": 24,
+                               "recall_queries": 1000, "recall_at_k": 0.9871,
+                               "searches": [{"kind": "hnsw_flat", "M": 32, "efSearch": 64, "recall_at_k": 0.9871}]}
+    (run / "summary.json").write_text(json.dumps(summary))
+    page.goto((export_site(run, tmp_path / "site", progress=False)).resolve().as_uri() + "#/summary")
+    ready(page, "summary")
+    assert page.locator(".stat.recall").inner_text().split() == ["0.987", "Recall@24", "(faiss", "vs", "exact)"]
+    assert "faiss (hnsw_flat, M 32, efSearch 64) · recall@24 0.987 on 1000 queries" in page.locator("tr[title^='Neighbour search backend']").inner_text()
+
+
 def test_query_upload_shows_nearest_training_images(page, server, fixture_run, shots):
     page.goto(server + "/#/query")
     ready(page, "query")

@@ -162,6 +162,7 @@ class Summary(BaseModel):
     training_counts: dict[str, int]
     statistics: dict
     plots: list[str]
+    search_index: dict | None = None  # the search backend; with FAISS its measured recall@24 (summary.json)
 
 
 class QueryResult(BaseModel):

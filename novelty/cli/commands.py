@@ -144,8 +144,9 @@ def generate(checkpoint: Path, n: int, seed: int, inputs: Path | None, fit_mode:
 @click.option("--k", "k", type=bounded("top_k"), default=defaults.TOP_K, help="Neighbours per sample.")
 @EMBEDDING_OPTIONS
 @BLOCK1_REDUCE_OPTION
-@click.option("--index", type=click.Choice(["exact", "faiss"]), default=defaults.INDEX,
-              help="Neighbour search backend (both exact).")
+@click.option("--index", type=click.Choice(["exact", "faiss", "auto"]), default=defaults.INDEX,
+              help=f"Neighbour search: exact, faiss (HNSW from {defaults.FAISS_ANN_MIN_TRAINING:,} training images "
+                   f"on, recall@24 measured), or auto (faiss from {defaults.FAISS_AUTO_TRAINING:,} on).")
 @HOLDOUT_OPTION
 @FPR_OPTION
 @MIRROR_OPTION
@@ -212,6 +213,11 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
                 click.echo(f"Warning: {note}", err=True)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    search = result.search_index or {}
+    if search.get("recall_at_k") is not None:
+        click.echo(f"Search: {search['backend']}, recall@{search['recall_k']} against exact search "
+                   f"{search['recall_at_k']:.3f} (lowest of {len(search['searches'])} searches, "
+                   f"{search['recall_queries']} sampled queries each)")
     click.echo(f"Run folder: {out}")
 
 

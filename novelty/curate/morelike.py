@@ -54,14 +54,15 @@ def likeness_scores(features: Mapping[str, np.ndarray], examples: Sequence[int],
     if not candidate.any():
         raise NoveltyError(f"nothing left to rank: all {n} training images are examples or NOT ids")
     from novelty.curate.curation import robust_z
+    from novelty.search import backends
     from novelty.search.neighbors import normalize
 
+    backend = backends.active()  # read a block of rows at a time: no normalised copy of the set
     per_layer = []
     for x in features.values():
-        rows = normalize(x).astype(np.float64)
-        raw = rows @ _centroid(rows[list(examples)])
+        raw = backend.similarities(x, _centroid(normalize(x[list(examples)]).astype(np.float64)))
         if len(not_examples):
-            raw = raw - rows @ _centroid(rows[list(not_examples)])
+            raw = raw - backend.similarities(x, _centroid(normalize(x[list(not_examples)]).astype(np.float64)))
         per_layer.append(robust_z(raw[candidate]))
     score = np.full(n, -np.inf)
     score[candidate] = np.mean(per_layer, axis=0)

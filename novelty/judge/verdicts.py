@@ -75,6 +75,7 @@ from novelty.judge.sets import assessment_summary, layer_agreement, mode_collaps
 from novelty.judge.trainingset import add_pixel_flags, training_rows
 from novelty.run import tables
 from novelty.run.folder import RunFolder
+from novelty.search.backends import judged_report, run_backend, using
 from novelty.search.neighbors import top_k
 from novelty.stopwatch import Stopwatch
 
@@ -328,7 +329,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     k = int(manifest.get("k") or defaults.TOP_K)
     store = FeatureStore(run.features_dir)
     settings = {"holdout_fraction": holdout_fraction, "fpr": fpr, "seed": seed, "mirror": mirror, "k": k,
-                "align": align, "pixel_flags": pixel_flags, "plots": plots}
+                "align": align, "pixel_flags": pixel_flags, "plots": plots, "index": manifest.get("index") or "exact"}
     if (conditional := cache_part(store, manifest, layers)) is not None:
         settings["conditional"] = conditional
     key = cache_key(run, manifest, store, layers, settings, extractor, VERDICTS_FORMAT)
@@ -353,12 +354,16 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     hashes = {set_name: file_hashes(store, set_name, layers[0], ids)
               for set_name, ids in (("training", training_ids), ("generated", generated_ids))}
     pieces, off = _run_evidence(RunSource(manifest, layers, training_ids, generated_ids, hashes), align)
-    result, pieces = _assess_without_failures(
-        pieces, off, training=training, generated=generated, training_ids=training_ids, generated_ids=generated_ids,
-        generated_neighbours=neighbours, k=k, holdout_fraction=holdout_fraction, fpr=fpr, seed=seed,
-        generated_mirrored=mirrored[0], training_mirrored=mirrored[1], truth=truth, progress=progress)
+    backend = run_backend(manifest.get("search_index"), seed)  # every search of the verdicts goes through it
+    with using(backend):
+        result, pieces = _assess_without_failures(
+            pieces, off, training=training, generated=generated, training_ids=training_ids,
+            generated_ids=generated_ids, generated_neighbours=neighbours, k=k, holdout_fraction=holdout_fraction,
+            fpr=fpr, seed=seed, generated_mirrored=mirrored[0], training_mirrored=mirrored[1], truth=truth,
+            progress=progress)
     watch.lap("assess")
     summary = result.summary
+    summary["search_index"] = judged_report(manifest.get("search_index"), backend)
     summary["timings"]["mirror_search_embedding"] = mirror_seconds
     summary["warnings"] += warnings + off + [w for piece in pieces for w in piece.warnings]
     summary["overlap"] = training_overlap(manifest.get("train_dir"), manifest.get("generated_dir"),

@@ -402,6 +402,7 @@ class RunView:
             "training_counts": training_counts(self.training_rows()),
             "statistics": self.summary_data,
             "plots": self.plots,
+            "search_index": (self.summary_data or {}).get("search_index") or run.get("search_index"),
         }
 
 

@@ -146,9 +146,11 @@ class Schema:
 
 @dataclass(frozen=True)
 class Document:
-    """A JSON file of a run: the keys a reader may rely on (key: meaning) and the format version its
-    writer stamps as ``"format"`` (None: not versioned)."""
+    """A JSON file of a run: the keys a reader may rely on (key: meaning), the format version its
+    writer stamps as ``"format"`` (None: not versioned), and ``optional`` keys (key: meaning) that
+    this version writes but files of older versions lack (a reader takes their absence as None)."""
 
     file: str
     keys: dict[str, str]
     version: int | None = None
+    optional: dict[str, str] = field(default_factory=dict)

@@ -271,6 +271,9 @@ FILES = Schema("files.csv", parts=(
     Column("reason", "str", "why it was skipped", nullable=True),
 ))
 
+SEARCH_INDEX = ("the neighbour search backend (exact, or faiss with its kind and parameters), what --index asked "
+                "for, and per approximate search its recall@24 against exact search on a seeded sample of "
+                "queries (recall_at_k: the lowest; None for exact search)")
 SUMMARY_FORMAT = 1  # bump when summary.json, samples.csv or training.csv change in a way readers notice
 SUMMARY = Document("summary.json", version=SUMMARY_FORMAT, keys={
     "format": "the format version of summary.json, samples.csv and training.csv (written together)",
@@ -278,12 +281,12 @@ SUMMARY = Document("summary.json", version=SUMMARY_FORMAT, keys={
     "copies": "the copy rate with its intervals",
     "calibration": "held-out thresholds and similarity quantiles per layer",
     "warnings": "what makes the numbers mean less",
-})
+}, optional={"search_index": SEARCH_INDEX + "; the verdicts' own searches added"})
 RUN_JSON = Document("run.json", keys={
     "train_dir": "the TRAINING image folder",
     "generated_dir": "the GENERATED image folder",
     "layers": "the feature layers searched",
-})
+}, optional={"search_index": SEARCH_INDEX})
 NEIGHBORS = Document("neighbors/<layer>.json", keys={
     "id": "per generated id, a best-first list of entries: the TRAINING id",
     "score": "the entry's cosine similarity",

@@ -3,9 +3,9 @@
 GENERATED rows are the queries, TRAINING rows are searched: ``top_k(generated, training)`` answers
 "which training images does each generated sample look most like?". The default search is exact:
 chunked matrix products over both sides (memory stays bounded whatever N and M are) with a running
-top-k per query merged by ``np.argpartition``. FAISS (``backend="faiss"``) is an opt-in for very large
-sets; it is exact too (``IndexFlatIP``) but its choice among tied scores at the k-th place is its
-own. The caller records which backend it used (``run.json`` "index").
+top-k per query merged by ``np.argpartition``. Every search goes through a backend of
+:mod:`novelty.search.backends` (exact by default; FAISS, approximate past a size, with its recall
+measured); the run records which one it used (``run.json`` "index" and "search_index").
 
 Conventions:
 
@@ -28,8 +28,7 @@ import numpy as np
 from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json
-
-BACKENDS: tuple[str, ...] = ("exact", "faiss")
+from novelty.search import backends
 
 _SENTINEL = np.iinfo(np.int64).max  # index of an empty slot: loses every tie
 _DENSE_SHARE = 0.125  # merge a whole chunk when more than this share of its scores beat the k-th best
@@ -125,13 +124,16 @@ def _merge(best_s: np.ndarray, best_i: np.ndarray, block: np.ndarray, start: int
     best_s[hit], best_i[hit] = _select(cand_s, cand_i, k)
 
 
-def _sort_best_first(best_s: np.ndarray, best_i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sort_best_first(best_s: np.ndarray, best_i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.lexsort((best_i, -best_s), axis=1)
     return (np.take_along_axis(best_i, order, axis=1).astype(np.int64),
             np.take_along_axis(best_s, order, axis=1).astype(np.float32))
 
 
-def _top_k_exact(generated, training, k, chunks, progress):
+def exact_top_k(generated: np.ndarray, training: np.ndarray, k: int, chunks: tuple[int, int],
+                progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of checked inputs, blocks of (generated rows, training rows) = ``chunks``:
+    what :class:`novelty.search.backends.ExactBackend` runs (see :func:`top_k`)."""
     from tqdm.auto import tqdm
 
     n, m = generated.shape[0], training.shape[0]
@@ -148,34 +150,12 @@ def _top_k_exact(generated, training, k, chunks, progress):
                 block = queries @ normalize(training[t0:t0 + t_chunk]).T
                 _merge(best_s, best_i, block, t0)
                 bar.update()
-            indices[g0:g0 + g_chunk], sims[g0:g0 + g_chunk] = _sort_best_first(best_s, best_i)
-    return indices, sims
-
-
-def _top_k_faiss(generated, training, k, chunks, progress):
-    try:
-        import faiss
-    except ImportError:
-        raise NoveltyError("backend='faiss' needs the faiss package: pip install 'novelty[faiss]' "
-                           "(or faiss-cpu), or use backend='exact'") from None
-    from tqdm.auto import tqdm
-
-    n, d = generated.shape
-    index = faiss.IndexFlatIP(d)
-    for t0 in range(0, training.shape[0], chunks[1]):
-        index.add(normalize(training[t0:t0 + chunks[1]]))
-    indices = np.empty((n, k), dtype=np.int64)
-    sims = np.empty((n, k), dtype=np.float32)
-    for g0 in tqdm(range(0, n, chunks[0]), desc="nearest neighbours (faiss)", disable=not progress):
-        found_s, found_i = index.search(normalize(generated[g0:g0 + chunks[0]]), k)
-        # FAISS orders ties its own way: restore ours (score desc, then lower index) within the k
-        indices[g0:g0 + chunks[0]], sims[g0:g0 + chunks[0]] = _sort_best_first(
-            np.clip(found_s, -1.0, 1.0), found_i)
+            indices[g0:g0 + g_chunk], sims[g0:g0 + g_chunk] = sort_best_first(best_s, best_i)
     return indices, sims
 
 
 def top_k(generated: np.ndarray, training: np.ndarray, k: int = defaults.TOP_K, *,
-          chunk_size: int | tuple[int, int] | None = None, backend: str = "exact",
+          chunk_size: int | tuple[int, int] | None = None, backend=None,
           progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The k most cosine-similar TRAINING rows for each GENERATED row.
 
@@ -183,7 +163,8 @@ def top_k(generated: np.ndarray, training: np.ndarray, k: int = defaults.TOP_K, 
     float32 preferred, float16/float64/int accepted (computed in float32).
     chunk_size: rows per block, one int for both sides or (generated rows, training rows); None picks
     sizes from ``defaults.TOPK_*`` so a block stays within a fixed memory budget.
-    backend: "exact" (numpy, default) or "faiss" (IndexFlatIP; needs faiss installed).
+    backend: a :class:`~novelty.search.backends.SearchBackend`, or its name ("exact", "faiss": a new
+    one); None: the active one (:func:`novelty.search.backends.using`; exact unless set).
 
     Returns (indices int64 (N, k) into TRAINING rows, similarities float32 (N, k)), best first,
     equal scores ordered by lower training index. Raises NoveltyError when k > M.
@@ -193,8 +174,10 @@ def top_k(generated: np.ndarray, training: np.ndarray, k: int = defaults.TOP_K, 
     if generated.shape[1] != training.shape[1]:
         raise NoveltyError(f"generated and training features differ in dimension: {generated.shape[1]} "
                            f"vs {training.shape[1]}; compute both with the same extractor and layer")
-    if backend not in BACKENDS:
-        raise NoveltyError(f"unknown backend {backend!r}; expected one of: {', '.join(BACKENDS)}")
+    if backend is None:
+        backend = backends.active()
+    elif isinstance(backend, str):
+        backend = backends.make_backend(backend)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise NoveltyError(f"k must be a positive integer, received {k!r}")
     n, m = generated.shape[0], training.shape[0]
@@ -205,8 +188,7 @@ def top_k(generated: np.ndarray, training: np.ndarray, k: int = defaults.TOP_K, 
     chunks = _chunk_sizes(chunk_size, n, m, generated.shape[1])
     if n == 0:
         return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
-    search = _top_k_faiss if backend == "faiss" else _top_k_exact
-    return search(generated, training, k, chunks, progress)
+    return backend.search(generated, training, k, chunks, progress)
 
 
 def save_neighbors(path: str | os.PathLike, generated_ids: Sequence[str], training_ids: Sequence[str],

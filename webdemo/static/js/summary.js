@@ -14,7 +14,8 @@ export async function renderSummary(root) {
       statCard("Generated samples", n),
       statCard("Training images", summary.counts.training),
       Object.entries(summary.verdicts).map(([name, count]) =>
-        statCard(verdictBadge(name), `${count} (${Math.round((100 * count) / Math.max(1, n))}%)`))),
+        statCard(verdictBadge(name), `${count} (${Math.round((100 * count) / Math.max(1, n))}%)`)),
+      recallCard(summary.search_index)),
     summary.has_verdicts ? null : h("p", { class: "hint" }, "No verdicts yet (samples.csv is missing): the run was analysed without the verdict stage."),
     copiesPanel(stats),
     layerTable(summary, stats),
@@ -25,7 +26,8 @@ export async function renderSummary(root) {
     h("h3", null, "Layers"),
     h("ul", { class: "layer-list" }, summary.layers.map((l) => h("li", null, h("b", null, l.layer), ` (${l.label}): ${l.description}`))),
     h("h3", null, "Run settings"),
-    keyValues(runSettings(summary.run)),
+    keyValues([...runSettings(summary.run), ["Search", searchText(summary.search_index, summary.run.index),
+      "Neighbour search backend; an approximate one (FAISS) with its recall@24 against exact search"]]),
     Object.keys(stats).length
       ? h("details", { class: "all-numbers" }, h("summary", null, "All numbers of summary.json"), statisticsTable(stats))
       : null);
@@ -127,6 +129,22 @@ function runSettings(run) {
     ["Seed", run.seed ?? undefined],
     ["Created", run.created],
   ];
+}
+
+// An approximate search's recall@24 against exact search, measured on a seeded sample of queries.
+function recallCard(index) {
+  if (!index || !index.approximate || typeof index.recall_at_k !== "number") return null;
+  return h("div", { class: "stat recall", title: `lowest over ${index.searches.length} searches, ${index.recall_queries} queries each` },
+    h("div", { class: "stat-value" }, index.recall_at_k.toFixed(3)), h("div", { class: "stat-label" }, `Recall@${index.recall_k} (${index.backend} vs exact)`));
+}
+
+function searchText(index, name) {
+  if (!index) return name;
+  const first = (index.searches || [])[0] || {};
+  const named = ["nlist", "nprobe", "M", "efSearch"].filter((key) => first[key] !== undefined).map((key) => `${key} ${first[key]}`);
+  const params = first.kind ? ` (${[first.kind, ...named].join(", ")})` : "";
+  const recall = typeof index.recall_at_k === "number" ? ` · recall@${index.recall_k} ${index.recall_at_k.toFixed(3)} on ${index.recall_queries} queries` : "";
+  return `${index.backend}${params}${recall} · asked: ${index.requested}`;
 }
 
 // summary.json in full: nested objects as dotted keys; long arrays and lists of objects summarised.
