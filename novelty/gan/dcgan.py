@@ -19,10 +19,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from novelty import bounds, defaults
+from novelty import defaults
 from novelty.errors import NoveltyError
 from novelty.files import write_json
-from novelty.gan.family import CONFIG_FILE, read_config
+from novelty.gan.family import CONFIG_FILE, check_config, read_config
 
 GENERATOR_FILE = "generator.weights.h5"
 DISCRIMINATOR_FILE = "discriminator.weights.h5"
@@ -42,19 +42,7 @@ class GanConfig:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "z_dim", "base_filters", "kernel_size", "format_version"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise NoveltyError(f"{name} must be an integer, received: {value!r}")
-        if self.image_size not in defaults.IMAGE_SIZES:
-            allowed = ", ".join(map(str, defaults.IMAGE_SIZES))
-            raise NoveltyError(f"image size must be one of: {allowed}; received: {self.image_size}")
-        bounds.check("z_dim", self.z_dim)
-        bounds.check("base_filters", self.base_filters)
-        if self.kernel_size < 1:
-            raise NoveltyError(f"kernel_size must be positive, received: {self.kernel_size}")
-        if self.architecture != ARCHITECTURE:
-            raise NoveltyError(f"architecture must be {ARCHITECTURE!r}, received: {self.architecture!r}")
+        check_config(self, sizes=defaults.IMAGE_SIZES, bounded=("z_dim", "base_filters"), architecture=ARCHITECTURE)
 
     @property
     def doublings(self) -> int:

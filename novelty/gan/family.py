@@ -202,6 +202,26 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.rint((arr + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def check_config(config, *, sizes: tuple[int, ...], bounded: tuple[str, ...], architecture: str,
+                 size_name: str = "image size") -> None:
+    """Validate a family's network config at construction: every int field an integer (not a bool),
+    ``image_size`` one of ``sizes``, each of ``bounded`` inside its ``defaults.RANGES`` range, a
+    positive ``kernel_size`` and the family's ``architecture``; one-line errors naming the value."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.type in ("int", int) and (not isinstance(value, int) or isinstance(value, bool)):
+            raise NoveltyError(f"{field.name} must be an integer, received: {value!r}")
+    if config.image_size not in sizes:
+        allowed = ", ".join(map(str, sizes))
+        raise NoveltyError(f"{size_name} must be one of: {allowed}; received: {config.image_size}")
+    for name in bounded:
+        bounds.check(name, getattr(config, name))
+    if config.kernel_size < 1:
+        raise NoveltyError(f"kernel_size must be positive, received: {config.kernel_size}")
+    if config.architecture != architecture:
+        raise NoveltyError(f"architecture must be {architecture!r}, received: {config.architecture!r}")
+
+
 def read_config(cls, folder: str | os.PathLike, architecture: str, format_version: int):
     """A family's config dataclass ``cls`` from ``folder/config.json``: one-line errors for a missing or
     unreadable file, another architecture, unknown or missing fields, or a newer format."""

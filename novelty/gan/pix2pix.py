@@ -28,10 +28,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from novelty import bounds, defaults
-from novelty.errors import NoveltyError
+from novelty import defaults
 from novelty.files import write_json
-from novelty.gan.family import CONFIG_FILE, read_config
+from novelty.gan.family import CONFIG_FILE, check_config, read_config
 
 ARCHITECTURE = "pix2pix"
 FORMAT_VERSION = 1
@@ -50,19 +49,7 @@ class Pix2PixConfig:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "base_filters", "bottleneck_dense", "kernel_size", "format_version"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise NoveltyError(f"{name} must be an integer, received: {value!r}")
-        if self.image_size not in defaults.PAIR_IMAGE_SIZES:
-            allowed = ", ".join(map(str, defaults.PAIR_IMAGE_SIZES))
-            raise NoveltyError(f"pix2pix image size must be one of: {allowed}; received: {self.image_size}")
-        bounds.check("base_filters", self.base_filters)
-        bounds.check("bottleneck_dense", self.bottleneck_dense)
-        if self.kernel_size < 1:
-            raise NoveltyError(f"kernel_size must be positive, received: {self.kernel_size}")
-        if self.architecture != ARCHITECTURE:
-            raise NoveltyError(f"architecture must be {ARCHITECTURE!r}, received: {self.architecture!r}")
+        check_config(self, sizes=defaults.PAIR_IMAGE_SIZES, bounded=("base_filters", "bottleneck_dense"), architecture=ARCHITECTURE, size_name="pix2pix image size")
 
     @property
     def levels(self) -> int:
