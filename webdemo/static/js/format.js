@@ -31,6 +31,16 @@ export function fmtSimilarity(value) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(3);
 }
 
+// A level that a score must exceed: three decimals, but one just under 1 (an aligned-match threshold
+// of 0.99998) gets the digits that tell it apart from 1, so "not above 1.000" is never said of it.
+export function fmtThreshold(value) {
+  if (value === null || value === undefined) return "–";
+  const v = Number(value);
+  let digits = 3;
+  while (digits < 6 && v < 1 && Number(v.toFixed(digits)) >= 1) digits += 1;
+  return v.toFixed(digits);
+}
+
 export function fmtPercent(value) {
   if (value === null || value === undefined) return "–";
   const percent = Number(value) * 100;

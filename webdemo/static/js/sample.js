@@ -1,6 +1,6 @@
 // One generated sample, large, then its top-k training neighbours at each layer.
 import { fill, h, statusMessage } from "./dom.js";
-import { CALIBRATED_HELP, COPY_HELP, NOVELTY_HELP, SIMILARITY_HELP, fmtPercent, fmtSimilarity, verdictBadge } from "./format.js";
+import { CALIBRATED_HELP, COPY_HELP, NOVELTY_HELP, SIMILARITY_HELP, fmtPercent, fmtSimilarity, fmtThreshold, verdictBadge } from "./format.js";
 import { DEFAULT_SORT, SORTS, galleryOrder, orderQuery } from "./gallery.js";
 import { source } from "./source.js";
 import { neighbourSection } from "./tiles.js";
@@ -124,8 +124,8 @@ function identicalLine(identical) {
 function alignedLine(aligned) {
   if (!aligned || !aligned.nearest) return null;
   const level = aligned.level_from === "heldout"
-    ? `above ${fmtSimilarity(aligned.level)}, which no unseen real image reaches alone`
-    : `above ${fmtSimilarity(aligned.level)}, where crops of a training image score`;
+    ? `above ${fmtThreshold(aligned.level)}, which no unseen real image reaches alone`
+    : `above ${fmtThreshold(aligned.level)}, where crops of a training image score`;
   if (!aligned.evident) {
     return h("p", { class: "aligned weak", title: ALIGNED_HELP },
       `The pixels show no sign of a crop or rescale: the best aligned pixel match, ${fmtSimilarity(aligned.similarity)}, ` +
