@@ -12,9 +12,11 @@
    held-out input to POST /api/query/generate (the generator's output, then its neighbours) ``--uploads``
    times after one warm-up upload (which loads generator and VGG16). Goal: median < 1 s. Baseline in
    the same server: POST /api/query with the same image (embedding and search, no generator).
+   ``--checkpoint P``: the same on a trained checkpoint (the bundled ``data/checkpoints/twemoji-edges64``)
+   analysed on its own pairs (``holdout.json``'s source, e.g. all 1,949 ``twemoji-edges`` targets).
 
 Usage: python benchmarks/bench_web.py [--clients 32] [--requests 4000] [--seconds 60] [--runs 3]
-       python benchmarks/bench_web.py --only-generate [--uploads 30]
+       python benchmarks/bench_web.py --only-generate [--uploads 30] [--checkpoint data/checkpoints/twemoji-edges64]
 """
 
 from __future__ import annotations
@@ -150,16 +152,45 @@ def upload_times(url: str, path: str, data: bytes, count: int) -> list[float]:
     return times
 
 
-def generate_part(tmp: Path, uploads: int) -> None:
-    from webhelpers import make_conditional_run
+def checkpoint_run(tmp: Path, checkpoint: Path, n_inputs: int = 8) -> tuple[Path, bytes]:
+    """``novelty analyze --inputs`` of a trained pix2pix ``checkpoint`` (ImageNet VGG16, default options)
+    on its own pair folder (``holdout.json``'s source: the embedded ``twemoji-edges`` or a folder), for
+    the inputs of its first ``n_inputs`` held-out pairs; ``(run folder, one held-out input's PNG bytes)``."""
+    import shutil
 
+    from novelty.analysis import AnalyzeOptions
+    from novelty.conditional import analyze_conditional
+    from novelty.files import read_json
+    from novelty.gan.pix2pix_family import HOLDOUT_FILE
+    from novelty.images.assets import SETS
+
+    holdout = read_json(checkpoint / HOLDOUT_FILE)
+    source = holdout["source"]
+    pairs = SETS[source]() if source in SETS else Path(source)
+    inputs = tmp / "inputs"
+    inputs.mkdir(parents=True)
+    for name in holdout["ids"][:n_inputs]:
+        shutil.copy(pairs / "A" / name, inputs / name)
+    analyze_conditional(pairs, tmp / "run", inputs=inputs, checkpoint=checkpoint, options=AnalyzeOptions())
+    return tmp / "run", (inputs / holdout["ids"][0]).read_bytes()
+
+
+def generate_part(tmp: Path, uploads: int, checkpoint: Path | None = None) -> None:
     started = time.perf_counter()
-    from novelty import defaults
+    if checkpoint is None:
+        from webhelpers import make_conditional_run
 
-    run = make_conditional_run(tmp / "conditional", size=64, weights="imagenet", base_filters=defaults.BASE_FILTERS)
-    print(f"\nupload-to-generate: conditional run at 64 px written in {time.perf_counter() - started:.1f} s", flush=True)
-    data = (run.inputs / run.held[0]).read_bytes()
-    server, url = start_server(run.root)
+        from novelty import defaults
+
+        run = make_conditional_run(tmp / "conditional", size=64, weights="imagenet",
+                                   base_filters=defaults.BASE_FILTERS)
+        root, data, what = run.root, (run.inputs / run.held[0]).read_bytes(), "untrained default-width checkpoint"
+    else:
+        root, data = checkpoint_run(tmp / "conditional", checkpoint)
+        what = f"trained checkpoint {checkpoint}"
+    print(f"\nupload-to-generate: conditional run at 64 px ({what}) written in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
+    server, url = start_server(root)
     try:
         first = upload_times(url, "/api/query/generate", data, 1)[0]
         generate = upload_times(url, "/api/query/generate", data, uploads)
@@ -185,10 +216,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="gallery renders to time")
     parser.add_argument("--uploads", type=int, default=30, help="upload-to-generate requests to time")
     parser.add_argument("--only-generate", action="store_true", help="only part 3, upload-to-generate")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="part 3 on this trained pix2pix checkpoint "
+                        "(e.g. data/checkpoints/twemoji-edges64) and its pair set, not an untrained one")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench_web_") as tmp:
-        generate_part(Path(tmp), args.uploads)
+        generate_part(Path(tmp), args.uploads, args.checkpoint)
         if args.only_generate:
             return 0
         started = time.perf_counter()
