@@ -172,15 +172,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     queries = sample_queries(gen, train, generated_neighbours, count=depth(pieces), progress=progress,
                              mirrored=normalized(generated_mirrored) if generated_mirrored is not None else None)
     found = find(pieces, queries)
-    verdicts = calibration.judge(tc.calibration, {piece.name: found[piece.name].score for piece in calibrated(pieces)})
-    is_copy = verdicts.is_copy.copy()
-    for piece in pieces:
-        if piece.decisive:
-            is_copy |= found[piece.name].index >= 0
-    follows = truth.follows({layer: found[layer].score for layer in layers}) if truth is not None else None
-    flagged = is_copy.copy()  # before the conditional rule
-    if follows is not None:
-        is_copy &= ~follows
+    verdicts, is_copy, flagged, follows = _decide(tc, pieces, found, truth, layers)
     lists = {layer: queries.lists[layer][0] for layer in layers}
     agreement = layer_agreement(lists)
     lap("verdicts")
@@ -210,6 +202,24 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
                  "closest_heldout": closest, "thresholds": tc.calibration.thresholds,
                  "outlier_score": tc.outliers.score, "rate": stats.rate, "ct": stats.ct}
     return Assessment(samples, training_rows(training_ids, tc, mode), summary, plot_data)
+
+
+def _decide(tc, pieces: Sequence[Evidence], found: Mapping, truth: Truth | None, layers: Sequence[str]):
+    """The copy decision per sample: the calibrated rule over the calibrated pieces, OR any decisive
+    piece's match, and for conditional outputs AND NOT following their own truth.
+
+    Returns ``(verdicts, is_copy, flagged, follows)``: ``flagged`` is ``is_copy`` before the
+    conditional rule, ``follows`` None without a truth."""
+    verdicts = calibration.judge(tc.calibration, {piece.name: found[piece.name].score for piece in calibrated(pieces)})
+    is_copy = verdicts.is_copy.copy()
+    for piece in pieces:
+        if piece.decisive:
+            is_copy |= found[piece.name].index >= 0
+    follows = truth.follows({layer: found[layer].score for layer in layers}) if truth is not None else None
+    flagged = is_copy.copy()
+    if follows is not None:
+        is_copy &= ~follows
+    return verdicts, is_copy, flagged, follows
 
 
 def _sample_rows(generated_ids: Sequence[str], training_ids: Sequence[str], pieces: Sequence[Evidence],
