@@ -315,7 +315,20 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
     warnings = [f"{image_set.root} was prepared from {image_set.source}, which is gone: the web demo shows no "
                 f"{image_set.name} images and curate cannot move them"
                 for image_set in sets if image_set.prepared and image_set.files_dir == image_set.root]
-    manifest = {
+    manifest = _manifest(train, sets, checkpoint, extractor, options, store, seed=seed, n=n, counts=counts,
+                         embedded=embedded, index=index, search=(search_keys, search_index), timings=timings)
+    write_json(run.run_json, manifest)
+    summary = judge(run, options, watch) if options.verdicts else None
+    return AnalyzeResult(run.root, counts, timings, embedded, summary, warnings,
+                         (summary or {}).get("search_index") or search_index)
+
+
+def _manifest(train: Path, sets, checkpoint, extractor, options: AnalyzeOptions, store, *, seed: int, n: int,
+              counts: dict, embedded: dict, index: str, search: tuple, timings: dict) -> dict:
+    """``run.json``: where the images came from, how they were embedded and searched, counts, timings."""
+    training, generated_set = sets
+    search_keys, search_index = search
+    return {
         "version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "train_dir": str(training.files_dir.resolve()),
@@ -341,10 +354,6 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
         "timings": timings,
         "versions": versions(),
     }
-    write_json(run.run_json, manifest)
-    summary = judge(run, options, watch) if options.verdicts else None
-    return AnalyzeResult(run.root, counts, timings, embedded, summary, warnings,
-                         (summary or {}).get("search_index") or search_index)
 
 
 def extractor_for(options: AnalyzeOptions, seed: int, extractor=None):
