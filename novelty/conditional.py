@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -121,7 +122,8 @@ def analyze_conditional(pairs: str | os.PathLike, out: str | os.PathLike, *, inp
     ids, targets = pair_targets(pairs, options.input_size,
                                 options.fit_mode, direction, options.progress)
     keys = [pair_key(i) for i in ids]
-    row = {key: j for j, key in enumerate(keys) if keys.count(key) == 1}
+    counts = Counter(keys)  # a name two pairs share matches neither
+    row = {key: j for j, key in enumerate(keys) if counts[key] == 1}
     matched = {out_id: row[pair_key(in_id)] for out_id, in_id in output_inputs.items() if pair_key(in_id) in row}
     truths = sorted(set(matched.values()))
     held_set = set(held or [])
