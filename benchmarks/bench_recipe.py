@@ -48,6 +48,7 @@ VARIANTS = {
     "baseline": {},
     "ema 0.999": {"ema": 0.999},
     "diffaugment": {"diffaugment": "color,translation,cutout"},
+    "ema+diffaugment": {"ema": 0.999, "diffaugment": "color,translation,cutout"},
     "all three": {"ema": 0.999, "diffaugment": "color,translation,cutout", "label_smoothing": 0.1},
 }
 
@@ -101,11 +102,12 @@ def compare(args, dataset) -> None:
           f"{args.quality_every} steps")
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-recipe-") as temp:
-        for name, recipe in VARIANTS.items():
+        for name in args.variants.split(","):
+            recipe = VARIANTS[name]
             options = TrainOptions(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                                    checkpoint_every=args.steps, log_every=args.steps,
                                    quality_every=args.quality_every, quality_samples=args.quality_samples,
-                                   weights=args.weights, **recipe)
+                                   weights=args.weights, flip=args.flip, **recipe)
             out = Path(temp) / name.replace(" ", "-")
             start = time.perf_counter()
             train(dataset, out, config, options, progress=False)
@@ -114,6 +116,23 @@ def compare(args, dataset) -> None:
             curve = "  ".join(f"{r['step']}: P {r['precision']:.2f} R {r['recall']:.2f} "
                               f"C {r['coverage']:.2f}" for r in rows)
             print(f"{name:<20} {seconds:6.0f} s  {curve}", flush=True)
+            if args.out:
+                _append_curve(args.out, name, rows, seconds)
+
+
+def _append_curve(path: Path, name: str, rows: list[dict], seconds: float) -> None:
+    """Append one run's curve to ``path`` (CSV: variant, seconds, then quality.csv's columns)."""
+    import csv
+
+    from novelty.gan.tracking import COLUMNS
+
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(("variant", "seconds", *COLUMNS))
+        for row in rows:
+            writer.writerow((name, f"{seconds:.0f}", *(row[c] for c in COLUMNS)))
 
 
 def main() -> None:
@@ -128,6 +147,10 @@ def main() -> None:
     parser.add_argument("--quality-samples", type=int, default=defaults.QUALITY_SAMPLES)
     parser.add_argument("--weights", default=defaults.WEIGHTS)
     parser.add_argument("--seed", type=int, default=defaults.SEED)
+    parser.add_argument("--flip", action="store_true", help="compare: random horizontal flips in every run")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="compare: comma-separated names from: " + ", ".join(VARIANTS))
+    parser.add_argument("--out", type=Path, default=None, help="compare: append every curve to this CSV")
     args = parser.parse_args()
     if args.base_filters is None:
         args.base_filters = defaults.BASE_FILTERS if args.mode == "cost" else 16
