@@ -232,6 +232,29 @@ def test_the_cli_refuses_changed_settings_before_reading_the_data(resumed_run: d
                                      "or the same settings to resume")
 
 
+@pytest.mark.slow
+def test_the_cli_resumes_with_the_saved_settings_of_the_flags_left_out(resumed_run: dict, tmp_path: Path) -> None:
+    """`novelty train DATA --out RUN` on a folder that holds a run takes its recorded network and recipe for
+    every flag left out (a later change of a default does not lock a run out) and says which."""
+    from click.testing import CliRunner
+
+    from novelty.cli import main
+
+    data = tmp_path / "images"
+    data.mkdir()
+    for i, image in enumerate(_images()):
+        Image.fromarray(image).save(data / f"{i:02d}.png")
+    out = resumed_run["out"]
+    result = CliRunner().invoke(main, ["train", str(data), "--out", str(out), "--steps", "6",
+                                       "--checkpoint-every", "2"])
+    assert result.exit_code == 0, result.output
+    assert (f"{out} holds a run: the flags left out take its saved values (--size 32, --z-dim 8, "
+            "--base-filters 8, --batch-size 8, --flip, --jitter)") in result.output
+    assert "is at step 6, --steps is 6: nothing to train" in result.output
+    given = CliRunner().invoke(main, ["train", str(data), "--out", str(out), "--steps", "6", "--no-flip"])
+    assert given.exit_code == 1 and "flip: saved True vs requested False" in given.output
+
+
 def test_a_restarted_stream_is_the_tail_of_the_uninterrupted_one() -> None:
     """augment_and_batch(skip=k) gives exactly the batches after the first k images, across epochs,
     for data of known and of unknown size (shards), with flips and jitter; each epoch is reshuffled."""

@@ -37,6 +37,7 @@ from novelty.cli.training import (
     PIX2PIX_ONLY,
     PIX2PIX_OPTIONS,
     TRAIN_OPTIONS,
+    resume_defaults,
     train_dcgan,
     train_pix2pix,
 )
@@ -99,6 +100,10 @@ def prepare(images: Path, out: Path, size: int, fit_mode: str, shard_size: int, 
 def train(data: Path, model: str, **settings) -> None:
     """Train a DCGAN (or with --model pix2pix, an image-to-image pix2pix) on DATA: an image folder (a pair
     folder), or a folder written by `novelty prepare` (with --pairs for pix2pix)."""
+    model, settings, taken = resume_defaults(settings["out"], model, settings)
+    if taken:
+        click.echo(f"{settings['out']} holds a run: the flags left out take its saved values ({', '.join(taken)})",
+                   err=True)
     given_only_with(DCGAN_ONLY if model == "pix2pix" else PIX2PIX_ONLY, f"--model {'dcgan' if model == 'pix2pix' else 'pix2pix'}")
     (train_pix2pix if model == "pix2pix" else train_dcgan)(data, **settings)
 

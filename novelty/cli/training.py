@@ -65,6 +65,58 @@ DCGAN_ONLY = ("z_dim", "ema", "diffaugment", "label_smoothing", "quality_every",
 PIX2PIX_ONLY = ("pairs", "direction", "l1_lambda", "bottleneck_dense", "cross_flip", "pair_holdout")
 
 
+# Flags whose value a training folder records: CLI name -> (file, key). On a folder that holds a run, each
+# of these left out of the command line takes the folder's value, so that `novelty train DATA --out RUN`
+# resumes RUN as it was started even after a default changed; one given explicitly is checked instead.
+SAVED_FLAGS = {"size": ("config.json", "image_size"), "z_dim": ("config.json", "z_dim"),
+               "base_filters": ("config.json", "base_filters"), "bottleneck_dense": ("config.json", "bottleneck_dense"),
+               **{name: ("train.json", name) for name in (
+                   "batch_size", "learning_rate", "beta_1", "seed", "flip", "jitter", "ema", "diffaugment",
+                   "label_smoothing", "l1_lambda", "cross_flip")},
+               "pair_holdout": ("train.json", "holdout")}
+
+
+def resume_defaults(out: Path, model: str, settings: dict) -> tuple[str, dict, list[str]]:
+    """``(model, settings, taken)``: the flags left at their defaults replaced by the values the training
+    folder ``out`` recorded (its model too), and ``taken`` the flags so replaced as ``--name value``."""
+    from novelty.files import read_json
+
+    try:
+        saved = {"config.json": read_json(out / "config.json")}
+    except (OSError, ValueError):
+        return model, settings, []  # a new folder (or none to read): check_resume says the rest
+    try:
+        saved["train.json"] = dict(read_json(out / "train.json")["options"])
+    except (OSError, ValueError, KeyError, TypeError):
+        saved["train.json"] = {}
+    ctx = click.get_current_context()
+    left_out = [name for name in ("model", *SAVED_FLAGS)
+                if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT)]
+    settings, taken = dict(settings), []
+    for name in left_out:
+        file, key = ("config.json", "architecture") if name == "model" else SAVED_FLAGS[name]
+        if name != "model" and name not in settings or key not in saved[file]:
+            continue
+        value = saved[file][key]
+        if name == "diffaugment":
+            value = ",".join(value)
+        current = model if name == "model" else settings[name]
+        if value != current:
+            if name == "model":
+                model = value
+            else:
+                settings[name] = value
+            taken.append(_flag(name, value))
+    return model, settings, taken
+
+
+def _flag(name: str, value) -> str:
+    flag = "--" + {"learning_rate": "lr", "beta_1": "beta1", "pair_holdout": "holdout"}.get(name, name).replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else flag.replace("--", "--no-", 1)
+    return f"{flag} {value if value != '' else chr(34) * 2}"
+
+
 def loop_settings(settings: dict) -> dict:
     names = ("steps", "batch_size", "learning_rate", "beta_1", "checkpoint_every", "log_every", "seed", "flip",
              "jitter", "strategy", "tpu")
