@@ -25,11 +25,11 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
-# Main job on the embedded default data: samples of the bundled Twemoji checkpoint compared with the
-# Twemoji training images, verdicts and curation, then the web demo on http://127.0.0.1:$(PORT)/
+# Main job on the embedded default data: samples of the bundled masks checkpoint compared with the
+# 2,989 training masks, verdicts and curation, then the web demo on http://127.0.0.1:$(PORT)/
 analyze-demo: $(STAMP)
-	$(VENV)/bin/novelty analyze --train "$$($(PY) -m novelty.images.assets twemoji)" \
-	    --checkpoint data/checkpoints/twemoji64 --n 100 --out $(RUN)
+	$(VENV)/bin/novelty analyze --train data/masks/images \
+	    --checkpoint data/checkpoints/masks64 --n 100 --out $(RUN)
 
 demo: analyze-demo
 	$(VENV)/bin/novelty serve $(RUN) --port $(PORT)

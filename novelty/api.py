@@ -3,7 +3,7 @@
 Example::
 
     import novelty
-    run = novelty.analyze(train="data/train", checkpoint="data/checkpoints/twemoji64", n=64, out="runs/a")
+    run = novelty.analyze(train="data/train", checkpoint="data/checkpoints/masks64", n=64, out="runs/a")
     run.samples.query("verdict == 'copy'")      # a pandas DataFrame, one row per generated sample
     run.neighbors(run.samples.id[0])            # rank, training id, score
     run.show(run.samples.id[0])                 # the sample beside its 24 neighbours (inline in Jupyter)

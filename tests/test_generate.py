@@ -228,14 +228,17 @@ def test_the_installed_command_reports_a_missing_checkpoint_without_a_traceback(
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def test_the_bundled_checkpoint_loads_and_generates_reproducibly(tmp_path: Path) -> None:
-    """The shipped 64 px checkpoint must keep loading: it pins the architecture and layer names."""
-    from novelty.images.assets import BUNDLED_CHECKPOINT
+@pytest.mark.parametrize("name", ["BUNDLED_CHECKPOINT", "BUNDLED_TWEMOJI"])
+def test_the_bundled_checkpoints_load_and_generate_reproducibly(tmp_path: Path, name: str) -> None:
+    """The shipped 64 px DCGAN checkpoints (masks, the default; Twemoji) must keep loading: they pin the
+    architecture and layer names."""
+    from novelty.images import assets
 
-    if not (BUNDLED_CHECKPOINT / GENERATOR_FILE).is_file():
-        pytest.skip(f"no bundled checkpoint at {BUNDLED_CHECKPOINT}")
-    first = generate(BUNDLED_CHECKPOINT, tmp_path / "a", n=4, seed=11)
-    second = generate(BUNDLED_CHECKPOINT, tmp_path / "b", n=4, seed=11)
+    checkpoint = getattr(assets, name)
+    if not (checkpoint / GENERATOR_FILE).is_file():
+        pytest.skip(f"no bundled checkpoint at {checkpoint}")
+    first = generate(checkpoint, tmp_path / "a", n=4, seed=11)
+    second = generate(checkpoint, tmp_path / "b", n=4, seed=11)
     assert _files(first) == _files(second)
     manifest = json.loads((first / MANIFEST_FILE).read_text())
     assert manifest["config"]["image_size"] == 64

