@@ -44,11 +44,12 @@ sys.path.insert(0, str(ROOT))
 from novelty import defaults  # noqa: E402
 
 MASKS = ROOT / "data" / "masks" / "images"
+OFF = {"ema": 0.0, "diffaugment": "", "label_smoothing": 0.0}  # Radford et al.'s DCGAN, whatever the defaults
 VARIANTS = {
-    "baseline": {},
-    "ema 0.999": {"ema": 0.999},
-    "diffaugment": {"diffaugment": "color,translation,cutout"},
-    "ema+diffaugment": {"ema": 0.999, "diffaugment": "color,translation,cutout"},
+    "baseline": OFF,
+    "ema 0.999": {**OFF, "ema": 0.999},
+    "diffaugment": {**OFF, "diffaugment": "color,translation,cutout"},
+    "ema+diffaugment": {**OFF, "ema": 0.999, "diffaugment": "color,translation,cutout"},
     "all three": {"ema": 0.999, "diffaugment": "color,translation,cutout", "label_smoothing": 0.1},
 }
 
