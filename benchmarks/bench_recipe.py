@@ -3,6 +3,7 @@ recipe option on the masks, with the curve each run tracked.
 
     python benchmarks/bench_recipe.py cost [--base-filters 64] [--batch-size 64] [--steps 5]
     python benchmarks/bench_recipe.py compare [--steps 300] [--base-filters 16] [--quality-every 100]
+    python benchmarks/bench_recipe.py evaluate RUN [RUN ...] [--at 2000,4000] [--quality-samples 1000]
 
 ``cost``: the median of ``--steps`` training steps (after one traced step) at the given width and
 batch, and the median of two :meth:`QualityTracker.evaluate` calls (generate ``--quality-samples``
@@ -14,6 +15,13 @@ embedding of the training side is timed apart), and their ratio: the share of a 
 three: those and --label-smoothing 0.1) from the same seed on the same images, ``--steps`` each, and the
 block5_pool PRDC at every ``--quality-every`` steps. Runs of a few hundred steps at a small width say
 little about a 15,000-step run: they show the options work and what they cost, not which is best.
+
+``evaluate``: for each training folder RUN and each step in ``--at`` (default: every checkpoint it still
+holds), block5_pool PRDC of ``--quality-samples`` fixed-noise samples against as many training images
+(the quality curve's measure at a larger n) for BOTH generators of the checkpoint: the trained one
+(``generator.training.weights.h5``) and, when the run has ``--ema``, the averaged one. The average never
+feeds back into training, so one run with ``--ema`` gives the option's effect at every step for free,
+and two runs (with and without DiffAugment, both with ``--ema``) give all four combinations.
 
 Images: data/masks/images (the embedded masks set) at 64 px, or ``--data FOLDER``.
 
@@ -136,9 +144,40 @@ def _append_curve(path: Path, name: str, rows: list[dict], seconds: float) -> No
             writer.writerow((name, f"{seconds:.0f}", *(row[c] for c in COLUMNS)))
 
 
+def evaluate(args, dataset) -> None:
+    from novelty.gan.dcgan import GENERATOR_FILE, GanConfig, build_generator, load_checked
+    from novelty.gan.dcgan_family import TRAINING_GENERATOR_FILE
+    from novelty.gan.tracking import QualityTracker
+
+    cache = args.cache or Path(tempfile.mkdtemp(prefix="bench-recipe-"))
+    tracker = None
+    print(f"block5_pool PRDC ({args.weights}), {args.quality_samples} fixed-noise samples against as many training "
+          f"images (seed {args.seed})")
+    for run in args.runs:
+        steps = sorted((run / "checkpoints").glob("step-*"))
+        if args.at:
+            steps = [run / "checkpoints" / f"step-{int(s):06d}" for s in args.at.split(",")]
+        for folder in steps:
+            config = GanConfig.load(folder)
+            if tracker is None:
+                tracker = QualityTracker(Path(cache), dataset, args.weights, args.quality_samples, args.seed,
+                                         config.z_dim)
+                tracker.prepare()
+            with_ema = (folder / TRAINING_GENERATOR_FILE).is_file()  # without --ema: the trained one alone
+            for label, name in ((("trained", TRAINING_GENERATOR_FILE), ("averaged", GENERATOR_FILE)) if with_ema
+                                else (("trained", GENERATOR_FILE),)):
+                generator = build_generator(config)
+                load_checked(generator, folder / name, f"{config.base_filters} filters")
+                row = tracker.evaluate(generator, int(folder.name.split("-")[1]))
+                print(f"{run.name:<16} {folder.name:<12} {label:<9} P {row['precision']:.3f} R {row['recall']:.3f} "
+                      f"D {row['density']:.3f} C {row['coverage']:.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("cost", "compare"))
+    parser.add_argument("mode", choices=("cost", "compare", "evaluate"))
+    parser.add_argument("runs", nargs="*", type=Path, help="evaluate: training folders")
+    parser.add_argument("--at", default="", help="evaluate: comma-separated steps (default: every checkpoint kept)")
     parser.add_argument("--data", type=Path, default=MASKS)
     parser.add_argument("--size", type=int, default=64, choices=defaults.IMAGE_SIZES)
     parser.add_argument("--base-filters", type=int, default=None)
@@ -152,6 +191,8 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="compare: comma-separated names from: " + ", ".join(VARIANTS))
     parser.add_argument("--out", type=Path, default=None, help="compare: append every curve to this CSV")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="evaluate: folder for the training side's features (reused by a later call)")
     args = parser.parse_args()
     if args.base_filters is None:
         args.base_filters = defaults.BASE_FILTERS if args.mode == "cost" else 16
@@ -162,7 +203,7 @@ def main() -> None:
 
     dataset, description = training_images(args.data, args.size, progress=False)
     print(f"data: {description}")
-    (cost if args.mode == "cost" else compare)(args, dataset)
+    {"cost": cost, "compare": compare, "evaluate": evaluate}[args.mode](args, dataset)
 
 
 if __name__ == "__main__":
