@@ -40,8 +40,12 @@ of the masks) and up to about 5.5% of a featureless Gaussian blob, whose log dis
 have long upper tails and agree (3.5 to 5.4% over the blobs of tests/test_curation.py and
 tests/test_junk.py; 2 to 2.5% there with the local view alone), and on the masks with 1% planted junk of each kind it flags most of it
 (``benchmarks/bench_junk.py``, :mod:`novelty.curate.junk`; figures in the README's Measured table).
-The global view adds about 1 s (a PCA of one 2,048-value layer, on one thread) to the duplicate
+The global view adds 1 to 3.5 s (a PCA of one 2,048-value layer, on one thread) to the duplicate
 search the local view shares (block1_pool on its sketch: :mod:`novelty.curate.duplicates`).
+Tried on the masks with block1_pool on its sketch, and not kept: the PCA refitted on the images a
+first pass does not flag (product renders 0.87 -> 0.70 alone, 0.70 -> 0.53 in the eight-kind mix);
+T^2 on both layers (the sketch of block1_pool too) taking the larger z (logos 0.87 -> 0.93 alone,
+0.63 -> 0.67 in the mix, nothing else changed: one image in 30, within noise, the mix goal still missed).
 """
 
 from __future__ import annotations
