@@ -141,7 +141,7 @@ def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
         first = {layer: (idx[:, :defaults.TOP_K], sims[:, :defaults.TOP_K]) for layer, (idx, sims) in deep.items()}
         rule = duplicate_rule({layer: sims[:, 0] for layer, (_, sims) in first.items()})
         components = duplicate_components(training, first, rule)
-        outliers = batch_outliers(deep, components)
+        outliers = batch_outliers(training, deep, components)
         out["duplicate_groups"] = int((np.bincount(components) > 1).sum())
         out["outliers"] = int(outliers.is_outlier.sum())
     out["seconds"] = round(time.perf_counter() - start, 2)

@@ -10,7 +10,9 @@ from novelty import defaults
 from novelty.curate.curation import (
     aspect_ratio_score,
     combined_score,
+    curation_views,
     duplicate_components,
+    duplicate_groups,
     duplicate_rule,
     group_numbers,
     hotelling_z,
@@ -210,3 +212,56 @@ def test_the_views_combine_as_a_maximum_of_averages():
     z_knn, z_t2 = np.array([3.0, 2.0, 0.0, -1.0]), np.array([0.0, 4.0, 4.0, -3.0])
     assert combined_score(z_knn, z_t2).tolist() == [3.0, 3.0, 2.0, -1.0]  # T^2 alone gives half its z
     assert hotelling_z(np.eye(3, 8, dtype=np.float32)).shape == (3,)  # too few images for components: no crash
+
+
+def _wide(feats: dict[str, np.ndarray], width: int = 1024, seed: int = 5) -> dict[str, np.ndarray]:
+    """Layer "a" made wide and non-negative (ReLU of a random expansion), as block1_pool is; "b" kept."""
+    expand = np.random.default_rng(seed).normal(size=(feats["a"].shape[1], width))
+    return {"a": normalize(np.maximum(feats["a"] @ expand, 0.0).astype(np.float32)), "b": feats["b"]}
+
+
+def test_a_wide_layer_is_searched_on_its_sketch_and_the_groups_stay_exact():
+    base, twins = _collection()
+    feats = _wide(base)
+    assert curation_views(feats, 256) == {"a": "sketch:256", "b": "exact"}
+    assert curation_views(feats, 0) == curation_views(feats, 1024) == {"a": "exact", "b": "exact"}
+    deep, rule, comps = duplicate_groups(feats, 10, sketch=256)
+    exact_deep, exact_rule, exact_comps = duplicate_groups(feats, 10, sketch=0)
+    assert rule.views == {"a": "sketch:256", "b": "exact"} and exact_rule.views == {"a": "exact", "b": "exact"}
+    assert not np.allclose(deep["a"][1], exact_deep["a"][1])  # the lists are the sketch's, approximate
+    np.testing.assert_array_equal(deep["b"][0], exact_deep["b"][0])
+    numbers = group_numbers(comps)
+    np.testing.assert_array_equal(numbers, group_numbers(exact_comps))
+    assert set(np.flatnonzero(numbers).tolist()) == set(twins.tolist()) | set((twins + 1).tolist())
+    # the rule's nearest distances are exact cosines (to the nearest image the sketch found)
+    assert rule.thresholds()["a"] == pytest.approx(exact_rule.thresholds()["a"], abs=2e-3)
+
+
+def test_the_slack_finds_a_pair_an_approximate_list_put_past_the_threshold_and_exact_cosines_decide():
+    base, twins = _collection()
+    one = {"a": base["a"]}
+    idx, sims = self_neighbours(one["a"], 10)
+    rule = duplicate_rule({"a": sims[:, 0]})
+    exact = group_numbers(duplicate_components(one, {"a": (idx, sims)}, rule))
+    i, j = int(twins[0]), int(twins[0]) + 1
+    blurred = sims.copy()  # the twins' similarity as a sketch's error could give it: past the threshold
+    blurred[i, idx[i] == j] = blurred[j, idx[j] == i] = 1.0 - 1.5 * (1.0 - rule.thresholds()["a"])
+    lost = group_numbers(duplicate_components(one, {"a": (idx, blurred)}, rule))
+    assert lost[i] == lost[j] == 0
+    found = group_numbers(duplicate_components(one, {"a": (idx, blurred)}, rule, slack={"a": 2.0}))
+    np.testing.assert_array_equal(found, exact)
+    assert found[i] == found[j] > 0
+    # more candidates, not more duplicates: every extra candidate is judged on its exact cosine
+    np.testing.assert_array_equal(group_numbers(duplicate_components(one, {"a": (idx, sims)}, rule, slack={"a": 3.0})),
+                                  exact)
+
+
+def test_outliers_on_a_sketched_wide_layer_still_rank_the_planted_ones_first():
+    rng = np.random.default_rng(3)
+    lone = 6.0 + 6 * rng.normal(size=(1, 16))
+    batch = 6.0 + rng.normal(size=16) * 6 + 0.05 * rng.normal(size=(12, 16))
+    feats = _wide(_two_layers(np.vstack([_blob(0, 1000), lone, batch])))
+    stage = outlier_stage(feats, sketch=256)
+    assert set(np.argsort(-stage.score)[:13].tolist()) == set(range(1000, 1013))
+    exact = outlier_stage(feats, sketch=0)
+    assert np.corrcoef(stage.score, exact.score)[0, 1] > 0.95

@@ -72,6 +72,7 @@ def test_sketch_preserves_inner_products_on_average() -> None:
     y = sketch(x, 1024)
     assert y.shape == (40, 1024) and y.dtype == np.float32
     np.testing.assert_array_equal(y, sketch(x, 1024))  # deterministic
+    np.testing.assert_array_equal(y, sketch(x, 1024, block=7))  # blocks of rows change nothing
     exact = x @ x.T
     ratio = (y @ y.T)[~np.eye(40, dtype=bool)] / exact[~np.eye(40, dtype=bool)]
     assert abs(ratio.mean() - 1) < 0.05 and ratio.std() < 0.1

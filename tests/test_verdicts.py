@@ -138,6 +138,7 @@ def test_summary_records_settings_and_statistics(planted):
         assert len(summary["calibration"][layer]["quantiles"]) == 101
         assert summary["calibration"][layer]["threshold"] is not None
     assert summary["curation"]["duplicate_groups"] == 3 and summary["curation"]["outliers"] >= 1
+    assert summary["curation"]["self_search"] == {layer: "exact" for layer in LAYERS}  # 32 and 24 values: no sketch
     rule = summary["curation"]["outlier_rule"]
     assert rule.startswith("max(z_knn, (z_knn + z_T2) / 2) above 2.5") and "Hotelling T^2 on 32" in rule
     assert "k = 5, 10, 20, 40, 80, and z_T2" in rule  # up to 10% of 1,000

@@ -13,11 +13,14 @@ from __future__ import annotations
 from novelty.curate.duplicates import (
     MIN_DISTANCE,
     DuplicateRule,
+    curation_view,
+    curation_views,
     duplicate_components,
     duplicate_groups,
     duplicate_rule,
     group_numbers,
     k_occurrence,
+    nearest_similarity,
     pair_similarity,
     robust_z,
     self_neighbours,
@@ -45,8 +48,8 @@ from novelty.curate.pixels import (
 
 __all__ = [
     "MIN_DISTANCE", "QUALITY_FLAGS", "THUMBNAIL", "DuplicateRule", "Outliers", "PixelScores",
-    "aspect_ratio_score", "batch_outliers", "combined_score", "duplicate_components", "duplicate_groups", "duplicate_rule",
+    "aspect_ratio_score", "batch_outliers", "combined_score", "curation_view", "curation_views", "duplicate_components", "duplicate_groups", "duplicate_rule",
     "group_numbers", "hotelling_z", "k_occurrence", "outlier_depth", "outlier_distance", "outlier_scales",
-    "outlier_scores", "outlier_stage", "pair_similarity", "pixel_scores", "quality_flags",
+    "nearest_similarity", "outlier_scores", "outlier_stage", "pair_similarity", "pixel_scores", "quality_flags",
     "robust_z", "self_neighbours", "thumbnail",
 ]

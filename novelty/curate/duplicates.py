@@ -22,6 +22,19 @@ alone reaches z = -3.5 (masks: 0.965 at block1_pool, 0.919 at block5_pool). On t
 groups 465 images (16%), including all 431 whose 16 x 16 thumbnails differ by less than 3 grey
 levels (RMS): the "about 15% near-exact duplicates" of the published thumbnails.
 
+The search behind both (and the outlier score). A layer longer than ``CURATION_SKETCH`` = 4,096
+values (block1_pool: 65,536 at 64 px) is searched on its sketch to 4,096 values (signed feature
+hashing, :func:`novelty.embed.features.sketch`, as ``--block1-reduce sketch:4096``): the exact
+search of block1_pool was 97 of the 120 s that duplicates and outliers took on the masks (load
+10-12 on 2 cores); on the sketch the whole stage took 15 s against 84 s exact in one process. Where a list decides something about duplicates, exact cosines decide: the rule's
+nearest-neighbour distance is the exact one to the nearest image found in the sketch, and a list
+entry within ``CURATION_SLACK`` = 2 times the layer's threshold distance is a candidate whose exact
+cosines at every layer then decide (on the masks the sketch's log-distance error near the threshold
+is at most 0.13, against the slack's 0.69). The masks' 465 grouped images come out the same. The
+outlier score's k-th distances and the hubs read the sketch's lists as they are (log k-th distances
+correlate 0.999 with the exact ones; top-24 lists keep 0.87 of their entries). ``summary.json``
+"curation" says which layer was searched how (``self_search``).
+
 Hubs. ``hub_score`` = how often an image appears in the other training images' top-k lists,
 divided by k (1 on average), mean over layers; ``is_hub`` at ``HUB_FACTOR`` or more. High-dimensional
 features make a few images near to everything; a hub answers many queries without resembling them.
@@ -30,7 +43,7 @@ features make a few images near to everything; a hub answers many queries withou
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +52,7 @@ from novelty.errors import NoveltyError
 from novelty.search.neighbors import top_k
 
 MIN_DISTANCE = 1e-7  # floor on 1 - cosine before taking logs (identical images give 0)
+PAIR_GATHER_BYTES = 16 * 1024 * 1024  # pair_similarity: rows gathered at a time, per side
 
 
 def self_neighbours(features: np.ndarray, k: int = defaults.TOP_K, progress: bool = False
@@ -88,6 +102,7 @@ class DuplicateRule:
     median: dict[str, float]
     scale: dict[str, float]
     z: float = defaults.DUPLICATE_Z
+    views: dict[str, str] = field(default_factory=dict)  # layer -> how its lists were searched (curation_views)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -108,8 +123,10 @@ class DuplicateRule:
         return {layer: float(1.0 - np.exp(self.median[layer] - self.z * self.scale[layer])) for layer in self.layers}
 
 
-def duplicate_rule(nearest_similarity: Mapping[str, np.ndarray], z: float = defaults.DUPLICATE_Z) -> DuplicateRule:
-    """The rule from each TRAINING image's similarity to its nearest other image, ``{layer: (N,)}``."""
+def duplicate_rule(nearest_similarity: Mapping[str, np.ndarray], z: float = defaults.DUPLICATE_Z,
+                   views: Mapping[str, str] | None = None) -> DuplicateRule:
+    """The rule from each TRAINING image's similarity to its nearest other image, ``{layer: (N,)}``
+    (``views``: how the lists were searched, recorded with it)."""
     median, scale = {}, {}
     for layer, sims in nearest_similarity.items():
         logs = _log_distance(sims)
@@ -118,16 +135,18 @@ def duplicate_rule(nearest_similarity: Mapping[str, np.ndarray], z: float = defa
         if spread == 0:
             spread = 1.2533 * np.mean(np.abs(logs - median[layer]))
         scale[layer] = float(max(spread, 1e-6))
-    return DuplicateRule(median, scale, float(z))
+    return DuplicateRule(median, scale, float(z), dict(views or {}))
 
 
 def pair_similarity(features_a: np.ndarray, features_b: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                    chunk: int = 2048) -> np.ndarray:
+                    chunk: int | None = None) -> np.ndarray:
     """Cosine similarity of ``features_a[rows[p]]`` and ``features_b[cols[p]]`` for each pair p: ``(P,)`` float32.
 
     Rows are L2-normalised already (:func:`novelty.search.neighbors.normalize`), as everywhere in curation:
     normalising the gathered rows again cost 8 s of a masks verdict stage at ``block1_pool``.
+    ``chunk``: pairs gathered at a time (None: 2,048, fewer for long rows, so a gather stays near 16 MiB).
     """
+    chunk = chunk or max(1, min(2048, PAIR_GATHER_BYTES // (4 * max(1, np.shape(features_a)[1]))))
     out = np.empty(len(rows), dtype=np.float32)
     for start in range(0, len(rows), chunk):
         a = np.asarray(features_a[rows[start:start + chunk]], dtype=np.float32)
@@ -138,18 +157,20 @@ def pair_similarity(features_a: np.ndarray, features_b: np.ndarray, rows: np.nda
 
 def duplicate_components(features: Mapping[str, np.ndarray],
                          neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                         rule: DuplicateRule) -> np.ndarray:
+                         rule: DuplicateRule, slack: Mapping[str, float] | None = None) -> np.ndarray:
     """Connected components of the near-duplicate graph: ``(N,)`` int64, equal labels = one group.
 
     ``features[layer]``: ``(N, D)`` rows of one set, L2-normalised; ``neighbours[layer]``: its
-    :func:`self_neighbours`.
+    :func:`self_neighbours` (of the layer's curation view).
     Candidate pairs are list entries past a layer's single-layer threshold (a pair below all of them
-    cannot pass); each is kept when ``rule`` says so on its similarities at every layer.
+    cannot pass), or within ``slack[layer]`` times its threshold distance where the lists' similarities
+    are approximate; each is kept when ``rule`` says so on its exact similarities at every layer.
     """
     from scipy.sparse import coo_matrix  # scipy.sparse costs import time; only this stage needs it
     from scipy.sparse.csgraph import connected_components
 
-    thresholds = rule.thresholds()
+    slack = slack or {}
+    thresholds = {layer: 1.0 - slack.get(layer, 1.0) * (1.0 - t) for layer, t in rule.thresholds().items()}
     n = len(next(iter(neighbours.values()))[0])
     rows_all, cols_all = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
     for layer in rule.layers:
@@ -168,16 +189,51 @@ def duplicate_components(features: Mapping[str, np.ndarray],
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
+def curation_views(features: Mapping[str, np.ndarray], sketch: int = defaults.CURATION_SKETCH) -> dict[str, str]:
+    """How the curation self-search reads each layer of ``{layer: (N, D)}``: ``"exact"``, or
+    ``"sketch:<sketch>"`` for a layer longer than ``sketch`` values (0: every layer exact)."""
+    return {layer: f"sketch:{sketch}" if sketch and np.shape(x)[1] > sketch else "exact"
+            for layer, x in features.items()}
+
+
+def curation_view(features: np.ndarray, view: str) -> np.ndarray:
+    """The ``(N, D)`` L2-normalised rows as :func:`curation_views` names them: themselves, or their
+    sketch (:func:`novelty.embed.features.sketch`), L2-normalised again: float32 ``(N, dim)``."""
+    if view == "exact":
+        return features
+    from novelty.embed.features import sketch
+    from novelty.search.neighbors import normalize
+
+    return normalize(sketch(features, int(view.partition(":")[2])))
+
+
+def nearest_similarity(features: Mapping[str, np.ndarray], neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                       views: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """Each image's similarity to the first image of its list, ``{layer: (N,)}``: exact, recomputed
+    from ``features`` where the list was searched on a sketch (``views``)."""
+    out = {}
+    for layer, (idx, sims) in neighbours.items():
+        x = features[layer]
+        out[layer] = sims[:, 0] if views.get(layer, "exact") == "exact" else pair_similarity(
+            x, x, np.arange(len(idx)), idx[:, 0])
+    return out
+
+
 def duplicate_groups(features: Mapping[str, np.ndarray], k: int = defaults.TOP_K, progress: bool = False,
-                     depth: int = 0) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], DuplicateRule, np.ndarray]:
+                     depth: int = 0, sketch: int = defaults.CURATION_SKETCH
+                     ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], DuplicateRule, np.ndarray]:
     """The near-duplicate groups of one set ``{layer: (N, D)}`` (rows L2-normalised), from scratch:
-    (its :func:`self_neighbours` per layer, ``max(k, depth)`` deep, the :func:`duplicate_rule` and the
-    :func:`duplicate_components` labels ``(N,)``, both from the first ``k`` of each list). One search
-    serves the outlier score too (``depth``: :func:`outlier_depth`)."""
-    self_nb = {layer: self_neighbours(x, max(k, depth), progress) for layer, x in features.items()}
+    (its :func:`self_neighbours` per layer, ``max(k, depth)`` deep, on each layer's
+    :func:`curation_views` (``sketch``), the :func:`duplicate_rule` and the :func:`duplicate_components`
+    labels ``(N,)``, both from the first ``k`` of each list, with exact cosines where a list was
+    sketched). One search serves the outlier score too (``depth``: :func:`outlier_depth`)."""
+    views = curation_views(features, sketch)
+    self_nb = {layer: self_neighbours(curation_view(x, views[layer]), max(k, depth), progress)
+               for layer, x in features.items()}
     first = {layer: (idx[:, :k], sims[:, :k]) for layer, (idx, sims) in self_nb.items()}
-    rule = duplicate_rule({layer: nb[1][:, 0] for layer, nb in first.items()})
-    return self_nb, rule, duplicate_components(features, first, rule)
+    rule = duplicate_rule(nearest_similarity(features, first, views), views=views)
+    slack = {layer: defaults.CURATION_SLACK for layer, view in views.items() if view != "exact"}
+    return self_nb, rule, duplicate_components(features, first, rule, slack)
 
 
 def group_numbers(components: np.ndarray) -> np.ndarray:

@@ -40,8 +40,12 @@ of the masks) and up to about 5.5% of a featureless Gaussian blob, whose log dis
 have long upper tails and agree (3.5 to 5.4% over the blobs of tests/test_curation.py and
 tests/test_junk.py; 2 to 2.5% there with the local view alone), and on the masks with 1% planted junk of each kind it flags most of it
 (``benchmarks/bench_junk.py``, :mod:`novelty.curate.junk`; figures in the README's Measured table).
-The global view adds 1 to 4 s (a PCA of one 2,048-value layer; 3.7 s while other jobs ran) to the
-duplicate search the local view shares (about 25 s idle for the masks, two layers).
+The global view adds 1 to 3.5 s (a PCA of one 2,048-value layer, on one thread) to the duplicate
+search the local view shares (block1_pool on its sketch: :mod:`novelty.curate.duplicates`).
+Tried on the masks with block1_pool on its sketch, and not kept: the PCA refitted on the images a
+first pass does not flag (product renders 0.87 -> 0.70 alone, 0.70 -> 0.53 in the eight-kind mix);
+T^2 on both layers (the sketch of block1_pool too) taking the larger z (logos 0.87 -> 0.93 alone,
+0.63 -> 0.67 in the mix, nothing else changed: one image in 30, within noise, the mix goal still missed).
 """
 
 from __future__ import annotations
@@ -93,12 +97,14 @@ def hotelling_z(features: np.ndarray, components: int = defaults.OUTLIER_PCA, se
     """The global view ``z_T2``: robust z of log Hotelling T^2 on the first ``components`` principal
     components of ``(N, D)`` features (scikit-learn PCA); zeros when the set is too small for it."""
     from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
 
     x = np.asarray(features, dtype=np.float32)
     d = min(components, len(x) - 2, x.shape[1])
     if d < 1:
         return np.zeros(len(x))
-    pca = PCA(d, svd_solver="randomized", random_state=seed).fit(x)
+    with threadpool_limits(limits=1):  # a small fit: on a busy machine, spinning BLAS threads made it 5-15x slower
+        pca = PCA(d, svd_solver="randomized", random_state=seed).fit(x)
     keep = pca.explained_variance_ > 1e-12 * max(float(pca.explained_variance_[0]), 1e-30)
     if not keep.any():
         return np.zeros(len(x))
@@ -142,9 +148,11 @@ def batch_outliers(features: Mapping[str, np.ndarray], neighbours: Mapping[str, 
     return Outliers(score, score > cut, scales, float(cut))
 
 
-def outlier_stage(features: Mapping[str, np.ndarray], k: int = defaults.TOP_K, progress: bool = False) -> Outliers:
+def outlier_stage(features: Mapping[str, np.ndarray], k: int = defaults.TOP_K, progress: bool = False,
+                  sketch: int = defaults.CURATION_SKETCH) -> Outliers:
     """:class:`Outliers` of one TRAINING set ``{layer: (N, D)}`` (rows L2-normalised), from scratch: one
-    neighbour search per layer, its duplicate groups, :func:`batch_outliers`."""
-    neighbours, _, components = duplicate_groups(features, k, progress,
+    neighbour search per layer (a layer longer than ``sketch`` on its sketch), its duplicate groups,
+    :func:`batch_outliers`."""
+    neighbours, _, components = duplicate_groups(features, k, progress, sketch=sketch,
                                                  depth=outlier_depth(len(next(iter(features.values())))))
     return batch_outliers(features, neighbours, components)

@@ -91,21 +91,27 @@ def parse_reduce(spec: str | None) -> tuple[str, int] | None:
 
 @functools.lru_cache(maxsize=4)
 def _sketch_matrix(in_dim: int, out_dim: int, seed: int):
+    """The hashing as a sparse ``(out_dim, in_dim)`` CSR matrix: row h holds the signs of the inputs hashed to h."""
     import scipy.sparse
 
     rng = np.random.default_rng(seed)
     buckets = rng.integers(0, out_dim, in_dim)
     signs = rng.choice(np.array([-1.0, 1.0], np.float32), in_dim)
-    return scipy.sparse.csr_matrix((signs, (np.arange(in_dim), buckets)), shape=(in_dim, out_dim))
+    return scipy.sparse.csr_matrix((signs, (buckets, np.arange(in_dim))), shape=(out_dim, in_dim))
 
 
-def sketch(features: np.ndarray, dim: int, seed: int = SKETCH_SEED) -> np.ndarray:
+def sketch(features: np.ndarray, dim: int, seed: int = SKETCH_SEED, block: int = 256) -> np.ndarray:
     """Signed feature hashing of ``(N, D)`` rows -> float32 ``(N, dim)``: input column i is added, with a
     random sign, to output column h(i) (a sparse random projection). Inner products are preserved in
     expectation, so cosine neighbours are kept approximately; the same ``(D, dim, seed)`` always
-    gives the same hashing."""
+    gives the same hashing. ``block`` rows at a time, each transposed to contiguous columns first (the
+    product over the rows' strided columns was 2.5 to 3.5 times slower on the masks' block1_pool)."""
     x = np.asarray(features, np.float32).reshape(len(features), -1)
-    return np.asarray((_sketch_matrix(x.shape[1], dim, seed).T @ x.T).T, np.float32)
+    hashing = _sketch_matrix(x.shape[1], dim, seed)
+    out = np.empty((len(x), dim), np.float32)
+    for start in range(0, len(x), block):
+        out[start:start + block] = (hashing @ np.ascontiguousarray(x[start:start + block].T)).T
+    return out
 
 
 def reduce_block1(features: np.ndarray, reduce: tuple[str, int]) -> np.ndarray:

@@ -56,6 +56,7 @@ def curation_summary(tc) -> dict:
             "images_in_duplicate_groups": int((group_size > 1).sum()),
             "outliers": int(tc.outliers.is_outlier.sum()),
             "outlier_rule": tc.outliers.rule(),
+            "self_search": dict(tc.duplicate_rule.views),
             "hubs": int((hub_score >= defaults.HUB_FACTOR).sum())}
 
 
