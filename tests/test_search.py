@@ -203,3 +203,30 @@ def test_readme_states_the_rule_and_thresholds_of_defaults():
     for name, value in stated.items():
         assert f"`{name}` = {value}" in section
     assert "--index faiss" in section
+
+
+def test_hnsw_graph_is_saved_once_and_read_back(tmp_path, sets):
+    """A graph over a stored file is built once, saved under the run's index/, read by a later backend
+    (same neighbours), and replaced when the stored file changes (the store renames it on every change)."""
+    generated, training = sets
+    params = {"kind": "hnsw_flat", "M": 8, "efConstruction": 40, "efSearch": 32}
+    (tmp_path / "training").mkdir()
+    np.save(tmp_path / "training" / "block5_pool-00000001.npy", training)
+    stored = np.load(tmp_path / "training" / "block5_pool-00000001.npy", mmap_mode="r")
+    first = FaissBackend(params=params, folder=tmp_path / "index")
+    found = top_k(generated, stored, 24, backend=first)
+    (saved,) = (tmp_path / "index").glob("*.faiss")
+    assert saved.name == "training-block5_pool-00000001-hnsw-M8-efc40.faiss"
+    assert first.searches[0]["graph"] == f"{saved.name}: built and saved"
+    top_k(generated[:5], stored, 24, backend=first)  # a second question: the graph in memory, not rebuilt
+    assert "graph" in first.searches[1] and saved.stat().st_mtime_ns == saved.stat().st_mtime_ns
+    again = FaissBackend(params=params, folder=tmp_path / "index")
+    np.testing.assert_array_equal(top_k(generated, stored, 24, backend=again)[0], found[0])
+    assert again.searches[0]["graph"] == f"{saved.name}: read"
+    np.save(tmp_path / "training" / "block5_pool-00000002.npy", training[:2000])
+    changed = np.load(tmp_path / "training" / "block5_pool-00000002.npy", mmap_mode="r")
+    top_k(generated, changed, 24, backend=FaissBackend(params=params, folder=tmp_path / "index"))
+    assert [p.name for p in (tmp_path / "index").glob("*.faiss")] == ["training-block5_pool-00000002-hnsw-M8-efc40.faiss"]
+    in_memory = FaissBackend(params=params, folder=tmp_path / "elsewhere")
+    top_k(generated, np.asarray(training), 24, backend=in_memory)  # no stored file behind it: nothing saved
+    assert not (tmp_path / "elsewhere").exists() and "graph" not in in_memory.searches[0]
