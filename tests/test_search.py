@@ -177,6 +177,10 @@ def test_faiss_run_records_its_recall_everywhere(tmp_path, monkeypatch):
     assert search["layer"] == "block5_pool" and search["kind"] == "hnsw_flat" and search["efSearch"] == 64
     assert recorded["recall_at_k"] == search["recall_at_k"] >= 0.95 and recorded["recall_queries"] == 1000
     assert len(summary["search_index"]["searches"]) > 1  # the verdicts' self-neighbours and held-out queries too
+    (graph,) = (tmp_path / "run" / "index").glob("*.faiss")  # analyze built and saved it, the verdicts read it
+    assert search["graph"] == f"{graph.name}: built and saved"
+    verdicts = [s for s in summary["search_index"]["searches"] if s["search"] == "verdicts"]
+    assert verdicts and all(s["graph"] == f"{graph.name}: read" for s in verdicts if s["training"] == N_TRAIN)
     assert summary["search_index"]["recall_at_k"] == min(s["recall_at_k"] for s in summary["search_index"]["searches"])
     assert f"recall@24 against exact search {summary['search_index']['recall_at_k']:.3f}" in result.output
     assert RunView.load(tmp_path / "run").summary()["search_index"] == summary["search_index"]

@@ -75,7 +75,7 @@ from novelty.judge.sets import assessment_summary, layer_agreement, mode_collaps
 from novelty.judge.trainingset import add_pixel_flags, training_rows
 from novelty.run import tables
 from novelty.run.folder import RunFolder
-from novelty.search.backends import judged_report, run_backend, using
+from novelty.search.backends import active, judged_report, run_backend, using
 from novelty.search.neighbors import top_k
 from novelty.search.rows import unit_rows
 from novelty.stopwatch import Stopwatch
@@ -173,6 +173,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     queries = sample_queries(gen, train, generated_neighbours, count=depth(pieces), progress=progress,
                              mirrored=normalized(generated_mirrored) if generated_mirrored is not None else None)
     found = find(pieces, queries)
+    active().release()  # nothing asks the training set's indexes more: their memory goes before the statistics
     verdicts, is_copy, flagged, follows = _decide(tc, pieces, found, truth, layers)
     lists = {layer: queries.lists[layer][0] for layer in layers}
     agreement = layer_agreement(lists)
