@@ -20,7 +20,8 @@ its own):
   (:func:`novelty.curate.outliers.outlier_depth`: 321 from 1,600 images on), the verdicts' search;
 - ``curation``: near-duplicate groups and the outlier score from those lists (no search);
 - ``verdicts``: the whole verdict stage, :func:`novelty.judge.verdicts.judge_run`, on a run folder
-  holding these features (no neighbour files, so it searches itself): samples -> training,
+  holding these features (made beforehand by the parent process, so that copying them into a
+  feature store does not count; no neighbour files, so it searches itself): samples -> training,
   self-neighbours, duplicates, outliers, hubs, held-out calibration, PRDC, C_T, modes; without the
   steps that read image files (mirror search, aligned pixel match, pixel flags, plots). This is
   "every stage after embedding"; the three above are its searches and curation on their own;
@@ -119,7 +120,7 @@ def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
     from novelty.search.neighbors import top_k
 
     if stage == "verdicts":
-        return run_verdicts(make_run(folder, backend_name))
+        return run_verdicts(folder / f"run-{backend_name}")  # made by the parent: copying features is not the stage
     backend = make_backend(backend_name)
     training = {layer: np.load(folder / f"training-{layer}.npy", mmap_mode="r") for layer in LAYERS}
     n = len(next(iter(training.values())))
@@ -164,6 +165,7 @@ def run_verdicts(run: Path) -> dict:
            "timings": summary.get("timings"), "copies": (summary.get("copies") or {}).get("count")}
     if (summary.get("search_index") or {}).get("approximate"):
         out["recall_at_24"] = summary["search_index"]["recall_at_k"]
+        out["graphs"] = sorted({s["graph"] for s in summary["search_index"]["searches"] if s.get("graph")})
     return out
 
 
@@ -192,6 +194,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/bench_scale"))
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep-graphs", action="store_true",
+                        help="verdicts: read the FAISS graphs an earlier run saved in RUN/index (a re-run) "
+                             "instead of building them")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -209,6 +214,10 @@ def main() -> None:
                 if backend == "exact" and stage in ("self", "curation", "verdicts") and size > args.exact_self_max:
                     row["stages"][stage] = {"skipped": f"exact self-neighbours past {args.exact_self_max:,} images"}
                     continue
+                if stage == "verdicts":
+                    run = make_run(folder, backend)
+                    for graph in [] if args.keep_graphs else (run / "index").glob("*.faiss"):
+                        graph.unlink()  # this bench's own file: the stage then builds its graphs, as a first run does
                 row["stages"][stage] = child(folder, backend, stage, args.timeout)
                 print(f"  {backend} {stage}: {row['stages'][stage]}", file=sys.stderr)
             timed = [s["seconds"] for s in row["stages"].values() if "seconds" in s]

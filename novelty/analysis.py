@@ -307,7 +307,7 @@ def analyze(train: str | os.PathLike, out: str | os.PathLike, *, generated: str 
                                                 image_set.images, extractor, options.batch_size,
                                                 options.progress)
         lap(f"embed_{image_set.name}")
-    search_keys, search_index = _search(run, store, extractor.layers, options, make_backend(index, seed))
+    search_keys, search_index = _search(run, store, extractor.layers, options, make_backend(index, seed, folder=run.index_dir))
     lap("search")
 
     counts = {"training": len(training.ids), "generated": len(generated_set.ids),

@@ -91,6 +91,7 @@ OUTLIER_K = 5  # outlier score's smallest scale: distance to the k-th nearest di
 OUTLIER_SCALES: tuple[int, ...] = tuple(OUTLIER_K * 2**i for i in range(6))  # outlier score: k = 5 .. 160
 OUTLIER_MAX_SHARE = 0.1  # outlier score: scales up to this share of the set (a larger group is a mode, not junk)
 OUTLIER_PCA = 32  # outlier score's global view: Hotelling T^2 on this many principal components of the deepest layer
+PCA_FIT_MAX = 20_000  # principal components (outlier score, C_T cells) of a larger set: fitted on a seeded subsample
 OUTLIER_Z = 2.5  # is_outlier: outlier_score above this (about 1% of the masks without junk)
 DUPLICATE_Z = 3.5  # near-duplicate pairs: nearest-neighbour log-distance this far below typical
 CURATION_SKETCH = 4096  # curation's self-search runs a layer longer than this on its sketch:CURATION_SKETCH (0: exact)

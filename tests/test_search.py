@@ -177,6 +177,10 @@ def test_faiss_run_records_its_recall_everywhere(tmp_path, monkeypatch):
     assert search["layer"] == "block5_pool" and search["kind"] == "hnsw_flat" and search["efSearch"] == 64
     assert recorded["recall_at_k"] == search["recall_at_k"] >= 0.95 and recorded["recall_queries"] == 1000
     assert len(summary["search_index"]["searches"]) > 1  # the verdicts' self-neighbours and held-out queries too
+    (graph,) = (tmp_path / "run" / "index").glob("*.faiss")  # analyze built and saved it, the verdicts read it
+    assert search["graph"] == f"{graph.name}: built and saved"
+    verdicts = [s for s in summary["search_index"]["searches"] if s["search"] == "verdicts"]
+    assert verdicts and all(s["graph"] == f"{graph.name}: read" for s in verdicts if s["training"] == N_TRAIN)
     assert summary["search_index"]["recall_at_k"] == min(s["recall_at_k"] for s in summary["search_index"]["searches"])
     assert f"recall@24 against exact search {summary['search_index']['recall_at_k']:.3f}" in result.output
     assert RunView.load(tmp_path / "run").summary()["search_index"] == summary["search_index"]
@@ -203,3 +207,30 @@ def test_readme_states_the_rule_and_thresholds_of_defaults():
     for name, value in stated.items():
         assert f"`{name}` = {value}" in section
     assert "--index faiss" in section
+
+
+def test_hnsw_graph_is_saved_once_and_read_back(tmp_path, sets):
+    """A graph over a stored file is built once, saved under the run's index/, read by a later backend
+    (same neighbours), and replaced when the stored file changes (the store renames it on every change)."""
+    generated, training = sets
+    params = {"kind": "hnsw_flat", "M": 8, "efConstruction": 40, "efSearch": 32}
+    (tmp_path / "training").mkdir()
+    np.save(tmp_path / "training" / "block5_pool-00000001.npy", training)
+    stored = np.load(tmp_path / "training" / "block5_pool-00000001.npy", mmap_mode="r")
+    first = FaissBackend(params=params, folder=tmp_path / "index")
+    found = top_k(generated, stored, 24, backend=first)
+    (saved,) = (tmp_path / "index").glob("*.faiss")
+    assert saved.name == "training-block5_pool-00000001-hnsw-M8-efc40.faiss"
+    assert first.searches[0]["graph"] == f"{saved.name}: built and saved"
+    top_k(generated[:5], stored, 24, backend=first)  # a second question: the graph in memory, not rebuilt
+    assert "graph" in first.searches[1] and saved.stat().st_mtime_ns == saved.stat().st_mtime_ns
+    again = FaissBackend(params=params, folder=tmp_path / "index")
+    np.testing.assert_array_equal(top_k(generated, stored, 24, backend=again)[0], found[0])
+    assert again.searches[0]["graph"] == f"{saved.name}: read"
+    np.save(tmp_path / "training" / "block5_pool-00000002.npy", training[:2000])
+    changed = np.load(tmp_path / "training" / "block5_pool-00000002.npy", mmap_mode="r")
+    top_k(generated, changed, 24, backend=FaissBackend(params=params, folder=tmp_path / "index"))
+    assert [p.name for p in (tmp_path / "index").glob("*.faiss")] == ["training-block5_pool-00000002-hnsw-M8-efc40.faiss"]
+    in_memory = FaissBackend(params=params, folder=tmp_path / "elsewhere")
+    top_k(generated, np.asarray(training), 24, backend=in_memory)  # no stored file behind it: nothing saved
+    assert not (tmp_path / "elsewhere").exists() and "graph" not in in_memory.searches[0]

@@ -111,6 +111,27 @@ def test_validate_writes_a_report_with_every_kind(tmp_path):
         validate(train, train / "out", extractor=PixelExtractor(), progress=False)
 
 
+def test_validate_with_faiss_records_recall_and_flags_as_exact(tmp_path, monkeypatch):
+    """``index="faiss"`` (an HNSW graph here: the size rule's threshold lowered) judges through FAISS,
+    records its recall in the report, and flags what exact search flags."""
+    pytest.importorskip("faiss")
+    from novelty import defaults
+
+    train = _folder(tmp_path / "train", 240)
+    exact = validate(train, tmp_path / "exact", copies=12, fpr=0.05, extractor=PixelExtractor(), progress=False,
+                     plot=False)
+    monkeypatch.setattr(defaults, "FAISS_ANN_MIN_TRAINING", 32)
+    faiss = validate(train, tmp_path / "faiss", copies=12, fpr=0.05, extractor=PixelExtractor(), progress=False,
+                     plot=False, index="faiss")
+    assert exact.search_index["backend"] == "exact" and exact.search_index["recall_at_k"] is None
+    assert faiss.settings["index"] == "faiss" and faiss.search_index["recall_at_k"] >= 0.95
+    assert {s["kind"] for s in faiss.search_index["searches"]} == {"hnsw_flat"}
+    for row, cells in exact.rates.items():
+        assert abs(cells[COMBINED].rate - faiss.rates[row][COMBINED].rate) <= 0.02, row
+    saved = json.loads((tmp_path / "faiss" / "validation.json").read_text())
+    assert saved["search_index"]["recall_at_k"] == faiss.search_index["recall_at_k"]
+
+
 @pytest.mark.slow
 def test_cli_validate_with_random_weights(tmp_path):
     """The real extractor end to end, random weights (no download), 60 images of 32 px."""

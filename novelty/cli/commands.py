@@ -22,6 +22,7 @@ from novelty.cli.options import (
     FIT,
     FPR_OPTION,
     HOLDOUT_OPTION,
+    INDEX_OPTION,
     INPUT_SIZE_OPTION,
     LAYERS_OPTION,
     MIRROR_OPTION,
@@ -149,9 +150,7 @@ def generate(checkpoint: Path, n: int, seed: int, inputs: Path | None, fit_mode:
 @click.option("--k", "k", type=bounded("top_k"), default=defaults.TOP_K, help="Neighbours per sample.")
 @EMBEDDING_OPTIONS
 @BLOCK1_REDUCE_OPTION
-@click.option("--index", type=click.Choice(["exact", "faiss", "auto"]), default=defaults.INDEX,
-              help=f"Neighbour search: exact, faiss (HNSW from {defaults.FAISS_ANN_MIN_TRAINING:,} training images "
-                   f"on, recall@24 measured), or auto (faiss from {defaults.FAISS_AUTO_TRAINING:,} on).")
+@INDEX_OPTION
 @HOLDOUT_OPTION
 @FPR_OPTION
 @MIRROR_OPTION
@@ -218,12 +217,17 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
                 click.echo(f"Warning: {note}", err=True)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    search = result.search_index or {}
+    _echo_recall(result.search_index)
+    click.echo(f"Run folder: {out}")
+
+
+def _echo_recall(search: dict | None) -> None:
+    """The line saying an approximate search's measured recall (nothing for exact search)."""
+    search = search or {}
     if search.get("recall_at_k") is not None:
         click.echo(f"Search: {search['backend']}, recall@{search['recall_k']} against exact search "
                    f"{search['recall_at_k']:.3f} (lowest of {len(search['searches'])} searches, "
                    f"{search['recall_queries']} sampled queries each)")
-    click.echo(f"Run folder: {out}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -290,19 +294,22 @@ def serve(run: Path, host: str, port: int) -> None:
 @FPR_OPTION
 @MIRROR_OPTION
 @ALIGN_OPTION
+@INDEX_OPTION
 @BATCH_SIZE_OPTION
 @SEED
 def validate(train_dir: Path, out: Path, weights: str, preprocess: str, input_size: int,
              layers: tuple[str, ...], fit_mode: str, block1_reduce: str, copies: int, unseen_fraction: float,
-             holdout_fraction: float, fpr: float, mirror: bool, align: bool, batch_size: int, seed: int) -> None:
+             holdout_fraction: float, fpr: float, mirror: bool, align: bool, index: str, batch_size: int,
+             seed: int) -> None:
     """Plant known copies and unseen real images among samples; report what the copy verdict flags."""
     report = judge_validate.validate(train_dir, out, weights=weights, preprocess=preprocess, input_size=input_size,
                           layers=layers, fit_mode=fit_mode, block1_reduce=block1_reduce, copies=copies,
                           unseen_fraction=unseen_fraction, holdout_fraction=holdout_fraction, fpr=fpr,
-                          seed=seed, batch_size=batch_size, mirror=mirror, align=align)
+                          seed=seed, batch_size=batch_size, mirror=mirror, align=align, index=index)
     click.echo(report.table())
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    _echo_recall(report.search_index)
     click.echo(f"Report: {out / judge_validate.REPORT_FILE}; plot: {out / judge_validate.PLOT_FILE}")
 
 

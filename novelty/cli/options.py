@@ -105,6 +105,10 @@ BLOCK1_REDUCE_OPTION = click.option(
     help="Shrink block1_pool: none, sketch:D (random projection to D values; keeps most neighbours) "
          "or pool:N (N x N average pooling; keeps fewer).")
 
+INDEX_OPTION = click.option(
+    "--index", type=click.Choice(["exact", "faiss", "auto"]), default=defaults.INDEX,
+    help=f"Neighbour search: exact, faiss (HNSW from {defaults.FAISS_ANN_MIN_TRAINING:,} training images "
+         f"on, recall@24 measured), or auto (faiss from {defaults.FAISS_AUTO_TRAINING:,} on).")
 HOLDOUT_OPTION = click.option(
     "--holdout", "holdout_fraction", type=bounded("holdout_fraction"),
     default=defaults.HOLDOUT_FRACTION, help="Share of the training images held out to calibrate the copy verdict.")

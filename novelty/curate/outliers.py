@@ -95,20 +95,25 @@ def outlier_scores(distances: Mapping[object, np.ndarray]) -> np.ndarray:
 
 def hotelling_z(features: np.ndarray, components: int = defaults.OUTLIER_PCA, seed: int = defaults.SEED) -> np.ndarray:
     """The global view ``z_T2``: robust z of log Hotelling T^2 on the first ``components`` principal
-    components of ``(N, D)`` features (scikit-learn PCA); zeros when the set is too small for it."""
+    components of ``(N, D)`` features (an array or a :class:`novelty.search.rows.UnitRows` view;
+    scikit-learn PCA, fitted on at most ``defaults.PCA_FIT_MAX`` seeded rows, applied a block at a
+    time); zeros when the set is too small for it."""
     from sklearn.decomposition import PCA
     from threadpoolctl import threadpool_limits
 
-    x = np.asarray(features, dtype=np.float32)
-    d = min(components, len(x) - 2, x.shape[1])
+    from novelty.search.rows import fit_rows, transform
+
+    n = len(features)
+    d = min(components, n - 2, features.shape[1])
     if d < 1:
-        return np.zeros(len(x))
+        return np.zeros(n)
     with threadpool_limits(limits=1):  # a small fit: on a busy machine, spinning BLAS threads made it 5-15x slower
-        pca = PCA(d, svd_solver="randomized", random_state=seed).fit(x)
+        pca = PCA(d, svd_solver="randomized", random_state=seed).fit(
+            np.asarray(features[fit_rows(n, seed=seed)], dtype=np.float32))
     keep = pca.explained_variance_ > 1e-12 * max(float(pca.explained_variance_[0]), 1e-30)
     if not keep.any():
-        return np.zeros(len(x))
-    t = pca.transform(x)[:, keep]
+        return np.zeros(n)
+    t = transform(pca, features)[:, keep]
     return robust_z(np.log(np.maximum(np.sum(t * t / pca.explained_variance_[keep], axis=1), MIN_DISTANCE)))
 
 

@@ -98,13 +98,21 @@ def _nearest_distances(points: np.ndarray, training: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(best, 0.0))
 
 
-def _cluster_space(training: np.ndarray, others: list[np.ndarray], seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def _cluster_space(training, others: list[np.ndarray], seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The space k-means runs in: the features, or past ``4 * PCA_DIMENSIONS`` values their principal
+    components (fitted on at most ``defaults.PCA_FIT_MAX`` seeded TRAINING rows, applied a block at a time)."""
+    from novelty.search.rows import fit_rows, transform
+
     if training.shape[1] <= 4 * PCA_DIMENSIONS:
-        return training, others
+        return np.asarray(training, dtype=np.float32), others
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=min(PCA_DIMENSIONS, len(training) - 1), svd_solver="randomized", random_state=seed)
-    return pca.fit_transform(training), [pca.transform(o) for o in others]
+    rows = fit_rows(len(training), seed=seed)
+    if isinstance(rows, slice) and isinstance(training, np.ndarray):
+        return pca.fit_transform(training), [pca.transform(o) for o in others]
+    pca.fit(np.asarray(training[rows], dtype=np.float32))
+    return transform(pca, training), [pca.transform(o) for o in others]
 
 
 def data_copying_test(training: np.ndarray, heldout: np.ndarray, generated: np.ndarray, *,
@@ -114,9 +122,12 @@ def data_copying_test(training: np.ndarray, heldout: np.ndarray, generated: np.n
     """C_T of GENERATED ``(M, D)`` against TRAINING ``(N, D)``, with HELD-OUT real ``(H, D)`` as reference.
 
     ``n_cells`` defaults to ``min(CT_MAX_CELLS, M // min_cell_samples, H // min_cell_samples)``, at least 1,
-    so that a typical cell can hold enough points. Features are float arrays of one width.
+    so that a typical cell can hold enough points. Features are float arrays of one width; TRAINING may
+    be a :class:`novelty.search.rows.UnitRows` view, read a block (or a cell) at a time.
     """
-    t = np.asarray(training, dtype=np.float32)
+    from novelty.search.rows import UnitRows
+
+    t = training if isinstance(training, UnitRows) else np.asarray(training, dtype=np.float32)
     p = np.asarray(heldout, dtype=np.float32)
     q = np.asarray(generated, dtype=np.float32)
     for name, arr in (("training", t), ("held-out", p), ("generated", q)):

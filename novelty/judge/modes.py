@@ -61,14 +61,18 @@ class ModeModel:
     def project(self, features: np.ndarray) -> np.ndarray:
         return (_unit(features) - self.mean) @ self.components.T
 
-    def assign(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mode per row, log-likelihood per row under its mode's component)."""
+    def assign(self, features: np.ndarray, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """(mode per row, log-likelihood per row under its mode's component), ``block`` rows at a time
+        (a memory-mapped set is never held whole), on one thread (see the module text)."""
         from threadpoolctl import threadpool_limits
 
+        labels, scores = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
         with threadpool_limits(limits=1):
-            z = self.project(features)
-            labels = self.mixture.predict(z)
-        return labels, _component_log_density(self.mixture, z, labels)
+            for start in range(0, len(features), block):
+                z = self.project(features[start:start + block])
+                labels.append(self.mixture.predict(z))
+                scores.append(_component_log_density(self.mixture, z, labels[-1]))
+        return np.concatenate(labels), np.concatenate(scores)
 
 
 def _unit(features: np.ndarray) -> np.ndarray:
@@ -97,13 +101,13 @@ def fit_modes(training: np.ndarray, *, seed: int = 0, counts: tuple[int, ...] | 
     n = len(training)
     if n < 2 * MODES_MIN_SIZE:
         raise NoveltyError(f"modes need at least {2 * MODES_MIN_SIZE} training images; the set has {n}")
-    x = _unit(training)
     rng = np.random.default_rng(seed)
     fit_rows = np.sort(rng.choice(n, MODES_FIT_MAX, replace=False)) if n > MODES_FIT_MAX else np.arange(n)
+    x = _unit(training[fit_rows])  # only the rows fitted on: a whole layer is never copied
     bic, best = {}, None
     with threadpool_limits(limits=1):  # see the module text: one thread is 8x faster on a busy machine
-        pca = PCA(min(MODES_PCA, len(fit_rows) - 1, x.shape[1]), random_state=seed).fit(x[fit_rows])
-        z = pca.transform(x[fit_rows])
+        pca = PCA(min(MODES_PCA, len(fit_rows) - 1, x.shape[1]), random_state=seed).fit(x)
+        z = pca.transform(x)
         for k in counts or candidate_counts(n):
             mixture = GaussianMixture(k, covariance_type="diag", reg_covar=1e-5, random_state=seed).fit(z)
             bic[k] = float(mixture.bic(z))

@@ -23,6 +23,7 @@ from novelty.judge.evidence import Evidence, Found
 from novelty.judge.heldout import TrainingCalibration, calibration_summary
 from novelty.judge.prdc import compute_prdc
 from novelty.judge.trainingset import curation_summary
+from novelty.search.rows import UnitRows
 
 DISTINCT_SUBSETS = 200  # random subsets averaged for the distinct-top-1 comparison
 SMALL_COPY_SET = 30  # fewer generated samples than this: the copy rate carries a warning
@@ -141,8 +142,9 @@ def set_statistics(is_copy: np.ndarray, training: Mapping[str, np.ndarray], gene
         warnings.append(f"copy rate from only {m} generated samples: see its exact interval")
     ct, prdc = {}, {}
     for layer in training:
-        ct[layer] = data_copying_test(training[layer][reference], training[layer][heldout], generated[layer],
-                                      seed=seed)
+        reference_rows = (training[layer].subset(reference) if isinstance(training[layer], UnitRows)
+                          else training[layer][reference])  # a view: the reference set is most of the set
+        ct[layer] = data_copying_test(reference_rows, training[layer][heldout], generated[layer], seed=seed)
         warnings += [f"C_T {layer}: {w}" for w in ct[layer].warnings]
         if min(n, m) > defaults.PRDC_K:
             prdc[layer] = _prdc(training[layer], generated[layer], seed)

@@ -45,6 +45,8 @@ from novelty.judge.alignment import TrainingPixels, grey
 from novelty.judge.calibration import calibrate, clopper_pearson, holdout_split, judge
 from novelty.judge.heldout import calibrate_training, nearest_training
 from novelty.plots import validation_rates
+from novelty.search.backends import make_backend, resolve_index, using
+from novelty.search.backends import report as search_report
 from novelty.search.neighbors import normalize
 
 CROPS = {"crop95": 0.95, "crop90": 0.90, "crop80": 0.80}  # share of each side a crop keeps
@@ -103,10 +105,12 @@ class ValidationReport:
     counts: dict
     goals: dict
     warnings: list[str] = field(default_factory=list)
+    search_index: dict | None = None  # the search backend and, when approximate, its measured recall
 
     def as_dict(self) -> dict:
         return {"rates": {row: {col: asdict(cell) for col, cell in cols.items()} for row, cols in self.rates.items()},
-                "settings": self.settings, "counts": self.counts, "goals": self.goals, "warnings": self.warnings}
+                "settings": self.settings, "counts": self.counts, "goals": self.goals, "warnings": self.warnings,
+                "search_index": self.search_index}
 
     def table(self) -> str:
         """The rates as a plain-text table: rows are kinds of copy, then the unseen real images."""
@@ -176,13 +180,17 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
              copies: int = defaults.VALIDATE_COPIES, unseen_fraction: float = defaults.VALIDATE_UNSEEN_FRACTION,
              holdout_fraction: float = defaults.HOLDOUT_FRACTION, fpr: float = defaults.FALSE_POSITIVE_RATE,
              seed: int = defaults.SEED, batch_size: int = defaults.EMBED_BATCH_SIZE, mirror: bool = True,
-             align: bool = True, extractor=None, progress: bool = True, plot: bool = True) -> ValidationReport:
+             align: bool = True, index: str = defaults.INDEX, extractor=None, progress: bool = True,
+             plot: bool = True) -> ValidationReport:
     """Run the harness on the images in ``train_dir``; write ``out/validation.json`` (and, with
     ``plot``, the rates as bars in ``out/validation.png``); return the report.
 
     ``mirror``: judge with the mirror search, as ``judge_run`` does by default (every probe and
     held-out image is also embedded flipped left-right). ``align``: add the aligned pixel match, as
-    ``judge_run`` does by default (:mod:`novelty.judge.alignment`).
+    ``judge_run`` does by default (:mod:`novelty.judge.alignment`). ``index``: the search backend, as
+    ``analyze --index`` picks it (:func:`novelty.search.backends.resolve_index`); a FAISS search's
+    recall@24 goes into the report ("search_index"), so the flag rates of FAISS and exact search can
+    be compared on one collection.
 
     ``extractor``: a :class:`novelty.embed.features.Extractor` to use instead of building one from
     ``weights``, ``preprocess``, ``input_size``, ``layers``, ``block1_reduce`` and ``fit_mode``.
@@ -214,23 +222,26 @@ def validate(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     probes, mirrored, probe_grey = _probes(images, features, sources, unseen_idx, extractor, rng,
                                            batch_size=batch_size, mirror=mirror, align=align,
                                            progress=progress, flipped=flipped)
-    rates, calibration = evaluate(
-        {layer: features[layer][train_idx] for layer in layers}, probes,
-        mirrored_probes=mirrored if mirror else None,
-        training_mirrored=(lambda rows: flipped(images.images[train_idx[rows]], "held-out images")) if mirror else None,
-        probe_pixels=probe_grey or None,
-        training_pixels=TrainingPixels(lambda rows: images.images[train_idx[rows]]) if align else None,
-        fpr=fpr, holdout_fraction=holdout_fraction, seed=seed, progress=progress)
+    backend = make_backend(resolve_index(index, len(train_idx)), seed)
+    with using(backend):
+        rates, calibration = evaluate(
+            {layer: features[layer][train_idx] for layer in layers}, probes,
+            mirrored_probes=mirrored if mirror else None,
+            training_mirrored=(lambda rows: flipped(images.images[train_idx[rows]], "held-out images")) if mirror else None,
+            probe_pixels=probe_grey or None,
+            training_pixels=TrainingPixels(lambda rows: images.images[train_idx[rows]]) if align else None,
+            fpr=fpr, holdout_fraction=holdout_fraction, seed=seed, progress=progress)
     settings = {"train_dir": str(train_dir.resolve()), "weights": extractor.weights.to_json(),
                 "preprocess": extractor.preprocess, "input_size": extractor.input_size, "fit": fit_mode,
                 "layers": list(layers), "copies": n_copies, "unseen_fraction": unseen_fraction,
                 "holdout_fraction": holdout_fraction, "false_positive_rate": fpr, "seed": seed,
-                "mirror_search": mirror, "aligned_pixel_match": align,
+                "mirror_search": mirror, "aligned_pixel_match": align, "index": backend.name,
                 "kinds": {"crop_side": CROPS, "jitter": list(JITTER), "jpeg_quality": JPEG_QUALITY}}
     counts = {"images": n_all, "training": len(train_idx), "unseen": len(unseen_idx),
               "copies_per_kind": n_copies, "skipped": images.skipped,
               "training_heldout": calibration["n_heldout"]}
     report = _report(rates, calibration, settings, counts)
+    report.search_index = search_report(backend, index)
     write_json(out / REPORT_FILE, report.as_dict() | {"calibration": calibration})
     if plot:
         validation_rates(out / PLOT_FILE, {row: {col: (cell.rate, *cell.interval) for col, cell in cols.items()}

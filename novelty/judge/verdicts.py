@@ -75,8 +75,9 @@ from novelty.judge.sets import assessment_summary, layer_agreement, mode_collaps
 from novelty.judge.trainingset import add_pixel_flags, training_rows
 from novelty.run import tables
 from novelty.run.folder import RunFolder
-from novelty.search.backends import judged_report, run_backend, using
+from novelty.search.backends import active, judged_report, run_backend, using
 from novelty.search.neighbors import top_k
+from novelty.search.rows import unit_rows
 from novelty.stopwatch import Stopwatch
 
 # The kinds of copy evidence, in the order of their samples.csv columns (a piece may read what the
@@ -158,7 +159,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     pieces = _ordered(evidence if evidence is not None else [LayerCosine(layer) for layer in layers])
     watch = Stopwatch()
     lap = watch.lap
-    train, gen = normalized(training), normalized(generated)
+    train, gen = unit_rows(training), unit_rows(generated)  # normalised as read: no copy of a whole layer
     k = min(k, n)
     if generated_neighbours is None:
         generated_neighbours = {layer: top_k(gen[layer], train[layer], k) for layer in layers}
@@ -172,6 +173,7 @@ def assess(training: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarra
     queries = sample_queries(gen, train, generated_neighbours, count=depth(pieces), progress=progress,
                              mirrored=normalized(generated_mirrored) if generated_mirrored is not None else None)
     found = find(pieces, queries)
+    active().release()  # nothing asks the training set's indexes more: their memory goes before the statistics
     verdicts, is_copy, flagged, follows = _decide(tc, pieces, found, truth, layers)
     lists = {layer: queries.lists[layer][0] for layer in layers}
     agreement = layer_agreement(lists)
@@ -364,13 +366,15 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     hashes = {set_name: file_hashes(store, set_name, layers[0], ids)
               for set_name, ids in (("training", training_ids), ("generated", generated_ids))}
     pieces, off = _run_evidence(RunSource(manifest, layers, training_ids, generated_ids, hashes), align)
-    backend = run_backend(manifest.get("search_index"), seed)  # every search of the verdicts goes through it
+    # every search of the verdicts goes through it, on the graphs analyze saved where there are some
+    backend = run_backend(manifest.get("search_index"), seed, folder=run.index_dir)
     with using(backend):
         result, pieces = _assess_without_failures(
             pieces, off, training=training, generated=generated, training_ids=training_ids,
             generated_ids=generated_ids, generated_neighbours=neighbours, k=k, holdout_fraction=holdout_fraction,
             fpr=fpr, seed=seed, generated_mirrored=mirrored[0], training_mirrored=mirrored[1], truth=truth,
             progress=progress)
+    backend.release()  # its indexes: the rest of the stage needs the memory
     watch.lap("assess")
     summary = result.summary
     summary["search_index"] = judged_report(manifest.get("search_index"), backend)

@@ -24,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -44,11 +46,17 @@ class SearchBackend:
     name = "base"
     approximate = False
 
-    def __init__(self, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES) -> None:
+    def __init__(self, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES,
+                 folder: str | os.PathLike | None = None) -> None:
         """``seed``: of anything random (an index's training sample, the recall queries);
-        ``recall_queries``: queries sampled per approximate search to measure its recall."""
+        ``recall_queries``: queries sampled per approximate search to measure its recall; ``folder``:
+        where an index worth keeping is saved and found again (a run's ``index/``; None: nowhere)."""
         self.seed, self.recall_queries = int(seed), int(recall_queries)
+        self.folder = Path(folder) if folder is not None else None
         self.searches: list[dict] = []
+
+    def release(self) -> None:
+        """Forget any index held in memory (the searches made are kept)."""
 
     def search(self, generated: np.ndarray, training: np.ndarray, k: int, chunks: tuple[int, int],
                progress: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -123,22 +131,41 @@ class FaissBackend(SearchBackend):
     approximate = True
 
     def __init__(self, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES,
-                 params: dict | None = None) -> None:
-        super().__init__(seed, recall_queries)
+                 folder: str | os.PathLike | None = None, params: dict | None = None) -> None:
+        super().__init__(seed, recall_queries, folder)
         _faiss()
         self.params = params  # None: faiss_params(training rows); else {"kind": "flat"}, hnsw_flat or ivf_flat
         self._built: dict[int, tuple[np.ndarray, object, dict]] = {}  # id(training) -> (training, index, params)
 
+    def release(self) -> None:
+        self._built.clear()
+
     def index(self, training: np.ndarray, chunk: int) -> tuple[object, dict]:
-        """The index over ``training`` (built once per array: the web query and deep self-searches
-        search one set many times) and its parameters."""
+        """The index over ``training`` and its parameters: built once per array (every neighbour
+        question of a run searches one set many times) and, for an HNSW graph over a stored file with
+        a ``folder``, saved there and read back by later runs (:func:`graph_path`)."""
         if id(training) in self._built and self._built[id(training)][0] is training:
             return self._built[id(training)][1:]
+        params = dict(self.params or faiss_params(training.shape[0]))
+        path = graph_path(self.folder, training, params) if params["kind"] == "hnsw_flat" else None
+        index = _read_graph(path, training.shape) if path is not None else None
+        if index is None:
+            index = self._build(training, params, chunk)
+            if path is not None:
+                _write_graph(index, path)
+                params["graph"] = f"{path.name}: built and saved"
+        else:
+            params["graph"] = f"{path.name}: read"
+        self._built[id(training)] = (training, index, params)
+        return index, params
+
+    def _build(self, training: np.ndarray, params: dict, chunk: int):
+        from tqdm.auto import tqdm
+
         from novelty.search.neighbors import normalize
 
         faiss = _faiss()
         m, d = training.shape
-        params = dict(self.params or faiss_params(m))
         if params["kind"] == "flat":
             index = faiss.IndexFlatIP(d)
         elif params["kind"] == "hnsw_flat":
@@ -152,10 +179,10 @@ class FaissBackend(SearchBackend):
             index.nprobe = int(params["nprobe"])
         else:
             raise NoveltyError(f"unknown FAISS index kind {params['kind']!r}; expected flat, hnsw_flat or ivf_flat")
-        for start in range(0, m, chunk):
+        for start in tqdm(range(0, m, chunk), desc=f"search index ({params['kind']})", unit="block",
+                          disable=m < defaults.FAISS_ANN_MIN_TRAINING):
             index.add(normalize(training[start:start + chunk]))
-        self._built[id(training)] = (training, index, params)
-        return index, params
+        return index
 
     def search(self, generated, training, k, chunks, progress):
         from tqdm.auto import tqdm
@@ -186,6 +213,45 @@ class FaissBackend(SearchBackend):
 
 
 BACKENDS: dict[str, type[SearchBackend]] = {"exact": ExactBackend, "faiss": FaissBackend}
+
+
+def graph_path(folder: Path | None, training, params: dict) -> Path | None:
+    """Where the graph of ``params`` over ``training`` is kept in ``folder``: named after the feature
+    store's data file behind it (``<set>-<layer>-<token>``: the store renames it on every change, so
+    the name is the content's key) and the parameters; None without a folder or a whole stored file.
+    Each search records which it used (``"graph"``: ``<file>: read`` or ``<file>: built and saved``)."""
+    name = getattr(training, "filename", None)
+    if folder is None or not name or getattr(training, "rows", None) is not None:
+        return None
+    data = Path(name)
+    return folder / f"{data.parent.name}-{data.stem}-hnsw-M{params['M']}-efc{params['efConstruction']}.faiss"
+
+
+def _read_graph(path: Path, shape: tuple[int, int]):
+    """The graph saved at ``path``, or None when absent, unreadable or not of ``shape``'s rows."""
+    faiss = _faiss()
+    if not path.is_file():
+        return None
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError:
+        return None
+    return index if (index.ntotal, index.d) == tuple(shape) else None
+
+
+def _write_graph(index, path: Path) -> None:
+    """Save ``index`` at ``path`` atomically; graphs of older data of the same set and layer go (they
+    are this cache's own files, never a user's)."""
+    faiss = _faiss()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    faiss.write_index(index, str(tmp))
+    os.replace(tmp, path)
+    set_layer = path.name.split("-hnsw-")[0].rsplit("-", 1)[0]
+    for old in path.parent.glob(f"{set_layer}-*.faiss"):
+        if old != path and old.name.split("-hnsw-")[0].rsplit("-", 1)[0] == set_layer:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
 
 
 def recall_at_k(generated: np.ndarray, training: np.ndarray, found: np.ndarray, sample: int = defaults.RECALL_QUERIES,
@@ -231,19 +297,19 @@ def faiss_available() -> bool:
     return True
 
 
-def make_backend(name: str, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES
-                 ) -> SearchBackend:
-    """A new backend by name (:data:`BACKENDS`)."""
+def make_backend(name: str, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES,
+                 folder: str | os.PathLike | None = None) -> SearchBackend:
+    """A new backend by name (:data:`BACKENDS`); ``folder``: where it keeps its indexes (a run's ``index/``)."""
     if name not in BACKENDS:
         raise NoveltyError(f"unknown backend {name!r}; expected one of: {', '.join(BACKENDS)}")
-    return BACKENDS[name](seed, recall_queries)
+    return BACKENDS[name](seed, recall_queries, folder)
 
 
-def run_backend(record: dict | None, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES
-                ) -> SearchBackend:
+def run_backend(record: dict | None, seed: int = defaults.SEED, recall_queries: int = defaults.RECALL_QUERIES,
+                folder: str | os.PathLike | None = None) -> SearchBackend:
     """The backend a run recorded (``run.json`` "search_index"; exact when absent: older runs)."""
     return make_backend(str((record if isinstance(record, dict) else {}).get("backend") or "exact"),
-                        seed, recall_queries)
+                        seed, recall_queries, folder)
 
 
 _ACTIVE: contextvars.ContextVar[SearchBackend | None] = contextvars.ContextVar("novelty_search_backend", default=None)

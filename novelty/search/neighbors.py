@@ -54,7 +54,10 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 
 def _check_features(x: np.ndarray, side: str) -> np.ndarray:
-    x = np.asarray(x)
+    from novelty.search.rows import UnitRows
+
+    if not isinstance(x, UnitRows | np.ndarray):  # a memory map, or a view normalised as read, stays one
+        x = np.asarray(x)
     if x.ndim != 2:
         raise NoveltyError(f"{side} features must be a 2-D array (rows, dimensions), received shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
@@ -160,7 +163,8 @@ def top_k(generated: np.ndarray, training: np.ndarray, k: int = defaults.TOP_K, 
     """The k most cosine-similar TRAINING rows for each GENERATED row.
 
     generated: (N, D) GENERATED features (queries); training: (M, D) TRAINING features (searched);
-    float32 preferred, float16/float64/int accepted (computed in float32).
+    float32 preferred, float16/float64/int accepted (computed in float32), memory-mapped or a
+    :class:`novelty.search.rows.UnitRows` view (read a block at a time).
     chunk_size: rows per block, one int for both sides or (generated rows, training rows); None picks
     sizes from ``defaults.TOPK_*`` so a block stays within a fixed memory budget.
     backend: a :class:`~novelty.search.backends.SearchBackend`, or its name ("exact", "faiss": a new
