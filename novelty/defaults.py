@@ -32,7 +32,7 @@ STEPS = 15_000
 CHECKPOINT_EVERY = 500
 LOG_EVERY = 50
 GRID_SIZE = 64  # samples in the fixed-noise grid written at each checkpoint
-EMA = 0.0  # decay of the generator's moving average (0: off; 0.999 is usual)
+EMA = 0.999  # decay of the generator's moving average, sampled and saved (0: off); measured better on the masks (README)
 DIFFAUGMENT = ""  # DiffAugment policies, comma-separated (color,translation,cutout); "" = off
 LABEL_SMOOTHING = 0.0  # one-sided: the discriminator's target for real images is 1 - this
 QUALITY_EVERY = 1000  # steps between block5_pool PRDC evaluations while training (0: off)

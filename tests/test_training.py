@@ -24,7 +24,14 @@ from PIL import Image
 
 from novelty.errors import NoveltyError
 from novelty.gan.dcgan import DISCRIMINATOR_FILE, GENERATOR_FILE, GanConfig, load_generator
-from novelty.gan.training import DATA_POSITION, STATE_FILE, TrainOptions, latest_step, train
+from novelty.gan.training import (
+    DATA_POSITION,
+    STATE_FILE,
+    TRAINING_GENERATOR_FILE,
+    TrainOptions,
+    latest_step,
+    train,
+)
 
 SIZE, BATCH, GRID = 32, 8, 4
 CONFIG = GanConfig(image_size=SIZE, z_dim=8, base_filters=8)
@@ -122,7 +129,7 @@ def test_checkpoints_are_written_every_n_steps_and_pruned(resumed_run: dict) -> 
     assert not (out / "samples" / "step-000005.png").exists()
     for folder in (out / "checkpoints").glob("step-*"):
         assert {p.name for p in folder.iterdir()} == {"config.json", GENERATOR_FILE, DISCRIMINATOR_FILE,
-                                                       STATE_FILE}
+                                                       STATE_FILE, TRAINING_GENERATOR_FILE}  # --ema is on by default
         assert GanConfig.load(folder) == CONFIG
 
 
