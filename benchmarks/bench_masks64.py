@@ -61,6 +61,7 @@ def row(name: str, summary: dict) -> dict:
             **{f"{layer}.{m}": summary["prdc"][layer][m] for layer in LAYERS
                for m in ("precision", "recall", "density", "coverage")},
             "distinct_top1": distinct["generated"], "distinct_top1_heldout": distinct["heldout"],
+            "distinct_n": distinct["n"],
             "distinct_ratio": distinct["generated"] / distinct["heldout"],
             "copies": copies["count"], "copy_rate": copies["rate"], "copy_interval": copies["exact_interval"]}
 
@@ -72,7 +73,7 @@ def show(rows: list[dict]) -> None:
         prdc = ["  ".join(f"{r[f'{layer}.{m}']:.2f}" for m in ("precision", "recall", "density", "coverage"))
                 for layer in LAYERS]
         print(f"{r['run']:<22}{r['n']:>6}  {prdc[0]:<28}{prdc[1]:<28}"
-              f"{r['distinct_top1']:.0f} of {r['n']} ({r['distinct_top1_heldout']:.1f}): {r['distinct_ratio']:.2f}x"
+              f"{r['distinct_top1']:.0f} of {r['distinct_n']} ({r['distinct_top1_heldout']:.1f}): {r['distinct_ratio']:.2f}x"
               f"{'':<6}{r['copies']} ({r['copy_rate']:.3f}, 95% {r['copy_interval'][0]:.3f}-"
               f"{r['copy_interval'][1]:.3f})")
     for r in rows:
