@@ -95,8 +95,8 @@ def resume_defaults(out: Path, model: str, settings: dict) -> tuple[str, dict, l
     settings, taken = dict(settings), []
     for name in left_out:
         file, key = ("config.json", "architecture") if name == "model" else SAVED_FLAGS[name]
-        if name != "model" and name not in settings or key not in saved[file]:
-            continue
+        if (name != "model" and name not in settings) or key not in saved[file]:
+            continue  # a flag of the other family, or a value this folder never recorded
         value = saved[file][key]
         if name == "diffaugment":
             value = ",".join(value)

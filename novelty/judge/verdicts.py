@@ -347,12 +347,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     key = cache_key(run, manifest, store, layers, settings, extractor, VERDICTS_FORMAT)
     if cache and (previous := _cached_result(run, key)) is not None:
         return previous
-    training_ids, training = store.load_layers("training", layers)
-    generated_ids, generated = store.load_layers("generated", layers)
-    index = {tid: j for j, tid in enumerate(training_ids)}
-    neighbours = {layer: neighbours_from_file(run, layer, generated_ids, index) for layer in layers}
-    if any(v is None for v in neighbours.values()):
-        neighbours = None
+    training_ids, training, generated_ids, generated, neighbours = _load(run, store, layers)
     truth = load_truth(store, manifest, generated_ids, generated, layers)
 
     watch = Stopwatch()
@@ -382,8 +377,7 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     summary["warnings"] += warnings + off + [w for piece in pieces for w in piece.warnings]
     summary["overlap"] = training_overlap(manifest.get("train_dir"), manifest.get("generated_dir"),
                                           hashes["training"], hashes["generated"])
-    if summary["overlap"]["warning"]:
-        summary["warnings"].insert(0, summary["overlap"]["warning"])
+    summary["warnings"][:0] = [summary["overlap"]["warning"]] if summary["overlap"]["warning"] else []
     train_dir = Path(manifest["train_dir"]) if manifest.get("train_dir") else None
     if pixel_flags:
         summary["curation"]["flags"], warns = add_pixel_flags(result.training, train_dir, training_ids, progress)
@@ -394,6 +388,17 @@ def judge_run(run_dir: str | os.PathLike, *, holdout_fraction: float = defaults.
     summary["warnings"] += warns
     summary["timings"]["modes"] = watch.lap("modes")
     return _write(run, result, key, train_dir, plots, watch)
+
+
+def _load(run: RunFolder, store, layers: list[str]):
+    """``(training_ids, training, generated_ids, generated, neighbours)`` of a run: both sets' features per
+    layer from the store, and analyze's neighbour lists as training rows (None when a layer's is gone)."""
+    training_ids, training = store.load_layers("training", layers)
+    generated_ids, generated = store.load_layers("generated", layers)
+    index = {tid: j for j, tid in enumerate(training_ids)}
+    neighbours = {layer: neighbours_from_file(run, layer, generated_ids, index) for layer in layers}
+    return training_ids, training, generated_ids, generated, (
+        None if any(v is None for v in neighbours.values()) else neighbours)
 
 
 def _write(run: RunFolder, result: Assessment, key: str, train_dir: Path | None, plots: bool,
