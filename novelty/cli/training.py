@@ -68,8 +68,9 @@ PIX2PIX_ONLY = ("pairs", "direction", "l1_lambda", "bottleneck_dense", "cross_fl
 # Flags whose value a training folder records: CLI name -> (file, key). On a folder that holds a run, each
 # of these left out of the command line takes the folder's value, so that `novelty train DATA --out RUN`
 # resumes RUN as it was started even after a default changed; one given explicitly is checked instead.
-SAVED_FLAGS = {"size": ("config.json", "image_size"), "z_dim": ("config.json", "z_dim"),
-               "base_filters": ("config.json", "base_filters"), "bottleneck_dense": ("config.json", "bottleneck_dense"),
+SAVED_FLAGS = {"model": ("config.json", "architecture"), "size": ("config.json", "image_size"),
+               "z_dim": ("config.json", "z_dim"), "base_filters": ("config.json", "base_filters"),
+               "bottleneck_dense": ("config.json", "bottleneck_dense"),
                **{name: ("train.json", name) for name in (
                    "batch_size", "learning_rate", "beta_1", "seed", "flip", "jitter", "ema", "diffaugment",
                    "label_smoothing", "l1_lambda", "cross_flip")},
@@ -90,31 +91,26 @@ def resume_defaults(out: Path, model: str, settings: dict) -> tuple[str, dict, l
     except (OSError, ValueError, KeyError, TypeError):
         saved["train.json"] = {}
     ctx = click.get_current_context()
-    left_out = [name for name in ("model", *SAVED_FLAGS)
-                if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT)]
-    settings, taken = dict(settings), []
-    for name in left_out:
-        file, key = ("config.json", "architecture") if name == "model" else SAVED_FLAGS[name]
-        if (name != "model" and name not in settings) or key not in saved[file]:
+    params = {param.name: param for param in ctx.command.params}
+    values, taken = {"model": model, **settings}, []
+    for name, (file, key) in SAVED_FLAGS.items():
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT):
+            continue  # given on the command line: check_resume compares it
+        if name not in values or key not in saved[file]:
             continue  # a flag of the other family, or a value this folder never recorded
         value = saved[file][key]
-        if name == "diffaugment":
-            value = ",".join(value)
-        current = model if name == "model" else settings[name]
-        if value != current:
-            if name == "model":
-                model = value
-            else:
-                settings[name] = value
-            taken.append(_flag(name, value))
-    return model, settings, taken
+        value = ",".join(value) if name == "diffaugment" else value
+        if value != values[name]:
+            values[name] = value
+            taken.append(_flag(params[name], value))
+    return values.pop("model"), values, taken
 
 
-def _flag(name: str, value) -> str:
-    flag = "--" + {"learning_rate": "lr", "beta_1": "beta1", "pair_holdout": "holdout"}.get(name, name).replace("_", "-")
+def _flag(param: click.Parameter, value) -> str:
+    """How ``value`` of ``param`` is written on a command line (``--flip``, ``--no-flip``, ``--lr 0.001``)."""
     if isinstance(value, bool):
-        return flag if value else flag.replace("--", "--no-", 1)
-    return f"{flag} {value if value != '' else chr(34) * 2}"
+        return param.opts[0] if value else param.secondary_opts[0]
+    return f"{param.opts[0]} {value if value != '' else chr(34) * 2}"
 
 
 def loop_settings(settings: dict) -> dict:
