@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 from novelty.files import read_json, write_text  # noqa: E402
 from novelty.gan.dcgan import latest_checkpoint  # noqa: E402
 from novelty.gan.tracking import QUALITY_CSV, QUALITY_PNG, read_quality  # noqa: E402
+from novelty.gan.training import RESULT_OPTIONS  # noqa: E402
+from novelty.images.assets import MASKS_COUNT  # noqa: E402
 
 DEST = ROOT / "data" / "checkpoints" / "masks64"
 SEGMENTS = ("machine", "started", "seconds", "first_step", "last_step")
@@ -62,10 +64,17 @@ def copy_latest(run: Path, stage: Path) -> Path:
     sys.exit("error: the checkpoints kept changing while copying; try again")
 
 
-def segments(path: Path, machine: str, started: float, seconds: float, first: int, last: int) -> list[dict]:
+def _identity(train_json: Path) -> tuple:
+    """What makes a run the same run across sittings: its network and the options resume refuses to change
+    (``--steps`` may grow)."""
+    record = read_json(train_json)
+    return record["config"], {name: record["options"].get(name) for name in RESULT_OPTIONS}
+
+
+def segments(path: Path | None, machine: str, started: float, seconds: float, first: int, last: int) -> list[dict]:
     """The sittings so far, this one's row (same machine and start) replaced or added."""
     rows = []
-    if path.is_file():
+    if path is not None and path.is_file():
         with path.open(newline="", encoding="utf-8") as handle:
             rows = [r for r in csv.DictReader(handle)
                     if not (r["machine"] == machine and float(r["started"]) == started)]
@@ -93,6 +102,9 @@ def main() -> None:
             shutil.copy2(args.run / name, stage / "resume" / name)
     seconds = (step_dir / "state.npz").stat().st_mtime - args.started
     old = DEST / "resume" / "segments.csv"
+    if (DEST / "resume" / "train.json").is_file() and (
+            _identity(DEST / "resume" / "train.json") != _identity(args.run / "train.json")):
+        old = None  # the bundle in place came from another run: its sittings are not this run's
     rows = segments(old, args.machine, args.started, seconds, args.first_step, step)
     with (stage / "resume" / "segments.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=SEGMENTS, lineterminator="\n")
@@ -114,7 +126,7 @@ def write_totals(options: dict, step: int, rows: list[dict], quality: list[dict]
     last = quality[-1] if quality else None
     lines = [
         f"- Bundled: step {step:,} of `--steps {options['steps']:,}`; {seen:,} images seen = {step:,} steps x batch "
-        f"{options['batch_size']}: {seen / 2989:.0f} epochs of the 2,989 masks.",
+        f"{options['batch_size']}: {seen / MASKS_COUNT:.0f} epochs of the {MASKS_COUNT:,} masks.",
         f"- Wall time: {int(wall // 3600)} h {int(round(wall % 3600 / 60)):02d} min over {len(rows)} sitting(s) "
         f"({wall / step:.2f} s per step on average), " + "; ".join(
             f"{r['machine']}: steps {int(r['first_step']):,} to {int(r['last_step']):,} from "
