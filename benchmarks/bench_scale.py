@@ -132,10 +132,14 @@ def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
             top_k(generated, training[layer], defaults.TOP_K, backend=backend)
     elif stage == "self":
         for layer in LAYERS:
+            began = time.perf_counter()
             with using(backend):
                 idx, sims = self_neighbours(training[layer], outlier_depth(n))
+            out[f"{layer}_seconds"] = round(time.perf_counter() - began, 1)
             np.save(folder / f"self-{backend_name}-{layer}-idx.npy", idx)
             np.save(folder / f"self-{backend_name}-{layer}-sims.npy", sims)
+            del idx, sims
+            backend.release()  # one layer's graph and lists at a time (at 1M: 8 GB of graph, 3.9 GB of lists)
     else:
         deep = {layer: (np.load(folder / f"self-{backend_name}-{layer}-idx.npy"),
                         np.load(folder / f"self-{backend_name}-{layer}-sims.npy")) for layer in LAYERS}

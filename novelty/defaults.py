@@ -73,6 +73,7 @@ EXACT_MAX_TRAINING = 1_000_000  # exact search over this many training images is
 FAISS_ANN_MIN_TRAINING = 20_000  # FAISS: a flat (exact) index below this many training rows, HNSW from it on
 FAISS_HNSW_M = 32  # HNSW: links per node
 FAISS_HNSW_EF_CONSTRUCTION = 80  # HNSW: candidate list while building
+FAISS_GRAPH_FLOAT32_MAX_BYTES = 4 * 2**30  # HNSW: rows kept float32 in the graph up to this size, float16 beyond
 FAISS_HNSW_EF_SEARCH = 64  # HNSW: candidate list while searching up to 100k rows, doubled per tenfold beyond (and >= k)
 RECALL_QUERIES = 1000  # approximate search: recall@24 against exact search on this many seeded random queries
 

@@ -89,6 +89,11 @@ def test_faiss_parameters_follow_the_stated_rule():
     hnsw = {"kind": "hnsw_flat", "M": 32, "efConstruction": 80}
     assert faiss_params(defaults.FAISS_ANN_MIN_TRAINING) == faiss_params(100_000) == {**hnsw, "efSearch": 64}
     assert faiss_params(100_001) == faiss_params(1_000_000) == {**hnsw, "efSearch": 128}
+    # the graph's own copy of the rows: float32 up to the stated size, float16 beyond (1M x 4,096: 8 GB, not 16)
+    assert faiss_params(100_000, 4096)["kind"] == "hnsw_flat"
+    assert faiss_params(1_000_000, 2048) == faiss_params(1_000_000, 4096) == {**hnsw, "kind": "hnsw_fp16",
+                                                                               "efSearch": 128}
+    assert faiss_params(defaults.FAISS_GRAPH_FLOAT32_MAX_BYTES // (4 * 512), 512)["kind"] == "hnsw_flat"
 
 
 def test_hnsw_agrees_with_exact_and_never_leaves_a_hole(sets):
@@ -98,6 +103,26 @@ def test_hnsw_agrees_with_exact_and_never_leaves_a_hole(sets):
     found = top_k(generated, training, 40, backend=backend)  # k above efSearch: raised to k
     assert (found[0] >= 0).all() and backend.searches[0]["recall_at_k"] >= 0.95
     assert np.mean([len(np.intersect1d(a, b)) / 24 for a, b in zip(found[0][:, :24], exact[0], strict=True)]) >= 0.95
+
+
+def test_float16_graph_agrees_with_exact_and_is_saved_under_its_own_name(tmp_path, sets):
+    """The graph kind of a million rows, on a small set: float16 rows lose nothing worth having against
+    exact search (the store keeps float16 too), and its saved file says which precision it holds."""
+    generated, training = sets
+    (tmp_path / "training").mkdir()
+    np.save(tmp_path / "training" / "block5_pool-00000001.npy", training)
+    stored = np.load(tmp_path / "training" / "block5_pool-00000001.npy", mmap_mode="r")
+    params = {"kind": "hnsw_fp16", "M": 16, "efConstruction": 80, "efSearch": 64}
+    backend = FaissBackend(params=params, folder=tmp_path / "index")
+    found = top_k(generated, stored, 24, backend=backend)
+    exact = top_k(generated, training, 24)
+    assert backend.searches[0]["recall_at_k"] >= 0.95 and backend.searches[0]["kind"] == "hnsw_fp16"
+    assert np.abs(found[1][:, 0] - exact[1][:, 0]).max() < 2e-3  # scores read from float16 rows: close, not equal
+    (saved,) = (tmp_path / "index").glob("*.faiss")
+    assert saved.name == "training-block5_pool-00000001-hnsw-M16-efc80-fp16.faiss"
+    again = FaissBackend(params=params, folder=tmp_path / "index")
+    np.testing.assert_array_equal(top_k(generated, stored, 24, backend=again)[0], found[0])
+    assert again.searches[0]["graph"] == f"{saved.name}: read"
 
 
 def test_index_choice_and_the_million_refusal(monkeypatch):

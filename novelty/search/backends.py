@@ -9,7 +9,8 @@ the verdicts, the web query) goes through :func:`novelty.search.neighbors.top_k`
 - :class:`ExactBackend` (``exact``): blocked numpy matrix products, a running top-k per query
   (:mod:`novelty.search.neighbors`); memory stays bounded by the block size, time grows as N x M.
 - :class:`FaissBackend` (``faiss``): a FAISS HNSW graph (inner product of L2-normalised rows) with
-  its parameters chosen from the TRAINING set's size by :func:`faiss_params`; below
+  its parameters (and the precision of its copy of the rows) chosen from the TRAINING set's size by
+  :func:`faiss_params`; below
   ``defaults.FAISS_ANN_MIN_TRAINING`` rows a flat (exact) FAISS index; an inverted file (IVF-Flat)
   when asked for by ``params``. A FAISS search is never silent: every one measures its recall@k
   against exact search on a seeded sample of its queries (:func:`recall_at_k`), kept in
@@ -93,14 +94,20 @@ class ExactBackend(SearchBackend):
         return exact_top_k(generated, training, k, chunks, progress)
 
 
-def faiss_params(training_rows: int) -> dict:
-    """The FAISS index for a TRAINING set of ``training_rows`` rows, by a fixed rule:
+HNSW_KINDS = ("hnsw_flat", "hnsw_fp16")  # graph indexes: float32 rows, float16 rows (faiss IndexHNSWSQ QT_fp16)
+
+
+def faiss_params(training_rows: int, dims: int = 0) -> dict:
+    """The FAISS index for a TRAINING set of ``training_rows`` rows of ``dims`` values, by a fixed rule:
 
     - fewer than ``defaults.FAISS_ANN_MIN_TRAINING`` rows: ``{"kind": "flat"}`` (exact inner product;
       approximation saves nothing worth having there);
-    - else HNSW (``hnsw_flat``) with ``M`` = ``defaults.FAISS_HNSW_M`` links, ``efConstruction`` =
+    - else HNSW with ``M`` = ``defaults.FAISS_HNSW_M`` links, ``efConstruction`` =
       ``defaults.FAISS_HNSW_EF_CONSTRUCTION`` and ``efSearch`` = ``defaults.FAISS_HNSW_EF_SEARCH`` up to
-      100k rows, doubled for each tenfold beyond (1M: 128), and never below the k asked for.
+      100k rows, doubled for each tenfold beyond (1M: 128), and never below the k asked for. The graph
+      keeps its own copy of the rows: float32 (``hnsw_flat``) while that copy stays within
+      ``defaults.FAISS_GRAPH_FLOAT32_MAX_BYTES``, float16 beyond (``hnsw_fp16``: the precision the
+      feature store keeps by default, at half the memory; 1M x 4,096 values: 8 GB instead of 16).
 
     Why HNSW and not an inverted file: on the masks' VGG16 features an IVF-Flat index needed an
     eighth of the set scanned per query for a recall@24 of 0.90 (IVF scans are memory-bound, and at
@@ -110,7 +117,8 @@ def faiss_params(training_rows: int) -> dict:
     if m < defaults.FAISS_ANN_MIN_TRAINING:
         return {"kind": "flat"}
     decades = max(0, math.ceil(math.log10(m / 100_000)))
-    return {"kind": "hnsw_flat", "M": defaults.FAISS_HNSW_M, "efConstruction": defaults.FAISS_HNSW_EF_CONSTRUCTION,
+    kind = "hnsw_fp16" if m * int(dims) * 4 > defaults.FAISS_GRAPH_FLOAT32_MAX_BYTES else "hnsw_flat"
+    return {"kind": kind, "M": defaults.FAISS_HNSW_M, "efConstruction": defaults.FAISS_HNSW_EF_CONSTRUCTION,
             "efSearch": defaults.FAISS_HNSW_EF_SEARCH * 2 ** decades}
 
 
@@ -134,7 +142,7 @@ class FaissBackend(SearchBackend):
                  folder: str | os.PathLike | None = None, params: dict | None = None) -> None:
         super().__init__(seed, recall_queries, folder)
         _faiss()
-        self.params = params  # None: faiss_params(training rows); else {"kind": "flat"}, hnsw_flat or ivf_flat
+        self.params = params  # None: faiss_params(training rows); else {"kind": "flat"}, an HNSW kind or ivf_flat
         self._built: dict[int, tuple[np.ndarray, object, dict]] = {}  # id(training) -> (training, index, params)
 
     def release(self) -> None:
@@ -146,8 +154,8 @@ class FaissBackend(SearchBackend):
         a ``folder``, saved there and read back by later runs (:func:`graph_path`)."""
         if id(training) in self._built and self._built[id(training)][0] is training:
             return self._built[id(training)][1:]
-        params = dict(self.params or faiss_params(training.shape[0]))
-        path = graph_path(self.folder, training, params) if params["kind"] == "hnsw_flat" else None
+        params = dict(self.params or faiss_params(*training.shape))
+        path = graph_path(self.folder, training, params) if params["kind"] in HNSW_KINDS else None
         index = _read_graph(path, training.shape) if path is not None else None
         if index is None:
             index = self._build(training, params, chunk)
@@ -168,8 +176,10 @@ class FaissBackend(SearchBackend):
         m, d = training.shape
         if params["kind"] == "flat":
             index = faiss.IndexFlatIP(d)
-        elif params["kind"] == "hnsw_flat":
-            index = faiss.IndexHNSWFlat(d, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
+        elif params["kind"] in HNSW_KINDS:
+            index = (faiss.IndexHNSWFlat(d, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
+                     if params["kind"] == "hnsw_flat" else
+                     faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, int(params["M"]), faiss.METRIC_INNER_PRODUCT))
             index.hnsw.efConstruction = int(params["efConstruction"])
         elif params["kind"] == "ivf_flat":
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
@@ -178,7 +188,8 @@ class FaissBackend(SearchBackend):
             index.train(np.concatenate([normalize(training[sample[s:s + chunk]]) for s in range(0, len(sample), chunk)]))
             index.nprobe = int(params["nprobe"])
         else:
-            raise NoveltyError(f"unknown FAISS index kind {params['kind']!r}; expected flat, hnsw_flat or ivf_flat")
+            raise NoveltyError(f"unknown FAISS index kind {params['kind']!r}; expected flat, hnsw_flat, hnsw_fp16 "
+                               f"or ivf_flat")
         for start in tqdm(range(0, m, chunk), desc=f"search index ({params['kind']})", unit="block",
                           disable=m < defaults.FAISS_ANN_MIN_TRAINING):
             index.add(normalize(training[start:start + chunk]))
@@ -190,7 +201,7 @@ class FaissBackend(SearchBackend):
         from novelty.search.neighbors import exact_top_k, normalize, sort_best_first
 
         index, params = self.index(training, chunks[1])
-        if params["kind"] == "hnsw_flat":
+        if params["kind"] in HNSW_KINDS:
             index.hnsw.efSearch = max(int(params["efSearch"]), k)  # fewer candidates than k leaves holes
         n = generated.shape[0]
         indices = np.empty((n, k), dtype=np.int64)
@@ -224,7 +235,8 @@ def graph_path(folder: Path | None, training, params: dict) -> Path | None:
     if folder is None or not name or getattr(training, "rows", None) is not None:
         return None
     data = Path(name)
-    return folder / f"{data.parent.name}-{data.stem}-hnsw-M{params['M']}-efc{params['efConstruction']}.faiss"
+    storage = "-fp16" if params["kind"] == "hnsw_fp16" else ""
+    return folder / f"{data.parent.name}-{data.stem}-hnsw-M{params['M']}-efc{params['efConstruction']}{storage}.faiss"
 
 
 def _read_graph(path: Path, shape: tuple[int, int]):
