@@ -198,8 +198,12 @@ def _print_analysis(result: analysis.AnalyzeResult, out: Path, fpr: float) -> No
                        f"see {out / 'samples.csv'} and {out / 'summary.json'}")
         curation = result.verdicts.get("curation") or {}
         if curation.get("outlier_rule"):
+            settings = result.verdicts.get("settings") or {}
+            scales = settings.get("outlier_scales") or []
+            over = f" at k = {scales[0]} to {scales[-1]}" if len(scales) > 1 else ""
             click.echo(f"Outliers: {curation['outliers']} of {counts['training']} training images flagged "
-                       f"({curation['outlier_rule']}); see {out / 'training.csv'}")
+                       f"(outlier score above {settings.get('outlier_z', defaults.OUTLIER_Z):g}{over}; the rule "
+                       f"in full: {out / 'summary.json'}, \"curation\"); see {out / 'training.csv'}")
         found = result.verdicts.get("modes") or {}
         if found.get("k"):
             counts_, spread = found["counts"], found["effective_modes"]
