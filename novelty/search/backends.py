@@ -9,12 +9,12 @@ the verdicts, the web query) goes through :func:`novelty.search.neighbors.top_k`
 - :class:`ExactBackend` (``exact``): blocked numpy matrix products, a running top-k per query
   (:mod:`novelty.search.neighbors`); memory stays bounded by the block size, time grows as N x M.
 - :class:`FaissBackend` (``faiss``): a FAISS HNSW graph (inner product of L2-normalised rows) with
-  its parameters (and the precision of its copy of the rows) chosen from the TRAINING set's size by
-  :func:`faiss_params`; below
-  ``defaults.FAISS_ANN_MIN_TRAINING`` rows a flat (exact) FAISS index; an inverted file (IVF-Flat)
-  when asked for by ``params``. A FAISS search is never silent: every one measures its recall@k
-  against exact search on a seeded sample of its queries (:func:`recall_at_k`), kept in
-  :attr:`SearchBackend.searches` and written to ``run.json`` and ``summary.json`` ("search_index").
+  its parameters, and the precision of its copy of the rows, chosen from the TRAINING set's size by
+  :func:`faiss_params`; below ``defaults.FAISS_ANN_MIN_TRAINING`` rows a flat (exact) FAISS index;
+  an inverted file (IVF-Flat) when asked for by ``params``. A FAISS search is never silent: every
+  one measures its recall@k against exact search on a seeded sample of its queries
+  (:func:`recall_at_k`), kept in :attr:`SearchBackend.searches` and written to ``run.json`` and
+  ``summary.json`` ("search_index").
 
 Which backend a run uses: :func:`resolve_index` (``--index exact|faiss|auto``). The verdicts and the
 web query re-use the run's choice (``run.json`` "search_index"), made active with :func:`using`.
@@ -142,7 +142,7 @@ class FaissBackend(SearchBackend):
                  folder: str | os.PathLike | None = None, params: dict | None = None) -> None:
         super().__init__(seed, recall_queries, folder)
         _faiss()
-        self.params = params  # None: faiss_params(training rows); else {"kind": "flat"}, an HNSW kind or ivf_flat
+        self.params = params  # None: faiss_params(training shape); else {"kind": "flat"}, an HNSW kind or ivf_flat
         self._built: dict[int, tuple[np.ndarray, object, dict]] = {}  # id(training) -> (training, index, params)
 
     def release(self) -> None:
