@@ -52,6 +52,26 @@ def test_self_neighbours_remove_self_even_when_duplicates_tie():
     assert idx[0, 0] == 1 and idx[1, 0] == 0 and sims[0, 0] == pytest.approx(1.0)
 
 
+def test_self_neighbours_drop_the_row_in_place_block_by_block(monkeypatch):
+    """Blocks of a few rows give the lists of one whole block: each top-(k + 1) list without the row
+    itself (the last entry dropped where the row is missing, as with exact ties), in the lists' own memory."""
+    from novelty import defaults
+    from novelty.search.neighbors import top_k
+
+    rng = np.random.default_rng(3)
+    x = normalize(np.vstack([rng.standard_normal((60, 8)), np.repeat(rng.standard_normal((1, 8)), 5, axis=0)]))
+    full_idx, full_sims = top_k(x, x, 8)
+    monkeypatch.setattr(defaults, "TOPK_BLOCK_BYTES", 16 * 8 * 7)  # blocks of 7 rows
+    idx, sims = self_neighbours(x, k=7)
+    assert idx.base is not None and sims.base is not None  # views of the searched lists, not copies
+    for row in range(len(x)):
+        keep = full_idx[row] != row
+        expected = full_idx[row][keep][:7] if not keep.all() else full_idx[row][:7]
+        np.testing.assert_array_equal(idx[row], expected)
+        np.testing.assert_array_equal(sims[row], full_sims[row][keep][:7] if not keep.all() else full_sims[row][:7])
+    assert not (idx == np.arange(len(x))[:, None]).any()
+
+
 def test_planted_duplicates_are_grouped_and_nothing_else():
     feats, twins = _collection()
     nb = {layer: self_neighbours(f, 10) for layer, f in feats.items()}
