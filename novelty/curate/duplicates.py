@@ -26,8 +26,9 @@ The search behind both (and the outlier score). A layer longer than ``CURATION_S
 values (block1_pool: 65,536 at 64 px) is searched on its sketch to 4,096 values (signed feature
 hashing, :func:`novelty.embed.features.sketch`, as ``--block1-reduce sketch:4096``): the exact
 search of block1_pool was 97 of the 120 s that duplicates and outliers took on the masks (load
-10-12 on 2 cores); on the sketch the whole stage took 15 s against 84 s exact in one process. Where a list decides something about duplicates, exact cosines decide: the rule's
-nearest-neighbour distance is the exact one to the nearest image found in the sketch, and a list
+10-12 on 2 cores); on the sketch the whole stage took 15 s against 84 s exact in one process.
+Where a list decides something about duplicates, exact cosines decide: the rule's nearest-neighbour
+distance is the exact one to the nearest image found in the sketch, and a list
 entry within ``CURATION_SLACK`` = 2 times the layer's threshold distance is a candidate whose exact
 cosines at every layer then decide (on the masks the sketch's log-distance error near the threshold
 is at most 0.13, against the slack's 0.69). The masks' 465 grouped images come out the same. The
