@@ -72,7 +72,11 @@ def page(browser):
 
 
 def ready(page, view: str) -> None:
-    page.wait_for_selector(f"#app[data-ready='{view}']")
+    """Wait until the current route (hash included) has rendered: after a hash-only navigation within
+    the same view, the previous route's mark must not count."""
+    page.wait_for_function(
+        "(view) => { const app = document.getElementById('app');"
+        " return app.dataset.ready === view && app.dataset.readyHash === location.hash; }", arg=view)
 
 
 def check_neighbour_rows(page, k: int = 24) -> None:

@@ -24,6 +24,7 @@ function parseHash() {
 
 async function route() {
   const { view, id, params } = parseHash();
+  delete root.dataset.ready;  // until this route has rendered: a stale mark would let a waiter through
   if (current === "gallery") session.galleryScroll = window.scrollY;
   current = view;
   const ticket = ++renderCount;
@@ -47,6 +48,7 @@ async function route() {
   if (ticket !== renderCount) return;
   if (view === "gallery") window.scrollTo(0, session.galleryScroll || 0);
   else if (view !== "sample" || !document.activeElement || document.activeElement === document.body) window.scrollTo(0, 0);
+  root.dataset.readyHash = location.hash;  // which route is ready: views share a name across filters
   root.dataset.ready = view;
 }
 
