@@ -2,7 +2,7 @@
 GENERATED samples, and the data-copying test C_T and PRDC per layer; and ``summary.json``, which
 gives them with the calibration and curation sections (:func:`assessment_summary`).
 
-The maths lives below: :mod:`novelty.judge.calibration` (copy rate), :mod:`novelty.judge.copying`
+The maths lives below: :mod:`novelty.judge.rates` (copy rate), :mod:`novelty.judge.copying`
 (C_T), :mod:`novelty.judge.prdc` and :mod:`novelty.curate.duplicates` (near-duplicate groups,
 k-occurrence); here it runs on one verdict's arrays (:func:`novelty.judge.verdicts.assess`).
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 from novelty import defaults
 from novelty.curate import curation
-from novelty.judge import calibration
+from novelty.judge import calibration, rates
 from novelty.judge.copying import data_copying_test
 from novelty.judge.evidence import Evidence, Found
 from novelty.judge.heldout import TrainingCalibration, calibration_summary
@@ -113,7 +113,7 @@ def mode_collapse(generated: Mapping[str, np.ndarray], lists: Mapping[str, np.nd
 
 @dataclass
 class SetStatistics:
-    rate: dict  # novelty.judge.calibration.copy_rate
+    rate: dict  # novelty.judge.rates.copy_rate
     ct: dict  # layer -> novelty.judge.copying.CopyingTest
     prdc: dict  # layer -> PRDC as a dict (only where both sides are large enough)
     warnings: list[str]
@@ -137,7 +137,7 @@ def set_statistics(is_copy: np.ndarray, training: Mapping[str, np.ndarray], gene
     warnings where the sets are too small for them to mean much."""
     n, m = len(next(iter(training.values()))), len(is_copy)
     warnings: list[str] = []
-    rate = calibration.copy_rate(is_copy, fpr=fpr, seed=seed)
+    rate = rates.copy_rate(is_copy, fpr=fpr, seed=seed)
     if m < SMALL_COPY_SET:
         warnings.append(f"copy rate from only {m} generated samples: see its exact interval")
     ct, prdc = {}, {}

@@ -42,8 +42,9 @@ from novelty.embed.featurestore import FeatureStore
 from novelty.errors import NoveltyError
 from novelty.files import is_inside, write_json
 from novelty.judge.alignment import TrainingPixels, grey
-from novelty.judge.calibration import calibrate, clopper_pearson, holdout_split, judge
+from novelty.judge.calibration import calibrate, holdout_split, judge
 from novelty.judge.heldout import calibrate_training, nearest_training
+from novelty.judge.rates import clopper_pearson
 from novelty.plots import validation_rates
 from novelty.search.backends import make_backend, resolve_index, using
 from novelty.search.backends import report as search_report
