@@ -2,7 +2,7 @@
 split, each held-out image's evidence against the training images outside its own group, and the
 calibrated copy rule (:mod:`novelty.judge.calibration`); with the held-out images that come closest
 to a training image (the rule's upper end) and the ``summary.json`` "calibration" section.
-:func:`novelty.judge.verdicts.assess` and the validation harness share this one path;
+:func:`novelty.judge.assess.assess` and the validation harness share this one path;
 :func:`nearest_training` gives the harness the same evidence for its probes."""
 
 from __future__ import annotations

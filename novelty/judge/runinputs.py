@@ -80,7 +80,7 @@ def build_extractor(manifest: dict, layers: Sequence[str]):
 
 def mirror_search(manifest: dict, store, layers: Sequence[str], training_ids: Sequence[str],
                   generated_ids: Sequence[str], extractor, progress: bool):
-    """(generated mirrored features, training mirrored function) for :func:`novelty.judge.verdicts.assess`:
+    """(generated mirrored features, training mirrored function) for :func:`novelty.judge.assess.assess`:
     the run's images flipped left-right, embedded with the run's own extractor and cached in its feature store (sets
     ``<set>_mirrored``, keyed by file content like the plain ones). Raises NoveltyError when that cannot
     be done faithfully (images moved, other extractor settings)."""

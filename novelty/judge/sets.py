@@ -4,7 +4,7 @@ gives them with the calibration and curation sections (:func:`assessment_summary
 
 The maths lives below: :mod:`novelty.judge.rates` (copy rate), :mod:`novelty.judge.copying`
 (C_T), :mod:`novelty.judge.prdc` and :mod:`novelty.curate.duplicates` (near-duplicate groups,
-k-occurrence); here it runs on one verdict's arrays (:func:`novelty.judge.verdicts.assess`).
+k-occurrence); here it runs on one verdict's arrays (:func:`novelty.judge.assess.assess`).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def set_statistics(is_copy: np.ndarray, training: Mapping[str, np.ndarray], gene
 def assessment_summary(kinds_known: Sequence[type[Evidence]], pieces: Sequence[Evidence], found: Mapping[str, Found], verdicts, tc: TrainingCalibration,
              mode: ModeCollapse, stats: SetStatistics, samples: list[dict], *, settings: dict,
              ids: tuple[Sequence[str], Sequence[str]], closest: list[dict], timings: dict) -> dict:
-    """``summary.json`` of :func:`novelty.judge.verdicts.assess`: ``settings`` (its own, before the
+    """``summary.json`` of :func:`novelty.judge.assess.assess`: ``settings`` (its own, before the
     evidence's switches, one per kind of ``kinds_known`` that has one), counts, copies (with a count per
     decisive kind, None where the run has none), the calibration, C_T, PRDC, mode collapse, curation,
     warnings and ``timings``."""

@@ -1,7 +1,7 @@
 """What a verdict says of each TRAINING image (``training.csv``): outlier score, near-duplicate group,
 hub score, how often the generated samples retrieve it, which side of the held-out split it lies on,
 and pixel flags; and the ``summary.json`` "curation" section. The rules live in
-:mod:`novelty.curate.curation`; :func:`novelty.judge.verdicts.assess` and ``judge_run`` call these."""
+:mod:`novelty.curate.curation`; :func:`novelty.judge.assess.assess` and ``judge_run`` call these."""
 
 from __future__ import annotations
 

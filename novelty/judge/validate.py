@@ -146,7 +146,7 @@ def evaluate(training: dict[str, np.ndarray], probes: dict[str, dict[str, np.nda
     calibration summary).
 
     ``mirrored_probes`` (the probes flipped left-right) and ``training_mirrored`` (flipped training
-    images by index) turn on the mirror search, as in :func:`novelty.judge.verdicts.assess`; ``probe_pixels``
+    images by index) turn on the mirror search, as in :func:`novelty.judge.assess.assess`; ``probe_pixels``
     (``{row: grey images}``, :func:`novelty.judge.alignment.grey`) and ``training_pixels`` (those of training
     images by index) the aligned pixel
     match (:mod:`novelty.judge.alignment`).
