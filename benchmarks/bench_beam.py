@@ -27,10 +27,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from novelty.analysis import AnalyzeOptions, extractor_for, scan_set  # noqa: E402
+from novelty.analysis import AnalyzeOptions, extractor_for  # noqa: E402
 from novelty.embed.featurestore import FeatureStore  # noqa: E402
 from novelty.embed.runners import embed_on_beam  # noqa: E402
 from novelty.images.decode import find_images  # noqa: E402
+from novelty.images.sets import scan_set  # noqa: E402
 
 MASKS = ROOT / "data" / "masks" / "images"
 GOAL = 0.7

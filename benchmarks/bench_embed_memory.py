@@ -10,7 +10,7 @@ that high-water mark too (the TensorFlow floor), so what grows with the set is p
 - ``before``: the path ``novelty analyze`` took until the embedding streamed, inlined here: every image
   decoded into one ``(N, 64, 64, 3)`` array, the feature store's ``images[missing]`` copy of it, and
   features written through writable memory maps (their dirty pages count as resident).
-- ``after``: :func:`novelty.analysis.scan_set` (files.csv rows, no pixels kept) and
+- ``after``: :func:`novelty.images.sets.scan_set` (files.csv rows, no pixels kept) and
   :meth:`novelty.embed.featurestore.FeatureStore.update`, which decodes the images a batch at a time
   again and writes features with positioned writes.
 
@@ -49,10 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from novelty import defaults  # noqa: E402
-from novelty.analysis import TRAINING, decode_set, scan_set  # noqa: E402
+from novelty.analysis import TRAINING  # noqa: E402
 from novelty.embed.featurestore import FeatureStore  # noqa: E402
 from novelty.images.assets import masks_folder, twemoji_folder  # noqa: E402
 from novelty.images.decode import decode, find_images, save_png  # noqa: E402
+from novelty.images.sets import decode_set, scan_set  # noqa: E402
 
 SIZE = 64
 

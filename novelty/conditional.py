@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from novelty import defaults
-from novelty.analysis import AnalyzeOptions, AnalyzeResult, analyze, extractor_for, scan_set
+from novelty.analysis import AnalyzeOptions, AnalyzeResult, analyze, extractor_for
 from novelty.errors import NoveltyError
 from novelty.files import read_json, write_json
+from novelty.images.sets import scan_set
 from novelty.run.folder import RunFolder
 
 TARGETS_DIR, TRUTH_DIR = "targets", "truth"

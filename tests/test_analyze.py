@@ -23,13 +23,14 @@ from conftest import unblocked
 from PIL import Image
 
 import novelty.judge
-from novelty.analysis import AnalyzeOptions, FolderPixels, analyze, decode_set, scan_set
+from novelty.analysis import AnalyzeOptions, analyze
 from novelty.cli import main
 from novelty.curate.curation import Outliers
 from novelty.embed.features import Extractor
 from novelty.embed.featurestore import FeatureStore
 from novelty.errors import NoveltyError
 from novelty.files import read_json, sha256_file
+from novelty.images.sets import FolderPixels, decode_set, scan_set
 from novelty.search.neighbors import load_neighbors
 
 SIZE, K, N_TRAIN = 32, 3, 12

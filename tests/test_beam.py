@@ -18,10 +18,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from novelty.analysis import AnalyzeOptions, analyze, files_csv, scan_set
+from novelty.analysis import AnalyzeOptions, analyze, files_csv
 from novelty.embed.features import Extractor
 from novelty.embed.featurestore import FeatureStore
 from novelty.errors import NoveltyError
+from novelty.images.sets import scan_set
 from novelty.search.neighbors import load_neighbors
 
 pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install -e '.[beam]'; make test does)")

@@ -316,10 +316,10 @@ def run_junk(train_dir: str | os.PathLike, out: str | os.PathLike, *, weights: s
     kind alone, all mixed, and none; write ``out/junk.json``; return the report."""
     import time
 
-    from novelty.analysis import decode_set
     from novelty.curate.curation import outlier_stage
     from novelty.embed.featurestore import FeatureStore
     from novelty.files import write_json
+    from novelty.images.sets import decode_set
     from novelty.search.neighbors import normalize
 
     if not 0 < share < 0.5:

@@ -81,8 +81,8 @@ class ReadFile(beam.DoFn):
         self.root, self.set_name, self.size, self.fit_mode, self.cached = root, set_name, size, fit_mode, cached
 
     def process(self, element: tuple[int, bytes]):
-        from novelty.analysis import file_row
         from novelty.images.decode import read_file
+        from novelty.images.sets import file_row
 
         order, path = element
         item = read_file(Path(os.fsdecode(path)), Path(self.root), self.size, self.fit_mode)

@@ -172,8 +172,8 @@ def _source(images: Path, set_name: str, options, cached: set[str]) -> tuple[dic
             raise NoveltyError(f"no files found in image folder: {images}")
         files = [(order, os.fsencode(path)) for order, path in enumerate(paths)]
         return {**common, "files": files, "root": str(images), "set_name": set_name}, None
-    from novelty.analysis import prepared_rows
     from novelty.images.records import manifest_entries, read_manifest, read_skipped
+    from novelty.images.sets import prepared_rows
 
     manifest = read_manifest(images)
     shards = [images / name for name in manifest["shards"]]

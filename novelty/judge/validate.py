@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from novelty import bounds, defaults
-from novelty.analysis import ImageSet, decode_set
 from novelty.curate.duplicates import duplicate_groups
 from novelty.embed.features import Extractor, MirroredExtractor
 from novelty.embed.featurestore import FeatureStore
 from novelty.errors import NoveltyError
 from novelty.files import is_inside, write_json
+from novelty.images.sets import ImageSet, decode_set
 from novelty.judge.alignment import TrainingPixels, grey
 from novelty.judge.calibration import calibrate, holdout_split, judge
 from novelty.judge.heldout import calibrate_training, nearest_training
