@@ -25,6 +25,7 @@ from novelty.judge.alignment import ALIGNED, EVIDENT_MATCH
 from novelty.run import tables
 from novelty.run.folder import RunFolder
 from novelty.run.imagefiles import file_inside
+from novelty.run.trainingview import rounded, training_counts, training_records
 
 # What each VGG16 layer's neighbours mean to a person looking at them.
 LAYER_INFO: dict[str, dict[str, str]] = {
@@ -40,28 +41,6 @@ LAYER_INFO: dict[str, dict[str, str]] = {
 
 _DIGITS = re.compile(r"(\d+)")
 CONDITIONAL_KINDS = {"input": ("inputs", "inputs_dir"), "truth": ("truth", "truth_dir")}  # run.json "conditional"
-
-# The views of the training set for curation, and which records each holds (see training_rows).
-TRAINING_VIEWS: dict[str, Any] = {
-    "all": lambda row: True,
-    "outliers": lambda row: row["is_outlier"],
-    "duplicates": lambda row: row["duplicate_group"] is not None,
-    "hubs": lambda row: row["is_hub"] or row["is_retrieval_hub"],
-    "flagged": lambda row: bool(row["flags"]),
-}
-
-
-def training_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """How many TRAINING images each view holds (images, every one), and the two counts that are not
-    images: ``duplicate_groups`` (groups), and the hubs of each kind (``near_hubs``: near many training
-    images; ``retrieval_hubs``: retrieved by many samples; an image may be both). The web page's tabs
-    and its Summary both show these, so each thing has one number."""
-    counts = {name: sum(1 for row in rows if keep(row)) for name, keep in TRAINING_VIEWS.items()}
-    counts["duplicate_groups"] = len({row["duplicate_group"] for row in rows if row["duplicate_group"]})
-    counts["near_hubs"] = sum(1 for row in rows if row["is_hub"])
-    counts["retrieval_hubs"] = sum(1 for row in rows if row["is_retrieval_hub"])
-    return counts
-
 
 def natural_key(text: str) -> tuple:
     """Sort key that puts "2.png" before "10.png"."""
@@ -254,8 +233,8 @@ class RunView:
             identical = {"id": row["identical_id"], "kind": row.get("identical_kind") or None}
         group = row.get("duplicate_group")
         return {"id": sample_id, "verdict": row.get("verdict") or None,
-                "copy_score": _round(row.get("copy_score")), "copy_p_value": _round(row.get("copy_p_value")),
-                "novelty": None if deepest is None else _round(1.0 - deepest),
+                "copy_score": rounded(row.get("copy_score")), "copy_p_value": rounded(row.get("copy_p_value")),
+                "novelty": None if deepest is None else rounded(1.0 - deepest),
                 "duplicate_group": None if group is None else str(group),
                 "layers": layers, "aligned": aligned, "identical": identical,
                 "agreement": self.agreement(sample_id, row.get("layer_agreement")),
@@ -269,7 +248,7 @@ class RunView:
         truth = (conditional.get("truth") or {}).get(sample_id)
         return {"input": (conditional.get("inputs") or {}).get(sample_id), "truth": truth,
                 "truth_split": row.get("truth_split") or None, "follows_truth": row.get("follows_truth"),
-                "truth_similarity": {layer: _round(row.get(f"truth_similarity_{layer}")) for layer in self.layers},
+                "truth_similarity": {layer: rounded(row.get(f"truth_similarity_{layer}")) for layer in self.layers},
                 "truth_rank": {layer: row.get(f"truth_rank_{layer}") for layer in self.layers}}
 
     def _aligned_level(self) -> dict[str, Any]:
@@ -293,8 +272,8 @@ class RunView:
         calibrated = 1.0 - share if share is not None else (
             None if similarity is None else self.calibrated(name, similarity))
         return {"nearest": row.get(f"{name}_nearest_id") or (items[0].id if items else None),
-                "similarity": _round(similarity), "calibrated": _round(calibrated),
-                "p_value": _round(row.get(f"{name}_p_value"))}
+                "similarity": rounded(similarity), "calibrated": rounded(calibrated),
+                "p_value": rounded(row.get(f"{name}_p_value"))}
 
     def sample_list(self) -> list[dict[str, Any]]:
         return [self.sample(ident) for ident in self.sample_ids]
@@ -313,7 +292,7 @@ class RunView:
         if jaccard is None:
             jaccard = shared / len(a | b)
         return {"layers": [self.layers[0], self.layers[-1]], "shared": shared,
-                "k": max(len(first), len(last)), "jaccard": _round(jaccard),
+                "k": max(len(first), len(last)), "jaccard": rounded(jaccard),
                 "top1_same": first[0].id == last[0].id}
 
     def neighbour_list(self, sample_id: str, layer: str, k: int | None = None) -> dict[str, Any]:
@@ -333,8 +312,8 @@ class RunView:
         calibrated = self.calibrated_many(layer, [item.similarity for item in items])
         for rank, (item, score) in enumerate(zip(items, calibrated, strict=True), start=1):
             key = self._groups.get(item.id)
-            entry = {"rank": rank, "id": item.id, "similarity": _round(item.similarity),
-                     "calibrated": _round(score), "group": key}
+            entry = {"rank": rank, "id": item.id, "similarity": rounded(item.similarity),
+                     "calibrated": rounded(score), "group": key}
             neighbors.append(entry)
             if key is not None and key in by_key:
                 by_key[key]["ids"].append(item.id)
@@ -349,36 +328,9 @@ class RunView:
                 "groups": groups}
 
     def training_rows(self) -> list[dict[str, Any]]:
-        """One record per TRAINING image: outlier score, duplicate group, hub flags, retrieval counts
-        (per layer), pixel flags. Without ``training.csv`` duplicates are identical files and a
-        retrieval hub is retrieved ``defaults.HUB_FACTOR`` times more often than chance (as
-        novelty.judge.verdicts defines it)."""
-        rows = []
-        retrievals = sum(sum(counts.values()) for counts in self._retrieved.values())
-        chance = retrievals / max(1, len(self.training_ids))
-        hub_at = defaults.HUB_FACTOR * max(1.0, chance)
-        for ident in self.training_ids:
-            row = self.training.get(ident, {})
-            retrieved = {layer: self._retrieved[layer].get(ident, 0) for layer in self.layers}
-            times = row.get("times_retrieved")
-            times = times if times is not None else sum(retrieved.values())
-            group = self._groups.get(ident)
-            flags = tables.pixel_flags(row, self.flag_names)
-            rows.append({
-                "id": ident,
-                "outlier_score": _round(row.get("outlier_score")),
-                "is_outlier": bool(row.get("is_outlier")),
-                "duplicate_group": group,
-                "duplicate_count": len(self._group_members[group]) if group else 1,
-                "times_retrieved": times,
-                "retrieved": retrieved,
-                "hub_score": _round(row.get("hub_score")),
-                "is_hub": bool(row.get("is_hub")),
-                "is_retrieval_hub": bool(row["is_retrieval_hub"]) if "is_retrieval_hub" in row
-                else times >= hub_at,
-                "flags": flags,
-            })
-        return rows
+        """One record per TRAINING image (:func:`novelty.run.trainingview.training_records`)."""
+        return training_records(self.training_ids, self.training, self._retrieved, self._group_members,
+                                self.flag_names)
 
     def summary(self) -> dict[str, Any]:
         """Set-level statistics (``summary.json``) with the run's settings, counts and plot names."""
@@ -413,9 +365,6 @@ def _share_below(quantiles: list[float], values: list[float]) -> list[float]:
     levels = np.linspace(0.0, 1.0, len(quantiles))
     return np.interp(values, np.asarray(quantiles, np.float64), levels, left=0.0, right=1.0).tolist()
 
-
-def _round(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(float(value), digits)
 
 
 def _read_neighbours(path: Path) -> dict[str, list[Neighbour]]:

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from novelty.curate.morelike import more_like
-from novelty.run.browse import TRAINING_VIEWS, training_counts
+from novelty.run.trainingview import TRAINING_VIEWS, training_counts
 from webdemo.schemas import MoreLikeRequest, MoreLikeResult, TrainingList
 from webdemo.state import app_state, dumps
 
