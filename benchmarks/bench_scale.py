@@ -13,7 +13,9 @@ index is hopeless and recall means nothing. Layers: ``block5_pool`` at its real 
 search over it would take hours on this machine, so a large collection is analysed reduced.
 
 Stages (each ``(size, backend, stage)`` in its own subprocess, so its peak RSS, ``ru_maxrss``, is
-its own):
+its own; ``ru_maxrss`` counts the store's memory-mapped pages, which the kernel drops under pressure,
+so ``peak_own_mb`` gives beside it the peak of the process's own memory, ``RssAnon`` sampled every
+0.1 s by :class:`OwnMemory`):
 
 - ``search``: samples -> training top-24, both layers (``analyze``'s search);
 - ``self``: the training set's self-neighbours, both layers, as deep as the outlier score needs
@@ -43,6 +45,7 @@ import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,6 +114,40 @@ def make_run(folder: Path, backend_name: str) -> Path:
     return run
 
 
+class OwnMemory:
+    """The peak of this process's own memory (``RssAnon`` of ``/proc/self/status``: heap and anonymous
+    maps, not file pages), sampled every ``interval`` seconds by a daemon thread; None off Linux."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.peak_kb: int | None = None
+        self._interval = interval
+        threading.Thread(target=self._run, daemon=True).start()
+
+    @staticmethod
+    def now_kb() -> int | None:
+        try:
+            with open("/proc/self/status", encoding="ascii") as status:
+                return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:"))
+        except (OSError, StopIteration):
+            return None
+
+    def _run(self) -> None:
+        while (kb := self.now_kb()) is not None:
+            self.peak_kb = max(self.peak_kb or 0, kb)
+            time.sleep(self._interval)
+
+    def peak_mb(self) -> int | None:
+        kb = self.now_kb()  # the last moment too
+        peaks = [v for v in (self.peak_kb, kb) if v is not None]
+        return round(max(peaks) / 1024) if peaks else None
+
+
+def peaks(own: OwnMemory) -> dict:
+    """``peak_rss_mb`` (``ru_maxrss``, mapped store pages included) and ``peak_own_mb`` of this process."""
+    return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_own_mb": own.peak_mb()}
+
+
 def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
     """One stage in this process (called in a child): seconds, peak RSS, recall where measured."""
     from novelty import defaults
@@ -119,8 +156,9 @@ def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
     from novelty.search.backends import make_backend, report, using
     from novelty.search.neighbors import top_k
 
+    own = OwnMemory()
     if stage == "verdicts":
-        return run_verdicts(folder / f"run-{backend_name}")  # made by the parent: copying features is not the stage
+        return run_verdicts(folder / f"run-{backend_name}", own)  # made by the parent: copying features is not the stage
     backend = make_backend(backend_name)
     training = {layer: np.load(folder / f"training-{layer}.npy", mmap_mode="r") for layer in LAYERS}
     n = len(next(iter(training.values())))
@@ -150,7 +188,7 @@ def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
         out["duplicate_groups"] = int((np.bincount(components) > 1).sum())
         out["outliers"] = int(outliers.is_outlier.sum())
     out["seconds"] = round(time.perf_counter() - start, 2)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out |= peaks(own)
     if backend.approximate:
         out["recall_at_24"] = report(backend, backend_name)["recall_at_k"]
         out["searches"] = [{k: s[k] for k in ("queries", "training", "k", "recall_at_k", "kind", "nlist", "nprobe", "efSearch")
@@ -158,14 +196,13 @@ def run_stage(folder: Path, backend_name: str, stage: str) -> dict:
     return out
 
 
-def run_verdicts(run: Path) -> dict:
+def run_verdicts(run: Path, own: OwnMemory) -> dict:
     from novelty.judge.verdicts import judge_run
 
     start = time.perf_counter()
     summary = judge_run(run, mirror=False, align=False, pixel_flags=False, plots=False, progress=False,
                         cache=False).summary
-    out = {"seconds": round(time.perf_counter() - start, 2),
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    out = {"seconds": round(time.perf_counter() - start, 2), **peaks(own),
            "timings": summary.get("timings"), "copies": (summary.get("copies") or {}).get("count")}
     if (summary.get("search_index") or {}).get("approximate"):
         out["recall_at_24"] = summary["search_index"]["recall_at_k"]
@@ -226,7 +263,8 @@ def main() -> None:
                 print(f"  {backend} {stage}: {row['stages'][stage]}", file=sys.stderr)
             timed = [s["seconds"] for s in row["stages"].values() if "seconds" in s]
             row["seconds"] = round(sum(timed), 1)
-            row["peak_rss_mb"] = max((s["peak_rss_mb"] for s in row["stages"].values() if "peak_rss_mb" in s), default=None)
+            for peak in ("peak_rss_mb", "peak_own_mb"):
+                row[peak] = max((s[peak] for s in row["stages"].values() if s.get(peak) is not None), default=None)
             row["embedding_seconds_estimate"] = round(embed)
             row["ratio_to_embedding"] = round(row["seconds"] / embed, 3)
             row["complete"] = len(timed) == len(args.stages.split(","))
