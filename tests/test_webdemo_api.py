@@ -279,6 +279,13 @@ def test_training_filters_find_the_planted_images(web):
     assert [r["id"] for r in found] == ["sub/deep/t010.png"]
     page = client.get("/api/training", params={"limit": 3, "offset": 3}).json()
     assert len(page["items"]) == 3 and page["total"] == 60
+    # each (filter, sort) is ordered once and kept: narrowing by flag or text must not shrink what is kept
+    by_flag = client.get("/api/training", params={"flag": "near_blank"}).json()
+    assert [r["id"] for r in by_flag["items"]] == ["blank.png"] and by_flag["counts"]["all"] == 60
+    ranked = client.get("/api/training", params={"sort": "outlier_score", "limit": 1}).json()
+    assert ranked["items"][0]["id"] == "outlier.png" and ranked["total"] == 60
+    again = client.get("/api/training", params={"limit": 100}).json()
+    assert again["total"] == 60 and [r["id"] for r in again["items"]][3:6] == [r["id"] for r in page["items"]]
 
 
 def test_summary_has_counts_statistics_and_plots(web):

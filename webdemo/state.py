@@ -12,10 +12,17 @@ from typing import Any
 from fastapi import Request
 
 from novelty.run.browse import RunView
+from novelty.run.trainingview import TRAINING_VIEWS, training_counts
 from webdemo.errors import ApiError, not_found
 from webdemo.settings import Settings
 
 MAX_CACHED_LISTS = 40_000  # serialised neighbour lists kept in memory (about 5 KB each)
+# Orders of the training list other than the natural id order (stable: ties keep it).
+TRAINING_SORTS = {
+    "outlier_score": lambda r: -(r["outlier_score"] if r["outlier_score"] is not None else -1e300),
+    "times_retrieved": lambda r: -r["times_retrieved"],
+    "duplicate_group": lambda r: (r["duplicate_group"] is None, r["duplicate_group"] or ""),
+}
 
 
 def dumps(obj: Any) -> bytes:
@@ -33,6 +40,7 @@ class AppState:
         self._query_lock = threading.Lock()
         self._query_engine = None
         self._translator = None
+        self._training_views: dict[tuple[str, str], list[dict]] = {}
         lists = len(self.samples) * len(self.view.layers)
         self.neighbour_bytes = lru_cache(maxsize=max(4096, min(2 * lists, MAX_CACHED_LISTS)))(self._neighbour_bytes)
 
@@ -53,6 +61,30 @@ class AppState:
     def training_rows(self) -> list[dict]:
         """Built on the first request that needs them, not at start-up."""
         return self.view.training_rows()
+
+    @cached_property
+    def training_by_id(self) -> dict[str, dict]:
+        return {row["id"]: row for row in self.training_rows}
+
+    @cached_property
+    def training_counts(self) -> dict[str, int]:
+        """:func:`novelty.run.trainingview.training_counts` of the whole set, counted once."""
+        return training_counts(self.training_rows)
+
+    @cached_property
+    def training_flags(self) -> list[str]:
+        """The pixel flags any training image carries."""
+        return sorted({flag for row in self.training_rows for flag in row["flags"]})
+
+    def training_view(self, view: str, sort: str) -> list[dict]:
+        """The training records of ``view`` (:data:`novelty.run.trainingview.TRAINING_VIEWS`) in ``sort``
+        order, filtered and sorted once per pair: a page of a million-image set is then a slice, not a
+        pass over every record (about a second each at 1M) on the server's event loop."""
+        key = (view, sort)
+        if key not in self._training_views:
+            items = [row for row in self.training_rows if TRAINING_VIEWS[view](row)]
+            self._training_views[key] = sorted(items, key=TRAINING_SORTS[sort]) if sort in TRAINING_SORTS else items
+        return self._training_views[key]
 
     @cached_property
     def sample_list_bytes(self) -> bytes:

@@ -7,7 +7,6 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from novelty.curate.morelike import more_like
-from novelty.run.trainingview import TRAINING_VIEWS, training_counts
 from webdemo.schemas import MoreLikeRequest, MoreLikeResult, TrainingList
 from webdemo.state import app_state, dumps
 
@@ -28,26 +27,18 @@ async def list_training(
     limit: int = Query(500, ge=1, le=100_000),
 ) -> Response:
     state = app_state(request)
-    rows = state.training_rows
-    counts = training_counts(rows)
-    flags = sorted({f for r in rows for f in r["flags"]})
-    items = [r for r in rows if TRAINING_VIEWS[filter](r)]
+    sort = sort or {"outliers": "outlier_score", "duplicates": "duplicate_group",
+                    "hubs": "times_retrieved"}.get(filter, "id")
+    items = state.training_view(filter, sort)
     if flag is not None:
         items = [r for r in items if flag in r["flags"]]
     if q:
         needle = q.lower()
         items = [r for r in items if needle in r["id"].lower()]
-    sort = sort or {"outliers": "outlier_score", "duplicates": "duplicate_group",
-                    "hubs": "times_retrieved"}.get(filter, "id")
-    if sort == "outlier_score":
-        items = sorted(items, key=lambda r: -(r["outlier_score"] if r["outlier_score"] is not None else -1e300))
-    elif sort == "times_retrieved":
-        items = sorted(items, key=lambda r: -r["times_retrieved"])
-    elif sort == "duplicate_group":
-        items = sorted(items, key=lambda r: (r["duplicate_group"] is None, r["duplicate_group"] or ""))
     total = len(items)
-    return Response(dumps({"total": total, "offset": offset, "items": items[offset: offset + limit],
-                           "counts": counts, "flags": flags}), media_type="application/json")
+    page = {"total": total, "offset": offset, "items": items[offset: offset + limit],
+            "counts": state.training_counts, "flags": state.training_flags}
+    return Response(dumps(page), media_type="application/json")
 
 
 @router.post("/more-like", response_model=MoreLikeResult, summary="Training images most like the examples")
@@ -56,6 +47,6 @@ def more_like_these(request: Request, body: MoreLikeRequest) -> MoreLikeResult:
     item is the image's curation row with its ``score`` and ``rank``. Unknown ids: 422 naming them."""
     state = app_state(request)
     ranked = more_like(state.view.root, body.examples, body.not_ids)
-    rows = {r["id"]: r for r in state.training_rows}
+    rows = state.training_by_id
     items = [{**rows[r["id"]], **r} for r in ranked.rows(body.limit) if r["id"] in rows]
     return MoreLikeResult(total=len(ranked.ids), items=items)
