@@ -104,6 +104,7 @@ class RunView:
     _retrieved: dict[str, dict[str, int]] = field(default_factory=dict)  # layer -> training id -> n
     _sample_set: set[str] = field(default_factory=set)
     _training_set: set[str] = field(default_factory=set)
+    _training_records: list[dict[str, Any]] | None = None  # built on first use, then shared
 
     # ---- loading -------------------------------------------------------------------------------
     @classmethod
@@ -328,9 +329,12 @@ class RunView:
                 "groups": groups}
 
     def training_rows(self) -> list[dict[str, Any]]:
-        """One record per TRAINING image (:func:`novelty.run.trainingview.training_records`)."""
-        return training_records(self.training_ids, self.training, self._retrieved, self._group_members,
-                                self.flag_names)
+        """One record per TRAINING image (:func:`novelty.run.trainingview.training_records`), built once
+        (a second or more at a million images): treat them as read-only."""
+        if self._training_records is None:
+            self._training_records = training_records(self.training_ids, self.training, self._retrieved,
+                                                      self._group_members, self.flag_names)
+        return self._training_records
 
     def summary(self) -> dict[str, Any]:
         """Set-level statistics (``summary.json``) with the run's settings, counts and plot names."""
