@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from novelty import defaults
-from novelty.run.trainingview import TRAINING_VIEWS, training_counts, training_records
+from novelty.run.trainingview import TRAINING_VIEWS, training_counts, training_records, view_records
 
 
 def test_without_training_csv_a_retrieval_hub_is_retrieved_hub_factor_times_chance():
@@ -32,3 +32,16 @@ def test_training_csv_rows_win_over_the_lists():
     assert record["outlier_score"] == 3.141593 and record["times_retrieved"] == 0
     assert not record["is_retrieval_hub"] and record["is_hub"] and record["flags"] == ["dark"]
     assert [name for name, keep in TRAINING_VIEWS.items() if keep(record)] == ["all", "outliers", "hubs", "flagged"]
+
+
+def test_each_view_has_its_own_order_and_ties_keep_the_id_order():
+    records = training_records([f"t{i}.png" for i in range(4)], {
+        "t0.png": {"outlier_score": 1.0, "is_outlier": True, "times_retrieved": 2},
+        "t1.png": {"outlier_score": None, "is_outlier": False, "times_retrieved": 9},
+        "t2.png": {"outlier_score": 3.0, "is_outlier": True, "times_retrieved": 2},
+        "t3.png": {"outlier_score": 1.0, "is_outlier": True, "times_retrieved": 0}}, {}, {}, [])
+    ids = lambda rows: [row["id"] for row in rows]  # noqa: E731
+    assert ids(view_records(records, "outliers")) == ["t2.png", "t0.png", "t3.png"]  # highest score first
+    assert ids(view_records(records, "all")) == ["t0.png", "t1.png", "t2.png", "t3.png"]
+    assert ids(view_records(records, "all", "outlier_score")) == ["t2.png", "t0.png", "t3.png", "t1.png"]
+    assert ids(view_records(records, "all", "times_retrieved")) == ["t1.png", "t0.png", "t2.png", "t3.png"]

@@ -12,17 +12,11 @@ from typing import Any
 from fastapi import Request
 
 from novelty.run.browse import RunView
-from novelty.run.trainingview import TRAINING_VIEWS, training_counts
+from novelty.run.trainingview import training_counts, view_records
 from webdemo.errors import ApiError, not_found
 from webdemo.settings import Settings
 
 MAX_CACHED_LISTS = 40_000  # serialised neighbour lists kept in memory (about 5 KB each)
-# Orders of the training list other than the natural id order (stable: ties keep it).
-TRAINING_SORTS = {
-    "outlier_score": lambda r: -(r["outlier_score"] if r["outlier_score"] is not None else -1e300),
-    "times_retrieved": lambda r: -r["times_retrieved"],
-    "duplicate_group": lambda r: (r["duplicate_group"] is None, r["duplicate_group"] or ""),
-}
 
 
 def dumps(obj: Any) -> bytes:
@@ -77,13 +71,11 @@ class AppState:
         return sorted({flag for row in self.training_rows for flag in row["flags"]})
 
     def training_view(self, view: str, sort: str) -> list[dict]:
-        """The training records of ``view`` (:data:`novelty.run.trainingview.TRAINING_VIEWS`) in ``sort``
-        order, filtered and sorted once per pair: a page of a million-image set is then a slice, not a
+        """:func:`novelty.run.trainingview.view_records`, filtered and sorted once per (view, sort) pair: a page of a million-image set is then a slice, not a
         pass over every record (about a second each at 1M) on the server's event loop."""
         key = (view, sort)
         if key not in self._training_views:
-            items = [row for row in self.training_rows if TRAINING_VIEWS[view](row)]
-            self._training_views[key] = sorted(items, key=TRAINING_SORTS[sort]) if sort in TRAINING_SORTS else items
+            self._training_views[key] = view_records(self.training_rows, view, sort)
         return self._training_views[key]
 
     @cached_property

@@ -22,6 +22,23 @@ TRAINING_VIEWS: dict[str, Any] = {
 }
 
 
+# Orders of a view other than the natural id order (stable: ties keep it), and each view's own.
+TRAINING_SORTS: dict[str, Any] = {
+    "outlier_score": lambda row: -(row["outlier_score"] if row["outlier_score"] is not None else -1e300),
+    "times_retrieved": lambda row: -row["times_retrieved"],
+    "duplicate_group": lambda row: (row["duplicate_group"] is None, row["duplicate_group"] or ""),
+}
+DEFAULT_SORT = {"outliers": "outlier_score", "duplicates": "duplicate_group", "hubs": "times_retrieved"}
+
+
+def view_records(rows: list[dict[str, Any]], view: str, sort: str | None = None) -> list[dict[str, Any]]:
+    """The records of ``rows`` that ``view`` holds (:data:`TRAINING_VIEWS`), in ``sort`` order
+    (:data:`TRAINING_SORTS`; "id" or None with no :data:`DEFAULT_SORT` for the view: as given)."""
+    items = [row for row in rows if TRAINING_VIEWS[view](row)]
+    sort = sort or DEFAULT_SORT.get(view, "id")
+    return sorted(items, key=TRAINING_SORTS[sort]) if sort in TRAINING_SORTS else items
+
+
 def training_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     """How many TRAINING images each view holds (images, every one), and the two counts that are not
     images: ``duplicate_groups`` (groups), and the hubs of each kind (``near_hubs``: near many training

@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from novelty.curate.morelike import more_like
+from novelty.run.trainingview import DEFAULT_SORT
 from webdemo.schemas import MoreLikeRequest, MoreLikeResult, TrainingList
 from webdemo.state import app_state, dumps
 
@@ -27,9 +28,7 @@ async def list_training(
     limit: int = Query(500, ge=1, le=100_000),
 ) -> Response:
     state = app_state(request)
-    sort = sort or {"outliers": "outlier_score", "duplicates": "duplicate_group",
-                    "hubs": "times_retrieved"}.get(filter, "id")
-    items = state.training_view(filter, sort)
+    items = state.training_view(filter, sort or DEFAULT_SORT.get(filter, "id"))
     if flag is not None:
         items = [r for r in items if flag in r["flags"]]
     if q:
